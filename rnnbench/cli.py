@@ -1,0 +1,55 @@
+"""``rnnbench``: a small command line that dispatches to the Hydra app and the reporting tools."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: rnnbench COMMAND [ARGS]
+
+commands:
+  train [-m] [KEY=VALUE ...]   train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)
+
+Every job writes result.json in its Hydra output dir (outputs/... or multirun/...)."""
+
+# Hydra's own flags: they inspect or print the config, so there is nothing to validate first.
+HYDRA_INSPECTION_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version",
+                          "--shell-completion", "-sc", "--resolve", "--package", "-p", "--config-path", "-cp",
+                          "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")
+
+
+def train(arguments: list[str]) -> int:
+    from rnnbench.errors import RnnbenchError
+
+    if not any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
+        from rnnbench.preflight import preflight
+
+        try:
+            preflight(arguments)
+        except RnnbenchError as error:
+            print(f"rnnbench: error: {error}", file=sys.stderr)
+            return 2
+    from rnnbench import app
+    from rnnbench.tracking import summary
+
+    sys.argv = ["rnnbench train", *arguments]
+    app.train()
+    return summary.exit_status
+
+
+COMMANDS = {"train": train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"rnnbench: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return command(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

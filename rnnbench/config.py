@@ -1,0 +1,66 @@
+"""Where the Hydra config tree lives, and the one up-front validation of a composed config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from rnnbench.errors import ConfigError, require, require_int
+
+_PACKAGE = Path(__file__).resolve().parent
+CLIP_ALGORITHMS = ("norm", "value")
+
+
+def config_dir() -> Path:
+    """The config tree: shipped as ``rnnbench/conf`` in an install, ``conf/`` beside the package in a checkout."""
+    for candidate in (_PACKAGE / "conf", _PACKAGE.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"rnnbench's config tree (train.yaml) is neither in {_PACKAGE / 'conf'} "
+                            f"nor in {_PACKAGE.parent / 'conf'}")
+
+
+def build(node: DictConfig, prefix: str, **kwargs: Any) -> Any:
+    """Instantiate a config node, reporting its constructor's ConfigError as one naming ``prefix.<key>``.
+
+    Keyword arguments go to the constructor as they are (Hydra would turn a dataclass into a config).
+    """
+    try:
+        factory = instantiate(node, _partial_=True)
+        return factory(**kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__.under(prefix) from None
+        raise
+    except ConfigError as error:
+        raise error.under(prefix) from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse every bad value, in one line, before any work: each component checks its own arguments.
+
+    Building the data module and the model is cheap (no data is generated or read until
+    ``setup``), so validation constructs them rather than repeating their rules here.
+    """
+    require(isinstance(cfg.get("seed"), int) and not isinstance(cfg.seed, bool) and cfg.seed >= 0,
+            "seed", cfg.get("seed"), "an integer >= 0")
+    if cfg.get("threads") is not None:
+        require_int(cfg.threads, "threads", 1)
+    datamodule = build(cfg.data, "data")
+    build(cfg.model, "model", task=datamodule.task)
+
+    lr = cfg.optim.get("lr")
+    require(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0, "optim.lr", lr, "a number > 0")
+    clip = cfg.trainer.get("gradient_clip_val")
+    require(clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0),
+            "trainer.gradient_clip_val", clip, "null (no clipping) or a number > 0")
+    algorithm = cfg.trainer.get("gradient_clip_algorithm")
+    require(algorithm in CLIP_ALGORITHMS, "trainer.gradient_clip_algorithm", algorithm,
+            f"one of {', '.join(CLIP_ALGORITHMS)}")
+    max_steps = cfg.trainer.get("max_steps", -1)
+    require(max_steps == -1 or (isinstance(max_steps, int) and max_steps >= 1), "trainer.max_steps", max_steps,
+            "an integer >= 1, or -1 to let trainer.max_epochs decide")

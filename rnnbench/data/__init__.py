@@ -1,0 +1,14 @@
+"""Datasets: each a Lightning data module that describes its :class:`~rnnbench.data.task.Task`.
+
+The registry is the ``conf/data`` config group: ``data=<name>`` picks ``conf/data/<name>.yaml``,
+whose ``_target_`` names one of these classes.
+"""
+
+from rnnbench.data.adding import AddingProblem
+from rnnbench.data.base import InMemoryDataModule
+from rnnbench.data.copy_memory import CopyMemory
+from rnnbench.data.digits import Digits
+from rnnbench.data.task import Task
+from rnnbench.data.timemachine import TimeMachine
+
+__all__ = ["AddingProblem", "CopyMemory", "Digits", "InMemoryDataModule", "Task", "TimeMachine"]

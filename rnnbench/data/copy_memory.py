@@ -1,0 +1,48 @@
+"""The copy-memory task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016): recall 10 symbols after a delay."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from rnnbench.data.base import InMemoryDataModule, Split, partition, split_sizes
+from rnnbench.data.task import Task
+from rnnbench.errors import require_int
+
+BLANK, DELIMITER, NUM_SYMBOLS, RECALL = 0, 9, 8, 10
+
+
+class CopyMemory(InMemoryDataModule):
+    """Sequences of length T + 20 with T = ``seq_len``, as in Arjovsky et al. (2016):
+
+    inputs (B, T + 20) int64: 10 symbols drawn from 1..8, then T - 1 blanks (0), the delimiter (9)
+    and 10 more blanks; so the delimiter comes T steps after the last symbol.
+    targets (B, T + 20) int64: blank everywhere except the last 10 steps, which hold the 10 symbols.
+
+    Cross-entropy over all steps; the memoryless baseline (blanks, then uniform guesses over the 8
+    symbols) scores 10 ln 8 / (T + 20). Accuracy is measured on the 10 recall steps.
+    """
+
+    def __init__(self, seq_len: int = 20, num_train: int = 10_000, num_val: int = 1_000,
+                 num_test: int = 1_000, batch_size: int = 64, seed: int = 0):
+        super().__init__(batch_size, seed)
+        self.seq_len = require_int(seq_len, "seq_len", 1)
+        self.sizes = split_sizes(num_train, num_val, num_test)
+
+    @property
+    def task(self) -> Task:
+        length = self.seq_len + 2 * RECALL
+        return Task(name="copy", input_kind="tokens", input_size=DELIMITER + 1, output_size=NUM_SYMBOLS + 1,
+                    per_step=True, loss="cross_entropy", metric="accuracy", causal=False, seq_len=length,
+                    baseline_loss=RECALL * math.log(NUM_SYMBOLS) / length, metric_steps=(length - RECALL, length))
+
+    def build_splits(self) -> dict[str, Split]:
+        n, length = sum(self.sizes), self.seq_len + 2 * RECALL
+        symbols = torch.randint(1, NUM_SYMBOLS + 1, (n, RECALL), generator=self.generator())
+        inputs = torch.full((n, length), BLANK, dtype=torch.long)
+        inputs[:, :RECALL] = symbols
+        inputs[:, length - RECALL - 1] = DELIMITER
+        targets = torch.full((n, length), BLANK, dtype=torch.long)
+        targets[:, -RECALL:] = symbols
+        return partition(inputs, targets, self.sizes)

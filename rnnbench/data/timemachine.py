@@ -1,0 +1,132 @@
+"""d2l's character-level language model on H. G. Wells' *The Time Machine*."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import logging
+import os
+import re
+import string
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from rnnbench.data.base import InMemoryDataModule, Split, split_sizes
+from rnnbench.data.task import Task
+from rnnbench.errors import ConfigError, DataError, require_int
+
+log = logging.getLogger(__name__)
+
+D2L_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
+D2L_SHA256 = "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
+# d2l's Vocab sorts its tokens, so ' ' < '<unk>' < 'a' ... 'z'; d2l's preprocessing leaves no unknowns.
+VOCABULARY = (" ", "<unk>", *string.ascii_lowercase)
+_INDEX = {token: i for i, token in enumerate(VOCABULARY)}
+
+
+def preprocess(text: str) -> str:
+    """d2l's cleaning: every run of non-letters becomes one space, then lower case."""
+    return re.sub("[^A-Za-z]+", " ", text).lower()
+
+
+def encode(text: str) -> torch.Tensor:
+    """Token ids (N,) int64 of the preprocessed text, ``<unk>`` for anything outside the vocabulary."""
+    unknown = _INDEX["<unk>"]
+    return torch.tensor([_INDEX.get(ch, unknown) for ch in preprocess(text)], dtype=torch.long)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_text_file(path: Path, setting: str) -> None:
+    """Refuse a path that does not exist or does not hold UTF-8 text."""
+    if not path.is_file():
+        raise ConfigError(setting, str(path), "an existing text file")
+    head = path.read_bytes()[: 1 << 16]
+    try:
+        head.decode("utf-8")
+        is_text = bool(head.strip()) and b"\x00" not in head
+    except UnicodeDecodeError as error:  # a multi-byte character cut at the 64 KiB boundary is still text
+        is_text = error.start >= len(head) - 3 and b"\x00" not in head
+    if not is_text:
+        raise ConfigError(setting, str(path), "a non-empty UTF-8 text file")
+
+
+def download(url: str, destination: Path, sha256: str) -> Path:
+    """Fetch ``url`` to ``destination`` only if its SHA-256 matches; nothing is left behind otherwise."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", url, destination)
+    fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            out.write(response.read())
+        actual = sha256_of(Path(partial))
+        if actual != sha256:
+            raise DataError(f"data.url={url!r} served a file with sha256 {actual}, expected {sha256}; not used")
+        os.replace(partial, destination)
+    except OSError as error:
+        raise DataError(f"data.url={url!r} could not be downloaded: {error}") from error
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return destination
+
+
+class TimeMachine(InMemoryDataModule):
+    """Next-character prediction, as in d2l.ai (chapter 9): vocabulary of 28 (space, ``<unk>``, a-z).
+
+    The preprocessed text is cut into three consecutive, disjoint stretches; each yields windows of
+    ``seq_len`` + 1 characters sliding by one (d2l's ``TimeMachine`` dataset), the first ``seq_len``
+    as inputs (B, T) int64 and the last ``seq_len`` as targets (B, T) int64.
+    ``num_train`` / ``num_val`` / ``num_test`` count windows (d2l: 10,000 train, 5,000 val).
+
+    The text comes from ``path`` when given, else ``cache_dir``/timemachine.txt, else it is
+    downloaded from ``url`` and kept only if its SHA-256 equals ``sha256``.
+    """
+
+    def __init__(self, seq_len: int = 32, num_train: int = 10_000, num_val: int = 5_000, num_test: int = 5_000,
+                 batch_size: int = 1024, seed: int = 0, path: str | None = None,
+                 cache_dir: str = "~/.cache/rnnbench", url: str = D2L_URL, sha256: str = D2L_SHA256):
+        super().__init__(batch_size, seed)
+        self.seq_len = require_int(seq_len, "seq_len", 1)
+        self.sizes = split_sizes(num_train, num_val, num_test)
+        self.path = None if path is None else Path(path).expanduser().resolve()
+        if self.path is not None:
+            check_text_file(self.path, "path")
+        self.cache_file = Path(cache_dir).expanduser() / "timemachine.txt"
+        self.url, self.sha256 = url, sha256
+
+    @property
+    def task(self) -> Task:
+        return Task(name="timemachine", input_kind="tokens", input_size=len(VOCABULARY),
+                    output_size=len(VOCABULARY), per_step=True, loss="cross_entropy", metric="perplexity",
+                    causal=True, seq_len=self.seq_len, baseline_loss=math.log(len(VOCABULARY)))
+
+    def text_file(self) -> Path:
+        if self.path is not None:
+            return self.path
+        if self.cache_file.is_file() and sha256_of(self.cache_file) == self.sha256:
+            return self.cache_file
+        return download(self.url, self.cache_file, self.sha256)
+
+    def build_splits(self) -> dict[str, Split]:
+        corpus = encode(self.text_file().read_text(encoding="utf-8", errors="replace"))
+        needed = sum(self.sizes) + 3 * self.seq_len
+        if len(corpus) < needed:
+            raise DataError(f"data.path holds {len(corpus)} characters after preprocessing; "
+                            f"num_train + num_val + num_test windows of seq_len={self.seq_len} need {needed}")
+        splits, start = {}, 0
+        for name, windows in zip(("train", "val", "test"), self.sizes):
+            stretch = corpus[start:start + windows + self.seq_len]
+            start += windows + self.seq_len
+            array = stretch.unfold(0, self.seq_len + 1, 1)
+            splits[name] = (array[:, :-1].contiguous(), array[:, 1:].contiguous())
+        return splits

@@ -1,0 +1,66 @@
+"""Validate every job of a run or sweep before any of them starts, so a typo in job 17 costs nothing."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+from rnnbench.config import config_dir, validate
+from rnnbench.errors import ConfigError, RnnbenchError
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def job_overrides(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> Iterator[list[str]]:
+    """The override list of each job a sweep over ``overrides`` (and the config's
+    ``hydra.sweeper.params``) will run; a sweep that is not a discrete list (an Optuna interval,
+    say) is left to its sweeper and checked at its first value only."""
+    parser = OverridesParser.create()
+    parsed: list[Override] = parser.parse_overrides(overrides)
+    given = {o.get_key_element() for o in parsed}
+    parsed += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()])
+               if o.get_key_element() not in given]
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    choices = []
+    for override in parsed:
+        if override.is_sweep_override() and multirun:
+            values = list(override.sweep_string_iterator()) if override.is_discrete_sweep() else []
+            if values:
+                choices.append([f"{override.get_key_element()}={v}" for v in values])
+    for combination in itertools.product(*choices):
+        yield fixed + list(combination)
+
+
+def _one_line(error: Exception) -> RnnbenchError:
+    if isinstance(error, MissingConfigException) and error.options:
+        group, _, choice = str(error.missing_cfg_file).rpartition("/")
+        return ConfigError(group, choice, f"one of {', '.join(error.options)}")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return RnnbenchError(" ".join(lines[:2]) if lines else type(error).__name__)
+
+
+def preflight(arguments: list[str]) -> int:
+    """Compose and validate the config of every job ``rnnbench train ARGUMENTS`` would run.
+
+    Returns the number of jobs checked; raises :class:`RnnbenchError` with a one-line message.
+    """
+    multirun = any(flag in arguments for flag in MULTIRUN_FLAGS)
+    overrides = [a for a in arguments if a not in MULTIRUN_FLAGS]
+    checked = 0
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="preflight"):
+            base = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
+                    if not (multirun and o.is_sweep_override())]
+            hydra_cfg = compose("train", overrides=base, return_hydra_config=True).hydra
+            params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
+            for job in job_overrides(overrides, params if multirun else {}, multirun):
+                validate(compose("train", overrides=job))
+                checked += 1
+    except (ConfigCompositionException, OverrideParseException) as error:
+        raise _one_line(error) from None
+    return checked

@@ -1,0 +1,78 @@
+"""Experiment loggers from the ``logger`` config group, and the W&B run lifecycle."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import Logger
+
+from rnnbench.data.task import Task
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"cell": "gru"}}`` -> ``{"model.cell": "gru"}``: keys W&B can group and filter on."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def is_wandb(logger_config: DictConfig) -> bool:
+    return str(logger_config.get("_target_", "")).endswith("WandbLogger")
+
+
+def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name: str | None,
+                  group: str | None, tags: list[str]) -> list[Logger]:
+    """Instantiate every logger under ``logger``; settings the config leaves null are filled per job.
+
+    Every logger writes under ``save_dir``, the job's own absolute output dir (W&B loses run files
+    when given a relative dir in a multirun).
+    """
+    loggers = []
+    for node in (logger_configs or {}).values():
+        if node is None:
+            continue
+        defaults: dict[str, Any] = {"save_dir": save_dir}
+        if is_wandb(node):
+            defaults.update(name=run_name, group=group, tags=tags)
+        loggers.append(instantiate(node, **{k: v for k, v in defaults.items() if node.get(k) is None}))
+    return loggers
+
+
+def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task, parameters: int) -> None:
+    """Log the config to every logger; give W&B its summaries (best val, final test) and the parameter count."""
+    for logger in loggers:
+        logger.log_hyperparams(flat_config)
+        if type(logger).__name__ != "WandbLogger":
+            continue
+        run = logger.experiment
+        metric_summary = "max" if task.metric_mode == "max" else "min"
+        run.define_metric("val/loss", summary="min")
+        run.define_metric(f"val/{task.metric}", summary=metric_summary)
+        for name in ("loss", task.metric):
+            run.define_metric(f"test/{name}", summary="last")
+        run.summary["parameters"] = parameters
+
+
+def wandb_record(loggers: list[Logger]) -> dict[str, Any] | None:
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+            run = logger._experiment
+            return {"run_id": run.id, "mode": "offline" if run.offline else "online", "dir": run.dir,
+                    "group": run.group or None, "name": run.name}
+    return None
+
+
+def finish_wandb(exit_code: int) -> None:
+    """End the current W&B run, if any, so the next job in this process starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)

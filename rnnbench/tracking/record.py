@@ -1,0 +1,149 @@
+"""The result record: one ``result.json`` per run, the contract between training and reporting.
+
+Schema (``schema`` = 1); every key is always present, ``null`` where it does not apply:
+
+- ``status``: ``running`` (written at start; a record left so means the job was killed),
+  ``completed``, ``diverged`` (a non-finite loss stopped training) or ``failed``.
+- ``error`` / ``traceback``: one-line message and full traceback for ``failed`` runs.
+- ``config``: the resolved config (secrets redacted); ``config_hash``: SHA-256 of what determines
+  the result (the config without ``logger``, ``resume`` and ``threads``; seed included);
+  ``overrides``: the job's command-line overrides; ``choices``: the config-group choices; ``seed``.
+- ``task``: name, metric, metric_mode, seq_len, baseline_loss, baseline_metric.
+- ``metrics``: flat, final values ``train/loss``, ``val/loss``, ``val/<metric>``, ``test/loss``,
+  ``test/<metric>``, and the best validation values ``best/val/loss``, ``best/val/<metric>``
+  with the steps they were reached at ``best/val/<...>_step``.
+- ``steps``: optimizer steps taken; ``diverged_at_step``: first step with a non-finite loss.
+- ``wall_seconds`` (whole job), ``train_seconds`` (fit minus validation), ``throughput``
+  (``samples_per_second``, ``tokens_per_second`` over ``train_seconds``), ``parameters``.
+- ``output_dir``, ``wandb`` (``run_id``, ``mode``, ``dir``) when a W&B logger ran, ``device``,
+  ``threads``, ``versions`` (python, torch, pytorch_lightning, hydra, wandb, torchmetrics, numpy),
+  ``git`` (``commit``, ``dirty``) when the code runs from a git checkout, ``started_at``,
+  ``finished_at`` (ISO 8601, UTC).
+- Later sections (``gradients``) are added by the diagnostics callbacks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "result.json"
+FINAL_STATUSES = ("completed", "diverged", "failed")
+NON_RESULT_KEYS = ("logger", "resume", "threads")
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|credential)", re.IGNORECASE)
+_PACKAGES = ("torch", "pytorch-lightning", "hydra-core", "wandb", "torchmetrics", "numpy")
+
+
+def redact(value: Any) -> Any:
+    """Copy of a config tree with every value under a secret-looking key replaced."""
+    if isinstance(value, Mapping):
+        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of what determines a run's result (seed included)."""
+    relevant = {k: v for k, v in config.items() if k not in NON_RESULT_KEYS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _to_json(value: Any) -> Any:
+    """Tensors and numpy scalars become Python numbers; NaN and infinities stay (json writes NaN, Infinity)."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            found[package.replace("-", "_")] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package.replace("-", "_")] = None
+    return found
+
+
+def git_state(source: Path = Path(__file__).resolve().parent) -> dict[str, Any] | None:
+    """The commit (and whether the tree differs from it) of the checkout the code runs from, if any."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=_to_json)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def find_records(*roots: Path) -> list[Path]:
+    """Every ``result.json`` below ``roots``, sorted by path."""
+    return sorted({p for root in roots for p in Path(root).rglob(RECORD_NAME)})
+
+
+def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping[str, Any],
+               output_dir: Path) -> dict[str, Any]:
+    """A record in state ``running``, with every key of the schema present."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "status": "running",
+        "error": None,
+        "traceback": None,
+        "config": redact(config),
+        "config_hash": config_hash(config),
+        "overrides": list(overrides),
+        "choices": dict(choices),
+        "seed": config.get("seed"),
+        "task": None,
+        "metrics": {},
+        "steps": 0,
+        "diverged_at_step": None,
+        "wall_seconds": None,
+        "train_seconds": None,
+        "throughput": None,
+        "parameters": None,
+        "output_dir": str(output_dir),
+        "wandb": None,
+        "device": None,
+        "threads": None,
+        "versions": versions(),
+        "git": git_state(),
+        "started_at": now(),
+        "finished_at": None,
+    }

@@ -1,0 +1,79 @@
+"""The sequence model: shapes for every cell, depth and direction; initialisation options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnbench.data import AddingProblem, CopyMemory, Digits, TimeMachine
+from rnnbench.errors import ConfigError
+from rnnbench.models import SequenceModel
+
+TASKS = {"adding": AddingProblem(seq_len=9).task, "copy": CopyMemory(seq_len=3).task,
+         "digits": Digits().task, "timemachine": TimeMachine(seq_len=9).task}
+
+
+def inputs_for(task, batch=4):
+    if task.input_kind == "tokens":
+        return torch.randint(0, task.input_size, (batch, task.seq_len))
+    return torch.rand(batch, task.seq_len, task.input_size)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_core_shapes_match_pytorch_documentation(cell, num_layers, bidirectional):
+    task = TASKS["adding"]
+    model = SequenceModel(task, cell=cell, hidden_size=6, num_layers=num_layers, bidirectional=bidirectional)
+    x = model.encode(inputs_for(task, batch=5))
+    output, state = model.rnn(x)
+    h_n = state[0] if cell == "lstm" else state
+    directions = 2 if bidirectional else 1
+    assert output.shape == (5, 9, directions * 6)  # (B, T, D*H), batch_first
+    assert h_n.shape == (num_layers * directions, 5, 6)  # (L*D, B, H)
+    # The head's final state is the forward direction's last step and the backward direction's first.
+    assert torch.allclose(h_n[-directions], output[:, -1, :6])
+    if bidirectional:
+        assert torch.allclose(h_n[-1], output[:, 0, 6:])
+    assert model(inputs_for(task, batch=5)).shape == (5,)
+
+
+@pytest.mark.parametrize("name,expected", [("adding", (4,)), ("digits", (4, 10)), ("copy", (4, 23, 9)),
+                                           ("timemachine", (4, 9, 28))])
+def test_heads_follow_the_task(name, expected):
+    task = TASKS[name]
+    for embedding_size in (None, 5):
+        model = SequenceModel(task, cell="gru", hidden_size=7, embedding_size=embedding_size)
+        assert model(inputs_for(task)).shape == expected
+
+
+def test_forget_bias_sets_the_total_forget_gate_bias():
+    model = SequenceModel(TASKS["adding"], cell="lstm", hidden_size=8, num_layers=2, bidirectional=True,
+                          forget_bias=2.5)
+    for suffix in ("l0", "l1", "l0_reverse", "l1_reverse"):
+        total = getattr(model.rnn, f"bias_ih_{suffix}") + getattr(model.rnn, f"bias_hh_{suffix}")
+        assert torch.allclose(total.chunk(4)[1], torch.full((8,), 2.5))
+        assert not torch.allclose(total.chunk(4)[0], torch.full((8,), 2.5))
+
+
+@pytest.mark.parametrize("cell,gates", [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_orthogonal_recurrent_init(cell, gates):
+    model = SequenceModel(TASKS["adding"], cell=cell, hidden_size=8, recurrent_init="orthogonal")
+    for block in model.rnn.weight_hh_l0.chunk(gates):
+        assert torch.allclose(block @ block.T, torch.eye(8), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,setting", [
+    ({"cell": "transformer"}, "cell"), ({"num_layers": 0}, "num_layers"), ({"hidden_size": 0}, "hidden_size"),
+    ({"dropout": 1.0}, "dropout"), ({"dropout": -0.1}, "dropout"), ({"nonlinearity": "gelu"}, "nonlinearity"),
+    ({"cell": "gru", "forget_bias": 1.0}, "forget_bias"), ({"recurrent_init": "identity"}, "recurrent_init"),
+])
+def test_bad_model_settings_are_refused_by_name(kwargs, setting):
+    with pytest.raises(ConfigError) as error:
+        SequenceModel(TASKS["adding"], **kwargs)
+    assert error.value.setting == setting
+
+
+def test_bidirectional_language_model_is_refused():
+    with pytest.raises(ConfigError, match="bidirectional=True .* causal task 'timemachine'"):
+        SequenceModel(TASKS["timemachine"], bidirectional=True)
