@@ -40,6 +40,12 @@ def build(node: DictConfig, prefix: str, **kwargs: Any) -> Any:
         raise error.under(prefix) from None
 
 
+def build_diagnostics(diagnostics: DictConfig | None) -> list[Any]:
+    """One callback per instrument under ``diagnostics`` (entries without ``_target_`` are settings)."""
+    return [build(node, f"diagnostics.{name}") for name, node in (diagnostics or {}).items()
+            if isinstance(node, DictConfig) and "_target_" in node]
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse every bad value, in one line, before any work: each component checks its own arguments.
 
@@ -52,6 +58,8 @@ def validate(cfg: DictConfig) -> None:
         require_int(cfg.threads, "threads", 1)
     datamodule = build(cfg.data, "data")
     build(cfg.model, "model", task=datamodule.task)
+
+    build_diagnostics(cfg.get("diagnostics"))
 
     lr = cfg.optim.get("lr")
     require(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0, "optim.lr", lr, "a number > 0")

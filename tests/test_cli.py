@@ -12,7 +12,7 @@ from rnnbench.tracking.wandb_offline import read_offline_run
 from conftest import FAST, cli_env
 
 RECORD_KEYS = {"schema", "status", "error", "traceback", "config", "config_hash", "overrides", "choices", "seed",
-               "task", "metrics", "steps", "diverged_at_step", "wall_seconds", "train_seconds", "throughput",
+               "task", "metrics", "steps", "diverged_at_step", "gradients", "gates", "wall_seconds", "train_seconds", "throughput",
                "parameters", "output_dir", "wandb", "device", "threads", "versions", "git", "started_at",
                "finished_at"}
 

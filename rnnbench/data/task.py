@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnbench.diagnostics.gates import cell_layout, gate_activations, linear_scan, run_layers
+from rnnbench.diagnostics.layers import cell_layout, gate_activations, linear_scan, run_layers
 
 __all__ = ["GradientThroughTime", "gradient_through_time"]
 

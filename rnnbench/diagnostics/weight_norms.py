@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from rnnbench.diagnostics.gates import DIRECTION_NAMES
+from rnnbench.diagnostics.layers import DIRECTION_NAMES
 
-__all__ = ["recurrent_parameter_groups", "grad_norms"]
+__all__ = ["recurrent_parameter_groups", "grad_norms", "grad_norm_tensor"]
 
 _PARAMETER_NAME = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 
@@ -67,6 +67,17 @@ def grad_norms(
     Returns:
         ``{"total": norm, name: norm, ...}`` as Python floats.
     """
+    names, norms = grad_norm_tensor(named_groups, total_params)
+    return dict(zip(names, norms.tolist()))
+
+
+def grad_norm_tensor(
+    named_groups: list[tuple[str, list[Tensor]]], total_params: Iterable[Tensor]
+) -> tuple[list[str], Tensor]:
+    """:func:`grad_norms` left on the device: (names, float64 norms (1 + len(named_groups),)).
+
+    For callers that batch these norms with other device values into their one transfer.
+    """
     total_params = list(total_params)
     groups = [("total", total_params)] + [(name, list(params)) for name, params in named_groups]
     if any(name == "total" for name, _ in named_groups):
@@ -87,8 +98,7 @@ def grad_norms(
     for _, params in groups:
         members = [norm_of[id(p)] for p in params if p.grad is not None]
         group_norms.append(torch.linalg.vector_norm(torch.stack(members)) if members else zero)
-    values = torch.stack(group_norms).tolist()
-    return {name: value for (name, _), value in zip(groups, values)}
+    return [name for name, _ in groups], torch.stack(group_norms)
 
 
 def _norms_per_tensor(tensors: list[Tensor]) -> list[Tensor]:

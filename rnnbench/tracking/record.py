@@ -19,7 +19,20 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   ``threads``, ``versions`` (python, torch, pytorch_lightning, hydra, wandb, torchmetrics, numpy),
   ``git`` (``commit``, ``dirty``) when the code runs from a git checkout, ``started_at``,
   ``finished_at`` (ISO 8601, UTC).
-- Later sections (``gradients``) are added by the diagnostics callbacks.
+- ``gradients`` (null with ``diagnostics=none``), from the diagnostics callbacks:
+  ``final_norm``, ``max_norm`` and ``last_finite_norm`` (pre-clip global L2 norms),
+  ``clip_rate`` (fraction of steps where clipping fired; null without clipping),
+  ``clipped_steps``, ``spikes``, ``nonfinite``, ``steps_measured``, ``probe_steps`` and
+  ``layers``: one entry per layer and direction with ``layer``, ``direction``,
+  ``vanishing_log10`` (log10 ||dl_T/dh_1|| / ||dl_T/dh_T|| at the last probe),
+  ``vanishing_log10_first`` (at the first probe, i.e. initialisation), ``reach`` /
+  ``reach_first`` (steps until the norm has fallen 10x; Infinity if never),
+  ``cell_vanishing_log10`` / ``_first`` (LSTM cell state, else null), and the curves
+  ``curve_first``, ``curve_last`` (norms), ``log10_curve_first``, ``log10_curve_last``,
+  ``cell_curve_first``, ``cell_curve_last``: in each direction's processing order, the last
+  element nearest the loss (a backward direction processes position T first).
+- ``gates`` (null for plain RNNs or without the gate monitor): per layer and direction, each
+  sigmoid gate's ``<gate>_mean`` and ``<gate>_saturated`` fraction at the last probe.
 """
 
 from __future__ import annotations
@@ -134,6 +147,8 @@ def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping
         "metrics": {},
         "steps": 0,
         "diverged_at_step": None,
+        "gradients": None,
+        "gates": None,
         "wall_seconds": None,
         "train_seconds": None,
         "throughput": None,

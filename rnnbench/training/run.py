@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.config import build, validate
+from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError
 from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, flatten, wandb_record
@@ -132,7 +132,9 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
     record["wandb"] = wandb_record(loggers)
 
     statistics, divergence = RunStatistics(task), DivergenceMonitor()
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[statistics, divergence],
+    diagnostics = build_diagnostics(cfg.get("diagnostics"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False,
+                                      callbacks=[statistics, divergence, *diagnostics],
                                       default_root_dir=str(output_dir))
     record["device"] = str(module.device if trainer.strategy.root_device is None else trainer.strategy.root_device)
     trainer.fit(module, datamodule=datamodule)
@@ -149,6 +151,9 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
         log.warning("loss became non-finite at step %d: run ends as diverged", divergence.diverged_at_step)
     metrics.update(_numbers(trainer.callback_metrics))
     metrics.update(statistics.best)
+    record["gradients"] = None
+    for diagnostic in diagnostics:
+        diagnostic.record_into(record)
     record.update(status=status, metrics=metrics, steps=trainer.global_step,
                   diverged_at_step=divergence.diverged_at_step, train_seconds=statistics.train_seconds,
                   throughput=statistics.throughput())

@@ -1,0 +1,84 @@
+"""What every diagnostic callback shares: a narrow view of the model, a probe batch, logging, the record."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from rnnbench.errors import require_int
+
+
+def recurrent_core(pl_module: pl.LightningModule) -> nn.RNNBase:
+    """The fused recurrent module the instruments look at (``pl_module.model.rnn``)."""
+    return pl_module.model.rnn
+
+
+def log_scalars(trainer: pl.Trainer, metrics: dict[str, float], step: int) -> None:
+    """Send host floats straight to every logger at the trainer's global step."""
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=step)
+
+
+def wandb_runs(trainer: pl.Trainer) -> list[Any]:
+    return [logger.experiment for logger in trainer.loggers if type(logger).__name__ == "WandbLogger"]
+
+
+def gradients_section(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``gradients`` section, created on first use."""
+    if record.get("gradients") is None:
+        record["gradients"] = {}
+    return record["gradients"]
+
+
+class Diagnostic(pl.Callback):
+    """A Lightning callback whose findings also go into the run's ``result.json``."""
+
+    @abstractmethod
+    def record_into(self, record: dict[str, Any]) -> None:
+        """Add this instrument's summary to ``record`` (the ``gradients`` section, or its own)."""
+
+
+class Probe(Diagnostic):
+    """Runs :meth:`probe` on a fixed batch (the first ``probe_size`` validation samples) at the
+    start of training, every ``every_n_steps`` optimizer steps, and at the end.
+
+    The model is left exactly as it was: probes use their own autograd graph, not ``.grad``.
+    """
+
+    def __init__(self, every_n_steps: int = 100, probe_size: int = 64):
+        self.every_n_steps = require_int(every_n_steps, "every_n_steps", 1)
+        self.probe_size = require_int(probe_size, "probe_size", 1)
+        self.batch: tuple[Tensor, Tensor] | None = None
+        self.probe_steps: list[int] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        inputs, targets = next(iter(trainer.datamodule.val_dataloader()))
+        self.batch = (inputs[: self.probe_size].to(pl_module.device), targets[: self.probe_size].to(pl_module.device))
+        self._run(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._run(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._run(trainer, pl_module)
+
+    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        step = trainer.global_step
+        if self.batch is None or (self.probe_steps and self.probe_steps[-1] == step):
+            return
+        self.probe_steps.append(step)
+        inputs, targets = self.batch
+        with torch.no_grad():
+            encoded = pl_module.model.encode(inputs)
+        self.probe(trainer, pl_module, encoded, targets, step)
+
+    @abstractmethod
+    def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
+              step: int) -> None:
+        """Measure on ``encoded`` (B, T, input_size), the recurrent core's input, and ``targets``."""

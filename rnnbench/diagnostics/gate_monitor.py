@@ -1,0 +1,38 @@
+"""LSTM and GRU gate statistics on the probe batch: means and saturation, per layer and direction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from torch import Tensor
+
+from rnnbench.diagnostics.base import Probe, log_scalars, recurrent_core
+from rnnbench.diagnostics.gates import gate_statistics
+from rnnbench.errors import require
+
+
+class GateMonitor(Probe):
+    """Mean of each sigmoid gate (LSTM input/forget/output, GRU reset/update) and the fraction of
+    its activations below ``saturation`` or above 1 - ``saturation``, reconstructed exactly from
+    each layer's hidden sequence. Logged as ``gates/layer<l>/<direction>/<gate>_mean`` and
+    ``..._saturated``; a plain RNN has no gates and logs nothing.
+    """
+
+    def __init__(self, every_n_steps: int = 100, probe_size: int = 64, saturation: float = 0.05):
+        super().__init__(every_n_steps, probe_size)
+        require(isinstance(saturation, float) and 0 < saturation < 0.5, "saturation", saturation,
+                "a number in (0, 0.5)")
+        self.saturation = saturation
+        self.last: list[dict[str, Any]] = []
+
+    def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
+              step: int) -> None:
+        self.last = gate_statistics(recurrent_core(pl_module), encoded, self.saturation)
+        metrics = {f"gates/layer{row['layer']}/{row['direction']}/{key}": value
+                   for row in self.last for key, value in row.items() if key not in ("layer", "direction")}
+        if metrics:
+            log_scalars(trainer, metrics, step)
+
+    def record_into(self, record: dict[str, Any]) -> None:
+        record["gates"] = self.last or None
