@@ -25,8 +25,12 @@ def test_help_lists_every_config_group(rnnbench_cli):
     result = rnnbench_cli("train", "--help")
     assert result.returncode == 0
     for line in ("data: adding, copy, digits, timemachine", "logger: csv, none, wandb", "optim: adam, sgd",
-                 "experiment: quickstart", "model: recurrent"):
+                 "diagnostics: default, none"):
         assert line in result.stdout
+    groups = {line.split(":")[0]: line.split(": ")[1].split(", ") for line in result.stdout.splitlines()
+              if line.startswith(("model:", "experiment:"))}
+    assert {"gru", "lstm", "recurrent", "rnn", "rnn_orthogonal", "lstm_forget_bias1"} <= set(groups["model"])
+    assert {"quickstart", "gradient_flow"} <= set(groups["experiment"])
 
 
 def test_cfg_job_prints_the_composed_config(rnnbench_cli, tmp_path):

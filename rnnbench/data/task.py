@@ -10,6 +10,8 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor
 
+from rnnbench.errors import require
+
 
 @dataclass(frozen=True)
 class Task:
@@ -88,8 +90,6 @@ class Task:
         return predictions, targets
 
     def validate_model(self, bidirectional: bool) -> None:
-        from rnnbench.errors import require
-
         require(not (bidirectional and self.causal), "model.bidirectional", bidirectional,
                 f"false for the causal task '{self.name}' (a backward direction would read the future)")
 
