@@ -4,6 +4,7 @@
     python -m benchmarks.throughput --suite harness       # rnnbench (default logging + diagnostics, W&B offline) vs plain loop
     python -m benchmarks.throughput --suite scaling       # tokens/s against T, hidden, layers; probe cost against T
     python -m benchmarks.throughput --suite startup       # seconds from launch to the first training step
+    python -m benchmarks.throughput --suite data          # share of the step spent fetching batches
     python -m benchmarks.throughput --suite all --quick   # everything, small
 
 Every measurement runs in its own process (as a sweep job does) with a fixed number of torch threads;
@@ -170,6 +171,29 @@ def startup(repeats: int, log) -> list[dict]:
     return rows
 
 
+def data_loading(repeats: int, log) -> list[dict]:
+    """Share of the training step spent fetching batches, from Lightning's SimpleProfiler."""
+    rows = []
+    for case in (Case(hidden=64, batch=32, steps=300), Case(hidden=256, batch=256, steps=40)):
+        shares = []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as workdir:
+                profiler = (f"+trainer.profiler={{_target_: pytorch_lightning.profilers.SimpleProfiler, "
+                            f"dirpath: {workdir}/profile, filename: simple}}")
+                subprocess.run([sys.executable, "-m", "rnnbench", "train", *case.overrides(), profiler],
+                               cwd=workdir, env=_env(case.threads), capture_output=True, text=True, check=True)
+                report = (Path(workdir) / "profile" / "fit-simple.txt").read_text()
+            totals = {line.split("|")[1].strip(): float(line.split("|")[4]) for line in report.splitlines()
+                      if line.startswith("|") and line.count("|") >= 6 and line.split("|")[4].strip()[:1].isdigit()}
+            fetch = totals["[_TrainingEpochLoop].train_dataloader_next"]
+            shares.append(fetch / (fetch + totals["run_training_batch"]))
+        row = {"cell": case.cell, "batch": case.batch, "hidden": case.hidden, "T": case.seq_len,
+               "data loading % of step": round(100 * statistics.median(shares), 2)}
+        rows.append(row)
+        log(row)
+    return rows
+
+
 def write_table(rows: list[dict], path: Path, title: str, note: str) -> None:
     if not rows:
         return
@@ -186,7 +210,7 @@ def write_table(rows: list[dict], path: Path, title: str, note: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "all"], default="overhead")
+    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "all"], default="overhead")
     parser.add_argument("--quick", action="store_true", help="fewer cases and steps (a smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, default=REPO / "results" / "performance")
@@ -200,7 +224,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     steps = 20 if args.quick else 200
-    suites = ["overhead", "harness", "scaling", "startup"] if args.suite == "all" else [args.suite]
+    suites = ["overhead", "harness", "scaling", "startup", "data"] if args.suite == "all" else [args.suite]
     tag = "_quick" if args.quick else ""
     for suite in suites:
         if suite == "overhead":
@@ -229,6 +253,11 @@ def main() -> None:
             rows = compare(grid, ["plain", "default"], max(1, args.repeats - 1), log)
             write_table(rows, args.output / f"scaling{tag}", "Throughput against the work",
                         "LSTM character LM, batch 32, 1 thread; harness with default diagnostics and W&B offline.")
+        elif suite == "data":
+            rows = data_loading(max(1, args.repeats - 2), log)
+            write_table(rows, args.output / f"data_loading{tag}", "Data loading",
+                        "Lightning SimpleProfiler: `train_dataloader_next` against `run_training_batch`, LSTM "
+                        "character LM, T=35, 1 thread, default diagnostics and W&B offline.")
         elif suite == "startup":
             rows = startup(args.repeats, log)
             write_table(rows, args.output / f"startup{tag}", "Start-up", "Median seconds of a cold process.")

@@ -1,0 +1,429 @@
+"""``rnnbench table``: one row per group of runs, each metric as mean ± std (n) over seeds.
+
+Rows group the runs by the settings that vary between them (seed and bookkeeping excluded) or by
+``--by`` keys; ``n`` counts the completed runs (seeds) that have the metric. Diverged and failed runs
+are counted in their own columns. :func:`build_comparison` makes the ``--compare`` table instead: the
+difference of means between two values of one setting, with a bootstrap confidence interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, code_differences, display, is_bookkeeping,
+                                     matches, parse_value, sort_key, varying_keys)
+from rnnbench.report.statistics import (CONFIDENCE, RESAMPLES, SEED, Difference, Summary, bootstrap_difference,
+                                        summarize)
+
+__all__ = ["Table", "build_table", "build_comparison", "default_metrics", "FORMATS", "format_number",
+           "format_summary"]
+
+FORMATS = ("markdown", "csv", "latex", "json")
+# The metric look-ups of the task that the baseline note covers.
+_TASK_PREFIXES = ("test/", "val/", "best/val/", "train/")
+
+
+# --- numbers as text -----------------------------------------------------------------------------------------
+
+def format_number(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 1e9:
+        return str(int(value))
+    return format(value, f".{digits}g")
+
+
+def _decimals(std: float) -> int | None:
+    """Decimals that show 2 significant digits of ``std``; None where fixed point would not suit."""
+    if not math.isfinite(std) or std <= 0:
+        return None
+    decimals = max(0, 1 - math.floor(math.log10(std)))
+    return decimals if decimals <= 8 else None
+
+
+def format_summary(summary: Summary) -> str:
+    """``mean ± std (n)``; the mean rounded to the std's second significant digit; blank for n = 0."""
+    if summary.n == 0 or summary.mean is None:
+        return ""
+    mean, std = summary.mean, summary.std
+    if std is None or not math.isfinite(mean) or not math.isfinite(std) or std == 0:
+        text = format_number(mean)
+        if std is not None and std == 0:
+            text += " ± 0"
+    else:
+        decimals = _decimals(std)
+        if decimals is not None and abs(mean) < 1e7:
+            text = f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+        else:
+            text = f"{format_number(mean)} ± {format(std, '.2g')}"
+    return f"{text} ({summary.n})"
+
+
+def _csv_number(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _json_number(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+# --- cells ---------------------------------------------------------------------------------------------------
+
+class Cell:
+    numeric = False
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def fields(self, column: str) -> list[tuple[str, str]]:
+        """(header, value) pairs for the machine-readable CSV."""
+        return [(column, self.text())]
+
+    def json(self) -> Any:
+        return self.text()
+
+
+@dataclass
+class Key(Cell):
+    value: Any
+
+    def text(self) -> str:
+        return display(self.value)
+
+    def json(self) -> Any:
+        if isinstance(self.value, tuple):
+            return list(self.value)
+        return _json_number(self.value) if isinstance(self.value, float) else self.value
+
+
+@dataclass
+class Text(Cell):
+    value: str
+
+    def text(self) -> str:
+        return self.value
+
+
+@dataclass
+class Count(Cell):
+    value: int
+    numeric = True
+
+    def text(self) -> str:
+        return str(self.value)
+
+    def json(self) -> Any:
+        return self.value
+
+
+@dataclass
+class Number(Cell):
+    value: float | None
+    numeric = True
+
+    def text(self) -> str:
+        return format_number(self.value)
+
+    def fields(self, column: str) -> list[tuple[str, str]]:
+        return [(column, _csv_number(self.value))]
+
+    def json(self) -> Any:
+        return _json_number(self.value)
+
+
+@dataclass
+class Stat(Cell):
+    summary: Summary
+    numeric = True
+
+    def text(self) -> str:
+        return format_summary(self.summary)
+
+    def fields(self, column: str) -> list[tuple[str, str]]:
+        s = self.summary
+        return [(f"{column} mean", _csv_number(s.mean)), (f"{column} std", _csv_number(s.std)),
+                (f"{column} n", str(s.n))]
+
+    def json(self) -> Any:
+        s = self.summary
+        return {"mean": _json_number(s.mean), "std": _json_number(s.std), "n": s.n}
+
+
+@dataclass
+class Interval(Cell):
+    difference: Difference
+    numeric = True
+
+    def text(self) -> str:
+        d = self.difference
+        if not d.defined:
+            return d.reason or "undefined"
+        return f"[{format_number(d.low)}, {format_number(d.high)}]" + (" *" if d.excludes_zero else "")
+
+    def fields(self, column: str) -> list[tuple[str, str]]:
+        d = self.difference
+        return [(f"{column} low", _csv_number(d.low)), (f"{column} high", _csv_number(d.high)),
+                (f"{column} excludes 0", "" if d.excludes_zero is None else str(d.excludes_zero).lower()),
+                (f"{column} note", d.reason or "")]
+
+    def json(self) -> Any:
+        d = self.difference
+        return {"low": d.low, "high": d.high, "confidence": d.confidence, "excludes_zero": d.excludes_zero,
+                "undefined": d.reason}
+
+
+# --- the table -----------------------------------------------------------------------------------------------
+
+@dataclass
+class Table:
+    """Columns, rows of cells, and what the reader must know: warnings (also to stderr) and notes."""
+
+    columns: list[str]
+    rows: list[list[Cell]]
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def render(self, fmt: str = "markdown") -> str:
+        if fmt not in FORMATS:
+            raise ReportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        return getattr(self, f"_{fmt}")()
+
+    def _markdown(self) -> str:
+        def escape(text: str) -> str:
+            return text.replace("|", "\\|")
+
+        lines = ["| " + " | ".join(escape(c) for c in self.columns) + " |"]
+        align = [("---:" if any(row[i].numeric for row in self.rows) else "---") for i in range(len(self.columns))]
+        lines.append("| " + " | ".join(align) + " |")
+        lines += ["| " + " | ".join(escape(cell.text()) for cell in row) + " |" for row in self.rows]
+        trailer = [f"- **Warning:** {w}" for w in self.warnings] + [f"- Note: {n}" for n in self.notes]
+        return "\n".join(lines + ([""] + trailer if trailer else [])) + "\n"
+
+    def _csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        header: list[str] = []
+        body: list[list[str]] = []
+        for r, row in enumerate(self.rows):
+            pairs = [pair for column, cell in zip(self.columns, row) for pair in cell.fields(column)]
+            if r == 0:
+                header = [name for name, _ in pairs]
+            body.append([value for _, value in pairs])
+        if not self.rows:
+            header = list(self.columns)
+        writer.writerow(header)
+        writer.writerows(body)
+        return out.getvalue()
+
+    def _json(self) -> str:
+        rows = [{column: cell.json() for column, cell in zip(self.columns, row)} for row in self.rows]
+        return json.dumps(rows, indent=2) + "\n"
+
+    def _latex(self) -> str:
+        def escape(text: str) -> str:
+            replaced = "".join({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                                "^": r"\textasciicircum{}"}.get(ch, ch) for ch in text)
+            return replaced.replace("±", r"$\pm$").replace("‖", r"$\|$")
+
+        spec = "".join("r" if any(row[i].numeric for row in self.rows) else "l" for i in range(len(self.columns)))
+        lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+                 " & ".join(escape(c) for c in self.columns) + r" \\", r"\midrule"]
+        lines += [" & ".join(escape(cell.text()) for cell in row) + r" \\" for row in self.rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [f"% warning: {w}" for w in self.warnings] + [f"% note: {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+# --- building ------------------------------------------------------------------------------------------------
+
+def default_metrics(runs: Sequence[Run]) -> list[str]:
+    """The task's test metric(s) and test loss, plus gradient summaries where some run has them."""
+    names: list[str] = []
+    for run in runs:
+        metric = run.task.get("metric")
+        if metric and f"test/{metric}" not in names:
+            names.append(f"test/{metric}")
+    if "test/loss" not in names:
+        names.append("test/loss")
+    for name in ("gradients.vanishing_log10", "gradients.clip_rate"):
+        if any(run.value(name) is not None for run in runs):
+            names.append(name)
+    return names
+
+
+def _check_keys(runs: Sequence[Run], keys: Sequence[str], option: str) -> None:
+    known = all_keys(runs)
+    for key in keys:
+        if key not in known:
+            varying = ", ".join(varying_keys(runs)) or "none"
+            raise ReportError(f"{option} {key}: no run has this setting (settings that vary: {varying})")
+
+
+def _groups(runs: Sequence[Run], keys: Sequence[str]) -> list[tuple[tuple, list[Run]]]:
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(run.settings.get(k) for k in keys), []).append(run)
+    return sorted(groups.items(), key=lambda item: tuple(sort_key(v) for v in item[0]))
+
+
+def _values(runs: Sequence[Run], metric: str) -> list[float | None]:
+    return [run.value(metric) for run in runs if run.status == "completed"]
+
+
+def _distinct(runs: Sequence[Run], key: str) -> str:
+    values: dict[Any, None] = {}
+    for run in runs:
+        values[run.settings.get(key)] = None
+    return ", ".join(display(v) for v in sorted(values, key=sort_key))
+
+
+def _context(runs: Sequence[Run], runset: RunSet, group_keys: Sequence[str], metrics: Sequence[str],
+             excluded: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """Warnings and notes about runs pooled in one table."""
+    warnings = list(code_differences(runs))
+    notes = []
+    pooled = [k for k in varying_keys(runs) if k not in group_keys and k not in excluded]
+    data = [k for k in pooled if k == "data" or k.startswith("data.")]
+    if data:
+        warnings.append("runs pooled in one row differ in data settings not used for grouping: "
+                        + "; ".join(f"{k} ({_distinct(runs, k)})" for k in data))
+    other = [k for k in pooled if k not in data]
+    if other:
+        notes.append("rows pool runs that differ in " + "; ".join(f"{k} ({_distinct(runs, k)})" for k in other)
+                     + ": add --by KEY to separate them")
+    warnings += [f"skipped unreadable record {line}" for line in runset.skipped]
+    completed = [run for run in runs if run.status == "completed"]
+    for metric in metrics:
+        if not any(run.value(metric) is not None for run in completed):
+            warnings.append(f"metric {metric!r} is in no completed run's record (blank column)")
+    running = sum(run.status not in ("completed", "diverged", "failed") for run in runs)
+    if running:
+        notes.append(f"{running} run(s) still running, or killed before finishing: not counted")
+    hashes: dict[str, int] = {}
+    for run in runs:
+        key = run.record.get("config_hash")
+        if key:
+            hashes[key] = hashes.get(key, 0) + 1
+    repeats = sum(n - 1 for n in hashes.values() if n > 1)
+    if repeats:
+        notes.append(f"{repeats} run(s) repeat the exact config (seed included) of another run; each counts in n")
+    baseline = baseline_note(runs, metrics)
+    if baseline:
+        notes.append(baseline)
+    return warnings, notes
+
+
+def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
+    """``input-blind baseline (adding, mse: lower is better): test/mse 0.1667, test/loss 0.1667``,
+    where all runs that know their task share one."""
+    tasks = {(t.get("name"), t.get("metric"), t.get("metric_mode"), t.get("baseline_loss"), t.get("baseline_metric"))
+             for t in (run.task for run in runs) if t}
+    if len(tasks) != 1:
+        return None
+    name, metric, mode, loss, value = tasks.pop()
+    parts = []
+    for column in metrics:
+        if not column.startswith(_TASK_PREFIXES) or column.endswith("_step"):
+            continue
+        leaf = column.rsplit("/", 1)[-1]
+        baseline = loss if leaf == "loss" else value if leaf == metric else None
+        if isinstance(baseline, (int, float)):
+            parts.append(f"{column} {format_number(float(baseline))}")
+    if not parts:
+        parts = [f"{label} {format_number(float(b))}" for label, b in (("loss", loss), (metric, value))
+                 if isinstance(b, (int, float)) and label]
+    if not parts:
+        return None
+    direction = {"min": "lower is better", "max": "higher is better"}.get(mode)
+    described = ", ".join(str(x) for x in (name, f"{metric}: {direction}" if direction and metric else None) if x)
+    return f"input-blind baseline ({described}): " + ", ".join(dict.fromkeys(parts))
+
+
+def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequence[str] | None = None) -> Table:
+    runs = runset.runs
+    if by:
+        _check_keys(runs, by, "--by")
+    keys = list(dict.fromkeys(by)) if by else varying_keys(runs)
+    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(runs)
+    columns = [*keys, *metrics, "diverged", "failed"]
+    rows: list[list[Cell]] = []
+    for values, members in _groups(runs, keys):
+        row: list[Cell] = [Key(v) for v in values]
+        row += [Stat(summarize(_values(members, m))) for m in metrics]
+        row += [Count(sum(r.status == "diverged" for r in members)), Count(sum(r.status == "failed" for r in members))]
+        rows.append(row)
+    warnings, notes = _context(runs, runset, keys, metrics)
+    if any(is_bookkeeping(k) for k in keys):
+        notes.append("grouped by bookkeeping settings: " + ", ".join(k for k in keys if is_bookkeeping(k)))
+    return Table(columns, rows, warnings, notes)
+
+
+def _side(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ReportError(f"--compare {text!r}: expected KEY=VALUE, e.g. model.cell=lstm")
+    return key.strip(), parse_value(value.strip())
+
+
+def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[str] | None = None,
+                     by: Sequence[str] | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> Table:
+    """Per group of the remaining keys and per metric: A, B as mean ± std (n), A - B and its bootstrap CI."""
+    runs = runset.runs
+    if len(compare) != 2:
+        raise ReportError(f"--compare takes two KEY=VALUE sides (A and B), got {len(compare)}")
+    (key, a), (key_b, b) = _side(compare[0]), _side(compare[1])
+    if key != key_b:
+        raise ReportError(f"--compare {compare[0]} {compare[1]}: both sides must name the same setting")
+    if matches(a, b):
+        raise ReportError(f"--compare {compare[0]} {compare[1]}: the two sides are the same value")
+    _check_keys(runs, [key], "--compare")
+    if by:
+        _check_keys(runs, by, "--by")
+    for text, wanted in ((compare[0], a), (compare[1], b)):
+        if not any(matches(run.settings.get(key), wanted) for run in runs):
+            raise ReportError(f"--compare {text}: no run has it ({key} is one of {_distinct(runs, key)})")
+    keys = [k for k in (dict.fromkeys(by) if by else varying_keys(runs)) if k != key]
+    a_runs = [run for run in runs if matches(run.settings.get(key), a)]
+    b_runs = [run for run in runs if matches(run.settings.get(key), b)]
+    a_ids, b_ids = {id(run) for run in a_runs}, {id(run) for run in b_runs}
+    both = [run for run in runs if id(run) in a_ids or id(run) in b_ids]
+    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(both)
+    a_name, b_name = f"{key}={display(a)}", f"{key}={display(b)}"
+    columns = [*keys, "metric", f"A: {a_name}", f"B: {b_name}", "A - B", f"{CONFIDENCE:.0%} CI"]
+    rows: list[list[Cell]] = []
+    for values, members in _groups(both, keys):
+        side_a = [run for run in members if id(run) in a_ids]
+        side_b = [run for run in members if id(run) in b_ids]
+        for metric in metrics:
+            va, vb = _values(side_a, metric), _values(side_b, metric)
+            difference = bootstrap_difference(va, vb, resamples=resamples, seed=seed)
+            rows.append([*(Key(v) for v in values), Text(metric), Stat(summarize(va)), Stat(summarize(vb)),
+                         Number(difference.difference), Interval(difference)])
+    warnings, notes = _context(both, runset, keys, metrics, excluded=[key])
+    for name, side in ((a_name, a_runs), (b_name, b_runs)):
+        diverged = sum(r.status == "diverged" for r in side)
+        failed = sum(r.status == "failed" for r in side)
+        if diverged or failed:
+            notes.append(f"{name}: {diverged} diverged and {failed} failed run(s) are not in its mean")
+    notes.append(f"A - B = mean over seeds of {a_name} minus {b_name}; {CONFIDENCE:.0%} percentile bootstrap "
+                 f"CI, {resamples} resamples of each side's seeds (generator seed {seed}); * marks a CI "
+                 "that excludes 0; undefined when a side has n < 2")
+    return Table(columns, rows, warnings, notes)
+
+
+def as_mapping(table: Table) -> list[Mapping[str, Any]]:
+    """The rows as JSON would write them (for callers in Python)."""
+    return json.loads(table.render("json"))

@@ -1,0 +1,325 @@
+"""`rnnbench table` and `rnnbench plot` on the records of one tiny real sweep (and edited copies of them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnbench.cli import main
+from rnnbench.report import plot as plot_module
+from rnnbench.report.statistics import bootstrap_difference
+
+from conftest import cli_env
+
+SWEEP = ("train", "-m", "model.cell=rnn,gru", "seed=0,1", "threads=1", "logger=csv", "trainer.max_steps=30",
+         "trainer.val_check_interval=15", "model.hidden_size=8", "data.num_train=256", "data.num_val=64",
+         "data.num_test=64", "data.seq_len=10")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """One real 2 cells x 2 seeds sweep (adding problem, T = 10); its multirun/<timestamp> dir."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    result = subprocess.run([sys.executable, "-m", "rnnbench", *SWEEP], cwd=cwd, env=cli_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (cwd / "multirun").iterdir()
+    assert len(list(sweep_dir.rglob("result.json"))) == 4
+    return sweep_dir
+
+
+def load(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+
+
+def save(record: dict) -> None:
+    path = Path(record["output_dir"]) / "result.json"
+    path.write_text(json.dumps(record, indent=2))
+
+
+def copy_sweep(sweep: Path, destination: Path) -> list[dict]:
+    """A copy of the sweep whose records point at their new dirs (the tests edit these copies only)."""
+    shutil.copytree(sweep, destination)
+    records = []
+    for path in sorted(destination.rglob("result.json")):
+        record = json.loads(path.read_text())
+        record["output_dir"] = str(path.parent)
+        save(record)
+        records.append(record)
+    return records
+
+
+def table(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["table", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def by_cell(rows: list[dict]) -> dict[str, dict]:
+    return {row["model.cell"]: row for row in rows}
+
+
+def default_metrics(records: list[dict]) -> list[str]:
+    """The default columns: test metric and loss, plus the gradient summaries that the records carry."""
+    gradients = [r.get("gradients") or {} for r in records]
+    return ["test/mse", "test/loss"] + \
+        ["gradients.vanishing_log10"] * any(g.get("layers") for g in gradients) + \
+        ["gradients.clip_rate"] * any(g.get("clip_rate") is not None for g in gradients)
+
+
+def synthetic_gradients(record: dict, decay: float) -> dict:
+    """A `gradients` section in the lead's schema, written into copies of real records (the training side may
+    not write one yet): ||dl_T/dh_t|| falls by 10**decay per step of distance from the loss."""
+    steps, length = record["steps"], record["config"]["data"]["seq_len"]
+    clip = record["config"]["trainer"]["gradient_clip_val"]
+
+    def curve(rate: float) -> list[float]:  # element k: k-th processed step; the last is nearest the loss
+        return [10.0 ** (-rate * (length - 1 - k)) for k in range(length)]
+
+    first, last = curve(decay), curve(decay / 2)
+    cell = curve(decay / 4) if record["config"]["model"]["cell"] == "gru" else None  # exercises the dashed lines
+    return {"final_norm": 0.5, "max_norm": 2.0, "clip_rate": None if clip is None else 0.2 + 0.1 * record["seed"],
+            "clipped_steps": 0, "spikes": 0, "nonfinite": 0, "last_finite_norm": 0.5, "probe_steps": [0, steps],
+            "layers": [{"layer": 0, "direction": "forward",
+                        "vanishing_log10": math.log10(last[0] / last[-1]),
+                        "vanishing_log10_first": math.log10(first[0] / first[-1]),
+                        "reach": math.inf, "cell_vanishing_log10": None,
+                        "curve_first": first, "curve_last": last, "cell_curve_first": cell, "cell_curve_last": cell}]}
+
+
+def test_table_groups_by_the_varying_keys_with_mean_std_n(sweep, capsys):
+    records = load(sweep)
+    code, out, err = table(capsys, sweep, "--format", "json")
+    assert code == 0 and "warning" not in err
+    rows = json.loads(out)
+    # Only model.cell varies (seed is the sample, threads/logger/data.seed are bookkeeping): one row per cell.
+    assert [row["model.cell"] for row in rows] == ["gru", "rnn"]
+    assert list(rows[0]) == ["model.cell", *default_metrics(records), "diverged", "failed"]
+    for cell, row in by_cell(rows).items():
+        for metric in ("test/mse", "test/loss"):
+            values = [r["metrics"][metric] for r in records if r["config"]["model"]["cell"] == cell]
+            assert row[metric]["n"] == 2
+            assert row[metric]["mean"] == pytest.approx(statistics.mean(values), rel=1e-12)
+            assert row[metric]["std"] == pytest.approx(statistics.stdev(values), rel=1e-12)
+        assert row["diverged"] == row["failed"] == 0
+
+    code, out, _ = table(capsys, sweep, "--metric", "steps", "--metric", "throughput.samples_per_second",
+                         "--metric", "best/val/loss", "--metric", "no/such/metric", "--format", "json")
+    row = by_cell(json.loads(out))["rnn"]
+    assert row["steps"] == {"mean": 30, "std": 0.0, "n": 2}
+    assert row["throughput.samples_per_second"]["n"] == 2 and row["best/val/loss"]["n"] == 2
+    assert row["no/such/metric"] == {"mean": None, "std": None, "n": 0}  # missing: blank, no crash
+
+
+def test_every_format_parses(sweep, capsys, tmp_path):
+    _, as_json, _ = table(capsys, sweep, "--format", "json")
+    expected = by_cell(json.loads(as_json))
+    columns = 1 + len(default_metrics(load(sweep))) + 2
+
+    code, markdown, _ = table(capsys, sweep)
+    assert code == 0
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(table_lines) == 2 + 2  # header, alignment, one row per cell
+    assert all(line.count(" | ") == columns - 1 for line in table_lines)
+    gru = next(line for line in table_lines if line.startswith("| gru |"))
+    assert "± " in gru and "(2)" in gru
+    assert "- Note: input-blind baseline (adding, mse: lower is better): test/mse 0.1667" in markdown
+
+    _, text, _ = table(capsys, sweep, "--format", "csv")
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert len(parsed) == 2
+    for row in parsed:
+        summary = expected[row["model.cell"]]["test/mse"]
+        assert float(row["test/mse mean"]) == summary["mean"] and float(row["test/mse std"]) == summary["std"]
+        assert int(row["test/mse n"]) == 2 and int(row["diverged"]) == 0
+
+    _, latex, _ = table(capsys, sweep, "--format", "latex")
+    assert latex.startswith("\\begin{tabular}{l" + "r" * (columns - 1) + "}")
+    assert latex.count(r"$\pm$") == 2 * (columns - 3)
+    assert "model.cell & test/mse & test/loss & " in latex and "diverged & failed \\\\" in latex
+
+    output = tmp_path / "table.md"
+    code, out, _ = table(capsys, sweep, "--output", output)
+    assert code == 0 and out.strip() == f"rnnbench: wrote {output}" and output.read_text() == markdown
+
+
+def test_diverged_failed_and_pooled_differences_are_reported(sweep, capsys, tmp_path):
+    # Edited copies of the real records: rnn seed 0 diverged, gru seed 1 failed before its task was known,
+    # rnn seed 1 from other code (torch version, commit) and with a longer sequence.
+    records = copy_sweep(sweep, tmp_path / "edited")
+    pick = {(r["config"]["model"]["cell"], r["seed"]): r for r in records}
+    pick["rnn", 0].update(status="diverged", metrics={"train/loss": math.nan}, diverged_at_step=12)
+    pick["gru", 1].update(status="failed", metrics={}, task=None, error="RuntimeError: boom")
+    pick["rnn", 1]["versions"]["torch"] = "2.12.0"
+    pick["rnn", 1]["git"] = {"commit": "0" * 40, "dirty": False}
+    pick["rnn", 1]["config"]["data"]["seq_len"] = 20
+    for record in records:
+        save(record)
+
+    code, out, err = table(capsys, tmp_path / "edited", "--by", "model.cell", "--format", "json")
+    rows = by_cell(json.loads(out))
+    assert code == 0
+    assert rows["rnn"]["diverged"] == 1 and rows["rnn"]["failed"] == 0 and rows["rnn"]["test/mse"]["n"] == 1
+    assert rows["rnn"]["test/mse"]["mean"] == pick["rnn", 1]["metrics"]["test/mse"]
+    assert rows["rnn"]["test/mse"]["std"] is None  # n = 1: no std
+    assert rows["gru"]["failed"] == 1 and rows["gru"]["diverged"] == 0 and rows["gru"]["test/mse"]["n"] == 1
+    warnings = [line for line in err.splitlines() if line.startswith("rnnbench: warning:")]
+    assert any("git commit" in w and "0000000000 (1 run)" in w for w in warnings)
+    assert any("torch version" in w and "2.12.0 (1 run)" in w for w in warnings)
+    assert any("data settings not used for grouping: data.seq_len (10, 20)" in w for w in warnings)
+
+    code, markdown, _ = table(capsys, tmp_path / "edited", "--by", "model.cell")
+    assert "- **Warning:** runs differ in torch version" in markdown
+    assert "| rnn | " in markdown and " (1) | 1 | 0 |" in markdown
+
+    # Without --by, the grouping is every varying key: data.seq_len and model.cell, numbers in numeric order.
+    _, out, err = table(capsys, tmp_path / "edited", "--format", "json")
+    assert [(row["data.seq_len"], row["model.cell"]) for row in json.loads(out)] == \
+        [(10, "gru"), (10, "rnn"), (20, "rnn")]
+    assert "data settings not used for grouping" not in err
+
+
+def constructed_sweep(sweep: Path, destination: Path, values: dict[str, list[float]]) -> None:
+    """Copies of one real record, one per (cell, seed), whose test/mse is set to the given values."""
+    (template,) = [r for r in load(sweep) if r["config"]["model"]["cell"] == "gru" and r["seed"] == 0]
+    for cell, cell_values in values.items():
+        for seed, value in enumerate(cell_values):
+            record = json.loads(json.dumps(template))
+            record["config"]["model"]["cell"], record["seed"], record["config"]["seed"] = cell, seed, seed
+            record["config_hash"] = f"{cell}-{seed}"
+            record["metrics"]["test/mse"] = value
+            record["output_dir"] = str(destination / f"{cell}-{seed}")
+            Path(record["output_dir"]).mkdir(parents=True)
+            save(record)
+
+
+def test_compare_gives_a_bootstrap_ci_and_says_when_undefined(sweep, capsys, tmp_path):
+    lstm = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98]
+    gru = [0.5, 0.6, 0.4, 0.55, 0.45, 0.5, 0.52, 0.48]
+    true_difference = statistics.mean(lstm) - statistics.mean(gru)  # 0.5
+    constructed_sweep(sweep, tmp_path / "constructed", {"lstm": lstm, "gru": gru, "rnn": [3.0]})
+    args = (tmp_path / "constructed", "--compare", "model.cell=lstm", "model.cell=gru", "--metric", "test/mse")
+    code, out, _ = table(capsys, *args, "--format", "json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["metric"] == "test/mse" and row["A: model.cell=lstm"]["n"] == 8 and row["B: model.cell=gru"]["n"] == 8
+    assert row["A - B"] == pytest.approx(true_difference)
+    ci = row["95% CI"]
+    assert ci["low"] < true_difference < ci["high"] and ci["low"] > 0 and ci["excludes_zero"] is True
+    assert ci["high"] - ci["low"] < 0.2
+    assert table(capsys, *args, "--format", "json")[1] == out  # fixed generator seed: reproducible
+
+    code, markdown, _ = table(capsys, *args)
+    assert code == 0 and "| test/mse |" in markdown and " *" in markdown and "10000 resamples" in markdown
+
+    code, out, _ = table(capsys, tmp_path / "constructed", "--compare", "model.cell=rnn", "model.cell=gru",
+                         "--metric", "test/mse", "--format", "json")
+    (row,) = json.loads(out)
+    assert row["A - B"] == pytest.approx(3.0 - statistics.mean(gru))
+    assert row["95% CI"]["low"] is None and row["95% CI"]["undefined"] == "undefined: n < 2"
+    _, markdown, _ = table(capsys, tmp_path / "constructed", "--compare", "model.cell=rnn", "model.cell=gru")
+    assert "undefined: n < 2" in markdown
+
+    code, _, err = table(capsys, tmp_path / "constructed", "--compare", "model.cell=lstm", "model.cell=tcn")
+    assert code == 2 and err.strip() == ("rnnbench: error: --compare model.cell=tcn: no run has it "
+                                         "(model.cell is one of gru, lstm, rnn)")
+
+
+def test_bootstrap_interval_covers_the_true_difference():
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(100):
+        a, b = rng.normal(1.0, 0.3, size=10), rng.normal(0.6, 0.3, size=10)
+        result = bootstrap_difference(a, b, resamples=2000)
+        covered += result.low <= 0.4 <= result.high
+    assert 85 <= covered <= 100
+    assert bootstrap_difference([1.0], [1.0, 2.0]).reason == "undefined: n < 2"
+
+
+def assert_figures(paths: list[Path], kind: str) -> None:
+    width, height = (round(v * plot_module.DPI) for v in plot_module.FIGSIZE)
+    assert [p.name for p in paths] == [f"{kind}.png", f"{kind}.svg"]
+    import matplotlib.image
+
+    image = matplotlib.image.imread(paths[0])
+    assert image.shape[:2] == (height, width) and image.std() > 0.01  # drawn, not blank
+    svg = paths[1].read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and len(svg) > 10_000
+
+
+def plot_cli(capsys, *args) -> tuple[int, list[Path], str]:
+    code = main(["plot", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, [Path(line) for line in captured.out.split()], captured.err
+
+
+def test_every_plot_kind_writes_png_and_svg(sweep, capsys, tmp_path):
+    # Edited copies: a synthetic gradients section (lead's schema) and clipping at 1.0 for seed 1.
+    records = copy_sweep(sweep, tmp_path / "with_gradients")
+    for record in records:
+        if record["seed"] == 1:
+            record["config"]["trainer"]["gradient_clip_val"] = 1.0
+        record["gradients"] = synthetic_gradients(record, decay=0.3 if record["config"]["model"]["cell"] == "rnn"
+                                                  else 0.1)
+        save(record)
+    for kind in plot_module.KINDS:
+        code, paths, err = plot_cli(capsys, tmp_path / "with_gradients", "--kind", kind, "--output",
+                                    tmp_path / "figures")
+        assert code == 0, err
+        assert_figures(paths, kind)
+
+    _, out, _ = table(capsys, tmp_path / "with_gradients", "--by", "model.cell", "--format", "json")
+    rnn = by_cell(json.loads(out))["rnn"]
+    assert rnn["gradients.vanishing_log10"] == {"mean": pytest.approx(-0.15 * 9), "std": 0.0, "n": 2}
+    assert rnn["gradients.clip_rate"] == {"mean": pytest.approx(0.3), "std": None, "n": 1}  # null: no clipping
+
+    # Element k of a curve is the k-th processed step: the plot indexes by distance from the loss.
+    np.testing.assert_allclose(plot_module._curve({"curve_first": [1.0, 10.0, 100.0]}, "curve_first"), [2, 1, 0])
+
+
+def test_plot_kinds_without_their_data_say_so(sweep, capsys, tmp_path):
+    # Edited copies: records without a gradients section (as before diagnostics ran), and no CSV history.
+    for record in copy_sweep(sweep, tmp_path / "no_gradients"):
+        record.pop("gradients", None)
+        save(record)
+    for kind in ("gradient-flow", "clip-rate"):
+        code, paths, err = plot_cli(capsys, tmp_path / "no_gradients", "--kind", kind, "--output", tmp_path)
+        assert code == 1 and paths == [] and len(err.strip().splitlines()) == 1
+        assert err.startswith("rnnbench: error: no ") and "nothing to draw" in err
+    copy_sweep(sweep, tmp_path / "no_history")
+    for history in (tmp_path / "no_history").rglob("metrics.csv"):
+        history.unlink()
+    code, paths, err = plot_cli(capsys, tmp_path / "no_history", "--kind", "curves", "--output", tmp_path)
+    assert code == 1 and paths == [] and "learning-curve history" in err and len(err.strip().splitlines()) == 1
+
+
+def test_real_gradients_section(sweep, capsys, tmp_path):
+    """Once training writes the gradients section: the default table shows it and gradient-flow draws it."""
+    if "gradients" not in load(sweep)[0]:
+        pytest.skip("training does not write a gradients section yet")
+    code, out, _ = table(capsys, sweep, "--format", "json")
+    assert code == 0 and "gradients.vanishing_log10" in json.loads(out)[0]
+    code, paths, err = plot_cli(capsys, sweep, "--kind", "gradient-flow", "--output", tmp_path)
+    assert code == 0, err
+    assert_figures(paths, "gradient-flow")
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for command, message in ((("table", "empty"), "no result.json below empty"),
+                             (("plot", "empty", "--kind", "curves"), "no result.json below empty"),
+                             (("table", "missing", "--format", "csv"), "missing: no such file or directory")):
+        result = subprocess.run([sys.executable, "-m", "rnnbench", *command], cwd=tmp_path, env=cli_env(),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr == f"rnnbench: error: {message}\n"
