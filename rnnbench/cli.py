@@ -40,86 +40,16 @@ def train(arguments: list[str]) -> int:
     return summary.exit_status
 
 
-def _report_error(error: Exception) -> int:
-    from rnnbench.report.plot import NoData
-
-    print(f"rnnbench: error: {error}", file=sys.stderr)
-    return 1 if isinstance(error, NoData) else 2
-
-
 def table(arguments: list[str]) -> int:
-    import argparse
+    from rnnbench.report.commands import table_command
 
-    from rnnbench.report.records import ReportError, load_runs
-    from rnnbench.report.table import FORMATS, build_comparison, build_table
-
-    parser = argparse.ArgumentParser(
-        prog="rnnbench table",
-        description="One table of every result.json below the dirs: rows group the runs by the settings that "
-                    "vary (seed excluded), each metric is mean ± std (n) over the completed seeds.")
-    parser.add_argument("dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or run dirs (searched recursively)")
-    parser.add_argument("--metric", action="append", metavar="NAME",
-                        help="a column (repeatable): test/mse, best/val/loss, gradients.vanishing_log10, steps, "
-                             "throughput.samples_per_second, ... (default: test metric, test loss, gradients)")
-    parser.add_argument("--by", action="append", metavar="KEY",
-                        help="group by this setting (repeatable; default: every setting that varies)")
-    parser.add_argument("--compare", nargs=2, metavar=("KEY=A", "KEY=B"),
-                        help="difference of means A - B per metric with a 95%% bootstrap CI over seeds, "
-                             "within the remaining groups")
-    parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
-    parser.add_argument("--output", metavar="FILE", help="write the table here instead of stdout")
-    options = parser.parse_args(arguments)
-    try:
-        runs = load_runs(options.dirs)
-        if options.compare:
-            result = build_comparison(runs, options.compare, metrics=options.metric, by=options.by)
-        else:
-            result = build_table(runs, metrics=options.metric, by=options.by)
-        text = result.render(options.format)
-        for warning in result.warnings:
-            print(f"rnnbench: warning: {warning}", file=sys.stderr)
-        if options.format in ("csv", "json"):
-            for note in result.notes:
-                print(f"rnnbench: note: {note}", file=sys.stderr)
-        if options.output:
-            with open(options.output, "w") as f:
-                f.write(text)
-            print(f"rnnbench: wrote {options.output}")
-        else:
-            sys.stdout.write(text)
-    except (ReportError, OSError) as error:
-        return _report_error(error)
-    return 0
+    return table_command(arguments)
 
 
 def plot(arguments: list[str]) -> int:
-    import argparse
+    from rnnbench.report.commands import plot_command
 
-    from rnnbench.report.plot import DEFAULT_BY, KINDS
-    from rnnbench.report.records import ReportError, code_differences, load_runs
-
-    parser = argparse.ArgumentParser(
-        prog="rnnbench plot",
-        description="Figures (PNG and SVG) of every result.json below the dirs: gradient-flow (gradient norm "
-                    "against distance from the loss), curves (train/val loss against step), clip-rate "
-                    "(clip rate and divergence against trainer.gradient_clip_val).")
-    parser.add_argument("dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or run dirs (searched recursively)")
-    parser.add_argument("--kind", required=True, choices=KINDS, help="which figure")
-    parser.add_argument("--by", action="append", metavar="KEY",
-                        help=f"one line per value of this setting (repeatable; default: {', '.join(DEFAULT_BY)})")
-    parser.add_argument("--output", metavar="DIR", default=".", help="dir for KIND.png and KIND.svg (default: .)")
-    options = parser.parse_args(arguments)
-    try:
-        from rnnbench.report.plot import plot as draw
-
-        runs = load_runs(options.dirs)
-        for warning in code_differences(runs.runs) + [f"skipped unreadable record {s}" for s in runs.skipped]:
-            print(f"rnnbench: warning: {warning}", file=sys.stderr)
-        for path in draw(runs, options.kind, by=options.by, output=options.output):
-            print(path)
-    except (ReportError, OSError) as error:
-        return _report_error(error)
-    return 0
+    return plot_command(arguments)
 
 
 COMMANDS = {"train": train, "table": table, "plot": plot}

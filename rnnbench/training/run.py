@@ -56,6 +56,9 @@ def run(cfg: DictConfig) -> float | None:
     except RnnbenchError as error:
         record.update(status="failed", error=str(error))
         log.error("%s", error)
+    except KeyboardInterrupt:
+        record.update(status="failed", error="interrupted (KeyboardInterrupt)")
+        raise
     except Exception as error:  # a job's failure must not take the sweep down; the record says why
         message = _one_line(error)
         record.update(status="failed", error=message, traceback=traceback.format_exc())
