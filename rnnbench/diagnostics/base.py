@@ -49,7 +49,7 @@ class Probe(Diagnostic):
     The model is left exactly as it was: probes use their own autograd graph, not ``.grad``.
     """
 
-    def __init__(self, every_n_steps: int = 100, probe_size: int = 64):
+    def __init__(self, every_n_steps: int = 100, probe_size: int = 32):
         self.every_n_steps = require_int(every_n_steps, "every_n_steps", 1)
         self.probe_size = require_int(probe_size, "probe_size", 1)
         self.batch: tuple[Tensor, Tensor] | None = None

@@ -19,7 +19,7 @@ class GateMonitor(Probe):
     ``..._saturated``; a plain RNN has no gates and logs nothing.
     """
 
-    def __init__(self, every_n_steps: int = 100, probe_size: int = 64, saturation: float = 0.05):
+    def __init__(self, every_n_steps: int = 100, probe_size: int = 32, saturation: float = 0.05):
         super().__init__(every_n_steps, probe_size)
         require(isinstance(saturation, float) and 0 < saturation < 0.5, "saturation", saturation,
                 "a number in (0, 0.5)")

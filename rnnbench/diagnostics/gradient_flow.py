@@ -31,7 +31,7 @@ class GradientFlowProbe(Probe):
     layer and direction) and the raw curve as a table ``grad_flow/table``.
     """
 
-    def __init__(self, every_n_steps: int = 100, probe_size: int = 64, dtype: str = "float64"):
+    def __init__(self, every_n_steps: int = 100, probe_size: int = 32, dtype: str = "float64"):
         super().__init__(every_n_steps, probe_size)
         require(dtype in DTYPES, "dtype", dtype, f"one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[dtype]
