@@ -22,21 +22,39 @@ HYDRA_INSPECTION_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info
 
 
 def train(arguments: list[str]) -> int:
+    import rnnbench.sweeps  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
     from rnnbench.errors import RnnbenchError
+    from rnnbench.tracking import summary
 
+    jobs = None
     if not any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
+        from hydra.errors import HydraException
+
         from rnnbench.preflight import preflight
+        from rnnbench.sweeps.resume import resume_arguments
 
         try:
-            preflight(arguments)
+            jobs = preflight(arguments)
+            arguments = resume_arguments(arguments)  # resume=true: continue the latest dir of this command
         except RnnbenchError as error:
             print(f"rnnbench: error: {error}", file=sys.stderr)
             return 2
+        except HydraException as error:  # preflight reports composition errors; this is the resume lookup's
+            print(f"rnnbench: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
     from rnnbench import app
-    from rnnbench.tracking import summary
 
+    summary.expected_jobs = jobs
     sys.argv = ["rnnbench train", *arguments]
-    app.train()
+    try:
+        app.train()
+    except SystemExit:
+        # Hydra exits after reporting an error; if that error stopped a sweep midway (a joblib worker
+        # was killed, say), the jobs' records still tell what happened: summarise them.
+        status = summary.report_unfinished_sweep()
+        if status is None:
+            raise
+        return status
     return summary.exit_status
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,7 @@ def test_help_lists_every_config_group(rnnbench_cli):
     for line in ("data: adding, copy, digits, timemachine", "logger: csv, none, wandb", "optim: adam, sgd",
                  "diagnostics: default, none"):
         assert line in result.stdout
-    groups = {line.split(":")[0]: line.split(": ")[1].split(", ") for line in result.stdout.splitlines()
-              if line.startswith(("model:", "experiment:"))}
+    groups = {m[1]: m[2].split(", ") for m in re.finditer(r"^(model|experiment): (\S.*)$", result.stdout, re.M)}
     assert {"gru", "lstm", "recurrent", "rnn", "rnn_orthogonal", "lstm_forget_bias1"} <= set(groups["model"])
     assert {"quickstart", "gradient_flow"} <= set(groups["experiment"])
 

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -15,29 +16,78 @@ from rnnbench.tracking.record import find_records, read_record
 log = logging.getLogger(__name__)
 
 # Set by the callback, read by the CLI once Hydra returns: 0 unless a job failed for a reason
-# other than divergence (a diverged run is a result, not an error).
+# other than divergence (a diverged run is a result, not an error), was killed, or never ran.
 exit_status = 0
+# Set by the CLI before a sweep starts: how many jobs its grid holds (None: unknown). An Optuna
+# sweep's n_trials takes its place.
+expected_jobs: int | None = None
+# The sweep dir of a multirun that started in this process and has not been summarised yet: a
+# launcher that raises (joblib, when a worker is killed) skips on_multirun_end, and the CLI then
+# calls report_unfinished_sweep().
+_open_sweep: dict[str, Any] | None = None
+
+MAX_LISTED = 10
+LABELS = {"running": "killed"}  # a record still 'running' after its job ended: the job was killed
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[Counter, list[str]]:
     counts = Counter(record.get("status", "unknown") for record in records)
-    failures = [f"  {record.get('output_dir')}: {record.get('error')}"
+    problems = [f"  failed  {record.get('output_dir')}: {record.get('error')}"
                 for record in records if record.get("status") == "failed"]
-    return counts, failures
+    problems += [f"  killed  {record.get('output_dir')} (its record still says 'running')"
+                 for record in records if record.get("status") == "running"]
+    return counts, problems
+
+
+def _optuna_line(where: Path) -> str | None:
+    results = where / "optimization_results.yaml"
+    if not results.is_file():
+        return None
+    best = yaml.safe_load(results.read_text()) or {}
+    if "best_value" not in best:
+        return None
+    params = " ".join(f"{k}={v}" for k, v in (best.get("best_params") or {}).items())
+    return f"  optuna: best value {best['best_value']} with {params} ({results})"
 
 
 def _report(where: Path, records: list[dict[str, Any]], expected: int | None = None) -> int:
-    counts, failures = summarize(records)
+    counts, problems = summarize(records)
     missing = (expected or 0) - len(records)
-    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "running") if counts[s]]
+    parts = [f"{counts[s]} {LABELS.get(s, s)}" for s in ("completed", "diverged", "failed", "running") if counts[s]]
+    parts += [f"{n} {s}" for s, n in counts.items() if s not in ("completed", "diverged", "failed", "running")]
     if missing > 0:
-        parts.append(f"{missing} without a record")
+        parts.append(f"{missing} without a record (never ran)")
     lines = [f"rnnbench: {len(records)} run(s): {', '.join(parts) or 'none'}; records under {where}"]
-    if counts["running"]:
-        lines.append("  'running' records belong to jobs that were killed before they finished")
-    lines.extend(failures)
+    lines.extend(problems[:MAX_LISTED])
+    if len(problems) > MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED} more (status in each result.json)")
+    if counts["running"] or missing > 0:
+        lines.append("  rerun the same command with resume=true to finish them "
+                     "(completed and diverged jobs are skipped)")
+    optuna = _optuna_line(where)
+    if optuna:
+        lines.append(optuna)
     print("\n".join(lines), flush=True)
-    return 1 if counts["failed"] or counts["running"] or missing > 0 else 0
+    bad = counts["failed"] or counts["running"] or missing > 0
+    return 1 if bad or any(s not in ("completed", "diverged") for s in counts) else 0
+
+
+def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
+    """Print the summary of every record below ``sweep_dir``; return the exit status it implies."""
+    records = [read_record(path) for path in find_records(sweep_dir)]
+    return _report(sweep_dir.resolve(), records, expected)
+
+
+def report_unfinished_sweep() -> int | None:
+    """Summarise a multirun of this process that ended without Hydra's on_multirun_end (its launcher
+    raised); None if there is none. The CLI calls this when Hydra exits with an error."""
+    global exit_status, _open_sweep
+    if _open_sweep is None:
+        return None
+    sweep, _open_sweep = _open_sweep, None
+    print(f"rnnbench: the sweep stopped early: {sweep['launcher']} raised (see above)", flush=True)
+    exit_status = max(1, report_sweep(sweep["dir"], sweep["expected"]))
+    return exit_status
 
 
 class RunSummary(Callback):
@@ -50,8 +100,17 @@ class RunSummary(Callback):
         records = [read_record(path) for path in find_records(output_dir)]
         exit_status = _report(output_dir, records, expected=1)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _open_sweep
+        n_trials = config.hydra.sweeper.get("n_trials")
+        if str(config.hydra.sweeper.get("sampler", {}).get("_target_", "")).endswith("GridSampler"):
+            n_trials = None  # Optuna's grid sampler stops at the grid's size
+        _open_sweep = {"dir": Path(config.hydra.sweep.dir),
+                       "expected": n_trials if isinstance(n_trials, int) else expected_jobs,
+                       "launcher": str(config.hydra.launcher.get("_target_", "the launcher")).rsplit(".", 1)[-1]}
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global exit_status
-        sweep_dir = Path(config.hydra.sweep.dir)
-        records = [read_record(path) for path in find_records(sweep_dir)]
-        exit_status = _report(sweep_dir.resolve(), records)
+        # The launcher returned: every job ran and its record tells how it ended (no count to check).
+        global exit_status, _open_sweep
+        _open_sweep = None
+        exit_status = report_sweep(Path(config.hydra.sweep.dir))

@@ -105,10 +105,10 @@ def task_summary(task: Task) -> dict[str, Any]:
 
 
 def _group(cfg: DictConfig, hydra: DictConfig) -> str | None:
-    """W&B group: the experiment's name, else the sweep dir's name in a multirun."""
-    experiment = hydra.runtime.choices.get("experiment")
-    if experiment:
-        return str(experiment)
+    """W&B group: the experiment's (or search's) name, else the sweep dir's name in a multirun."""
+    named = hydra.runtime.choices.get("experiment") or hydra.runtime.choices.get("hparams_search")
+    if named:
+        return str(named)
     if hydra.mode == RunMode.MULTIRUN:
         return Path(hydra.sweep.dir).name
     return None

@@ -1,0 +1,38 @@
+"""Sweep plumbing: resume, per-job threads, W&B sweep commands, and what every job process needs.
+
+Importing this package registers the ``rnnbench.*`` OmegaConf resolvers that ``conf/hydra/rnnbench.yaml``
+uses and silences one Hydra notice. It is imported by ``rnnbench train`` before anything is composed,
+and by Hydra wherever it instantiates (or unpickles) the callbacks of ``conf/hydra/rnnbench.yaml``:
+in the launching process and in every joblib or submitit worker, before that worker composes its job.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from omegaconf import OmegaConf
+
+
+def sweep_subdir(*names: str | None) -> str:
+    """``name/`` for the first chosen name (the experiment, else the hparams_search), else ``""``.
+
+    ``multirun/${rnnbench.sweep_subdir:...}${now:...}`` puts a named sweep under ``multirun/<name>/``
+    and an ad-hoc one directly under ``multirun/``, so each named sweep has one stable parent folder.
+    """
+    for name in names:
+        if name not in (None, "", "null", "None"):
+            return f"{name}/"
+    return ""
+
+
+def _register() -> None:
+    if not OmegaConf.has_resolver("rnnbench.sweep_subdir"):
+        OmegaConf.register_new_resolver("rnnbench.sweep_subdir", sweep_subdir)
+    # conf/hydra/launcher/{joblib,submitit_local}.yaml carry the plugins' names on purpose (so that
+    # `hydra/launcher=joblib` means rnnbench's preset); Hydra then validates them against the plugins'
+    # schemas, which is what we want, and says so in a deprecation notice on every composition.
+    warnings.filterwarnings(
+        "ignore", message=r"\s*'hydra/launcher/(joblib|submitit_local)' is validated against ConfigStore schema")
+
+
+_register()

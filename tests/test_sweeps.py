@@ -1,0 +1,381 @@
+"""Sweeps: presets, launchers (joblib, submitit, Slurm), Optuna search, failure isolation, resume, W&B sweeps.
+
+The fast tests compose configs and call the sweep helpers in-process; the slow ones run real sweeps as
+subprocesses, the way a user types them, with threads=1 (or the launcher's share of 2 cores) and tiny sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import rnnbench.sweeps  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
+from rnnbench.config import config_dir
+from rnnbench.preflight import preflight
+from rnnbench.sweeps.resume import command_signature
+from rnnbench.sweeps.threads import available_cores, threads_per_job
+from rnnbench.sweeps.wandb_sweep import agent_command, example_values, load_sweep_config
+from rnnbench.tracking import summary
+from rnnbench.tracking.wandb_offline import read_offline_run
+
+from conftest import FAST, cli_env
+
+# conf/hydra/launcher/{joblib,submitit_local}.yaml share the plugins' names on purpose (see rnnbench.sweeps).
+pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")
+
+# The presets this feature ships, with the number of jobs in their grid.
+PRESETS = {"quickstart": 6, "cells_vs_length": 27, "depth_direction": 18, "clipping": 12, "d2l_timemachine": 4}
+QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not about the diagnostics' cost
+
+
+def records(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+
+
+def compose_all(*overrides: str):
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def sweep_dir_of(tmp_path: Path, name: str | None = None) -> Path:
+    parent = tmp_path / "multirun" / name if name else tmp_path / "multirun"
+    dirs = [d for d in parent.iterdir() if (d / "multirun.yaml").is_file() or any(d.glob("*/result.json"))]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+# ---------------------------------------------------------------------------------------- fast tests
+
+
+@pytest.mark.parametrize("name,jobs", sorted(PRESETS.items()))
+def test_every_preset_composes_and_validates_each_job(name, jobs):
+    assert preflight(["-m", f"experiment={name}"]) == jobs
+
+
+def test_preset_grids_say_only_their_differences():
+    cells = compose_all("experiment=cells_vs_length")
+    assert dict(cells.hydra.sweeper.params) == {"model.cell": "rnn,lstm,gru", "data.seq_len": "25,50,100",
+                                               "seed": "0,1,2"}
+    assert cells.data._target_.endswith("AddingProblem") and cells.optim.lr == 0.01
+    depth = compose_all("experiment=depth_direction")
+    assert depth.data._target_.endswith("Digits")
+    assert set(depth.hydra.sweeper.params) == {"model.cell", "model.num_layers", "model.bidirectional"}
+    clipping = compose_all("experiment=clipping")
+    assert clipping.optim._target_ == "torch.optim.SGD" and clipping.optim.lr == 1.0
+    assert clipping.hydra.sweeper.params["trainer.gradient_clip_val"] == "null,0.1,1,10"
+
+
+@pytest.mark.parametrize("variant,cell,layers,lr", [("rnn", "rnn", 1, 1.0), ("lstm", "lstm", 1, 4.0),
+                                                    ("gru", "gru", 1, 4.0), ("gru_2layer", "gru", 2, 2.0)])
+def test_d2l_timemachine_gives_each_model_d2ls_learning_rate(variant, cell, layers, lr):
+    cfg = compose_all("experiment=d2l_timemachine", f"d2l={variant}")
+    assert (cfg.model.cell, cfg.model.num_layers, cfg.optim.lr) == (cell, layers, lr)
+    assert cfg.optim._target_ == "torch.optim.SGD" and cfg.trainer.gradient_clip_val == 1.0
+    assert (cfg.data.batch_size, cfg.data.seq_len, cfg.model.hidden_size, cfg.trainer.max_steps) == (1024, 32, 32, 1000)
+    assert cfg.hydra.sweeper.params["d2l"] == "rnn,lstm,gru,gru_2layer"
+
+
+def test_named_sweeps_get_a_stable_parent_dir():
+    named = compose_all("experiment=clipping").hydra.sweep.dir
+    assert named.startswith("multirun/clipping/") and len(Path(named).name) == len("2025-01-01_00-00-00_000000")
+    assert compose_all("hparams_search=adding_lr_hidden").hydra.sweep.dir.startswith("multirun/adding_lr_hidden/")
+    plain = compose_all().hydra.sweep.dir
+    assert Path(plain).parent == Path("multirun")
+
+
+def test_launcher_presets_divide_the_cores():
+    joblib = compose_all("hydra/launcher=joblib").hydra.launcher
+    assert joblib._target_.endswith("JoblibLauncher") and joblib.n_jobs == 2
+    assert threads_per_job(joblib, cores=2) == 1 and threads_per_job(joblib, cores=16) == 8
+    assert threads_per_job({**OmegaConf.to_container(joblib), "n_jobs": -1}, cores=8) == 1
+    assert threads_per_job({**OmegaConf.to_container(joblib), "n_jobs": 3}, cores=2) == 1
+    local = compose_all("hydra/launcher=submitit_local").hydra.launcher
+    assert local._target_.endswith("submitit_launcher.LocalLauncher") and threads_per_job(local, cores=2) == 1
+    slurm = compose_all("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=6").hydra.launcher
+    assert threads_per_job(slurm, cores=2) == 6
+    assert threads_per_job(compose_all().hydra.launcher, cores=2) is None  # basic: one job at a time
+
+
+def test_slurm_preset_becomes_these_sbatch_options(tmp_path, monkeypatch):
+    """The real hydra-submitit-launcher code path up to sbatch, with a stand-in for Slurm's `srun`."""
+    import submitit
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.utils import instantiate
+
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    cfg = compose_all("hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.launcher.partition=cpu",
+                      "hydra.launcher.timeout_min=30", "hydra.launcher.cpus_per_task=4",
+                      "hydra.launcher.gpus_per_node=1",
+                      "hydra.launcher.array_parallelism=3")
+    submitted = {}
+
+    def map_array(executor, launcher, *job_params):
+        submitted["script"] = executor._executor._make_submission_file_text("python -u -m submitit.core._submit", "0")
+        submitted["parameters"] = dict(executor._executor.parameters)
+        submitted["jobs"] = list(zip(*job_params))
+
+        class Done:
+            def results(self):
+                ret = JobReturn()
+                ret.status, ret._return_value = JobStatus.COMPLETED, None
+                return [ret]
+
+        return [Done() for _ in submitted["jobs"]]
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=None, config=cfg)
+    assert len(launcher.launch([["seed=0"], ["seed=1"]], initial_job_idx=0)) == 2
+    script = submitted["script"]
+    for option in ("--partition=cpu", "--time=30", "--cpus-per-task=4", "--gpus-per-node=1", "--mem=8GB",
+                   "--job-name=rnnbench"):
+        assert f"#SBATCH {option}\n" in script, script
+    assert submitted["parameters"]["array_parallelism"] == 3
+    assert [job[0] for job in submitted["jobs"]] == [["seed=0"], ["seed=1"]]
+    assert f"{tmp_path / 'sweep'}/.submitit/" in script
+
+
+def test_resume_compares_commands_without_bookkeeping():
+    first = command_signature(["experiment=quickstart", "seed=0", "threads=1"], ["hydra.mode=MULTIRUN"])
+    again = command_signature(["seed=0", "experiment=quickstart", "resume=true"],
+                              ["hydra.sweep.dir=multirun/x", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4"])
+    assert first == again
+    assert command_signature(["experiment=quickstart", "seed=1"], []) != first
+    assert command_signature(["experiment=quickstart", "seed=0"], ["hydra.sweeper.params.seed=0,1"]) != first
+
+
+def test_summary_counts_killed_jobs_and_jobs_that_never_ran(tmp_path, capsys):
+    found = [{"status": "completed"}, {"status": "diverged"},
+             {"status": "running", "output_dir": "multirun/x/2"}]
+    assert summary._report(tmp_path, found[:2], expected=2) == 0
+    assert summary._report(tmp_path, found, expected=5) == 1
+    out = capsys.readouterr().out
+    assert "3 run(s): 1 completed, 1 diverged, 1 killed, 2 without a record (never ran)" in out
+    assert "killed  multirun/x/2" in out and "resume=true" in out
+
+
+def test_a_sweep_stopped_by_its_launcher_still_gets_its_summary(tmp_path, capsys, monkeypatch):
+    """joblib raises when a worker is killed, so Hydra never calls on_multirun_end: the CLI then
+    summarises the records of the sweep that on_multirun_start saw begin."""
+    job = tmp_path / "0"
+    job.mkdir()
+    (job / "result.json").write_text(json.dumps({"status": "running", "output_dir": str(job)}))
+    monkeypatch.setattr(summary, "_open_sweep", {"dir": tmp_path, "expected": 4, "launcher": "JoblibLauncher"})
+    assert summary.report_unfinished_sweep() == 1 and summary._open_sweep is None
+    out = capsys.readouterr().out
+    assert "JoblibLauncher raised" in out and "1 run(s): 1 killed, 3 without a record (never ran)" in out
+    assert summary.report_unfinished_sweep() is None  # nothing left open: the CLI re-raises Hydra's exit
+
+
+def test_optuna_records_an_infinite_objective_as_the_worst_completed_trial():
+    """run() returns +inf (-inf when maximising) for diverged and failed jobs: optuna 2.10 takes it."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for direction, worst in (("minimize", math.inf), ("maximize", -math.inf)):
+        study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+        for value in (worst, 0.5, worst, 0.25, worst):
+            trial = study.ask()
+            trial.suggest_float("lr", 1e-4, 1.0, log=True)
+            study.tell(trial, value)
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        assert study.best_value == (0.25 if direction == "minimize" else 0.5)
+
+
+def test_hparams_search_presets_match_optuna_to_the_objective():
+    for name, objective, direction in (("adding_lr_hidden", "best/val/loss", "minimize"),
+                                       ("digits_lr_depth", "best/val/accuracy", "maximize")):
+        cfg = compose_all(f"hparams_search={name}", "model.cell=gru")
+        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+        assert (cfg.objective, cfg.objective_direction) == (objective, direction)
+        assert cfg.hydra.sweeper.direction == direction
+        assert cfg.hydra.sweeper.study_name == f"{name}_gru"
+        assert "interval" in cfg.hydra.sweeper.params["optim.lr"]
+
+
+def test_wandb_sweep_config_drives_rnnbench_train():
+    sweep = load_sweep_config()
+    assert sweep["metric"] == {"name": "best/val/loss", "goal": "minimize"} and sweep["program"] == "rnnbench"
+    values = example_values(sweep)
+    argv = agent_command(sweep, values)
+    assert argv[:4] == ["/usr/bin/env", "rnnbench", "train", "logger.wandb.offline=false"]
+    assert argv[4:] == [f"{k}={v}" for k, v in values.items()]
+    assert preflight(argv[3:]) == 1  # every parameter is a valid override of the train config
+
+
+# ---------------------------------------------------------------------------------------- slow tests
+
+
+@pytest.mark.slow
+def test_joblib_sweep_isolates_failures_and_gives_each_job_its_own_wandb_run(rnnbench_cli, tmp_path):
+    """4 jobs on 2 workers: completed, diverged (lr 1e12) and failed (no TPU) side by side; each job a
+    W&B offline run of its own, the summary over all four, exit 1 only for the failures."""
+    fast = [o for o in FAST if not o.startswith("threads=")]  # the launcher gives each job its share
+    result = rnnbench_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.seq_len=10",
+                          "model.cell=rnn", "model.nonlinearity=relu", "optim=sgd", "optim.lr=0.01,1e12",
+                          "trainer.accelerator=cpu,tpu", *fast, *QUIET)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "4 run(s): 1 completed, 1 diverged, 2 failed" in result.stdout
+    sweep = sweep_dir_of(tmp_path)
+    found = {(r["config"]["optim"]["lr"], r["config"]["trainer"]["accelerator"]): r for r in records(sweep)}
+    assert found[(0.01, "cpu")]["status"] == "completed" and found[(1e12, "cpu")]["status"] == "diverged"
+    assert found[(0.01, "tpu")]["status"] == found[(1e12, "tpu")]["status"] == "failed"
+    share = max(1, available_cores() // 2)
+    run_ids = set()
+    for record in found.values():
+        assert record["config"]["threads"] == share and f"threads={share}" in record["overrides"]
+        run = read_offline_run(next((Path(record["output_dir"]) / "wandb").glob("offline-run-*")))
+        assert run["config"]["optim.lr"] == record["config"]["optim"]["lr"]
+        assert record["wandb"]["group"] == sweep.name
+        run_ids.add(record["wandb"]["run_id"])
+    assert len(run_ids) == 4
+    history = read_offline_run(next((Path(found[(0.01, "cpu")]["output_dir"]) / "wandb").glob("offline-run-*")))
+    assert len([row for row in history["history"] if "train/loss" in row]) == 4
+    spans = sorted((r["started_at"], r["finished_at"]) for r in found.values())
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "no two jobs ran at once"
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_runs_each_job_in_its_own_process(rnnbench_cli, tmp_path):
+    fast = [o for o in FAST if not o.startswith("threads=")]  # cpus_per_task=1 gives threads=1
+    result = rnnbench_cli("train", "-m", "hydra/launcher=submitit_local", "data.seq_len=10", "model.cell=gru",
+                          "seed=0,1", "logger=csv", *fast, *QUIET)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 run(s): 2 completed" in result.stdout
+    sweep = sweep_dir_of(tmp_path)
+    found = records(sweep)
+    assert sorted(r["seed"] for r in found) == [0, 1]
+    assert all(r["status"] == "completed" and r["threads"] == 1 and "threads=1" in r["overrides"] for r in found)
+    logs = list((sweep / ".submitit").glob("*/*_0_log.out"))
+    assert len(logs) == 2  # one submitit job (its own process) per Hydra job
+
+
+@pytest.mark.slow
+def test_optuna_study_of_three_trials_scores_diverged_trials_worst(rnnbench_cli, tmp_path):
+    """A plain-SGD ReLU RNN over a learning-rate range so wide that the seeded sampler draws both
+    trials that diverge (lr > 1) and trials that learn: the study finishes, diverged trials count as
+    +inf, and the best trial is the best completed one."""
+    result = rnnbench_cli("train", "-m", "hparams_search=adding_lr_hidden", "hydra.sweeper.n_trials=3",
+                          "optim=sgd", "model.cell=rnn", "model.nonlinearity=relu", "data.seq_len=10",
+                          "optim.lr=tag(log, interval(1e-12, 1e6))", "logger=none", *FAST, *QUIET)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = sweep_dir_of(tmp_path, "adding_lr_hidden")
+    found = records(sweep)
+    assert len(found) == 3 and "3 run(s):" in result.stdout
+    statuses = sorted(r["status"] for r in found)
+    assert "diverged" in statuses and "completed" in statuses, statuses
+    assert all(1e-12 <= r["config"]["optim"]["lr"] <= 1e6 and r["config"]["model"]["hidden_size"] in (16, 32, 64)
+               for r in found)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    completed = [r["metrics"]["best/val/loss"] for r in found if r["status"] == "completed"]
+    assert best["best_value"] == pytest.approx(min(completed))
+    assert "optuna: best value" in result.stdout
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_into_the_same_dir_without_rerunning_completed_jobs(tmp_path):
+    command = [sys.executable, "-m", "rnnbench", "train", "-m", "experiment=quickstart", "seed=0", "logger=none",
+               "debug=smoke", "trainer.max_steps=150", "trainer.val_check_interval=50"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            statuses = {p.parent.name: json.loads(p.read_text())["status"]
+                        for p in (tmp_path / "multirun").rglob("result.json")}
+            if statuses.get("0") == "completed" and statuses.get("1") == "running":
+                break
+            assert process.poll() is None, "the sweep ended before it could be interrupted"
+            time.sleep(0.1)
+        else:
+            pytest.fail("the first job never completed")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    sweep = sweep_dir_of(tmp_path, "quickstart")
+    before = {r["output_dir"]: r for r in records(sweep)}
+    assert sorted(r["status"] for r in before.values()) == ["completed", "running"]
+
+    result = subprocess.run([*command, "resume=true"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resume: continuing the sweep in {sweep.relative_to(tmp_path)}" in result.stdout
+    assert "3 run(s): 3 completed" in result.stdout
+    assert sweep_dir_of(tmp_path, "quickstart") == sweep  # no second sweep dir
+    after = {r["output_dir"]: r for r in records(sweep)}
+    assert len(after) == 3 and all(r["status"] == "completed" for r in after.values())
+    for output_dir, record in before.items():
+        if record["status"] == "completed":
+            assert after[output_dir]["started_at"] == record["started_at"]  # skipped, not re-run
+        else:
+            assert after[output_dir]["started_at"] != record["started_at"]  # the killed job ran again
+
+
+@pytest.mark.slow
+def test_every_shipped_preset_runs_end_to_end_in_smoke_size(tmp_path, timemachine_text):
+    """debug=smoke: each preset's grid with seed 0 only (quickstart's smoke size runs in the resume
+    test); two presets at a time, one thread per job, as separate `rnnbench train -m` processes."""
+    smoke_jobs = {"depth_direction": 18, "clipping": 12, "cells_vs_length": 9, "d2l_timemachine": 4}
+    waiting, running, results = list(smoke_jobs), {}, {}
+    while waiting or running:
+        while waiting and len(running) < 2:
+            name = waiting.pop(0)
+            extra = [f"data.path={timemachine_text}"] if name == "d2l_timemachine" else []
+            running[name] = subprocess.Popen(
+                [sys.executable, "-m", "rnnbench", "train", "-m", f"experiment={name}", "debug=smoke", "logger=csv",
+                 *extra], cwd=tmp_path, env=cli_env(), stdout=(tmp_path / f"{name}.log").open("w"),
+                stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+        for name in [n for n, process in running.items() if process.poll() is not None]:
+            results[name] = running.pop(name).returncode
+    for name, jobs in smoke_jobs.items():
+        output, returncode = (tmp_path / f"{name}.log").read_text(), results[name]
+        assert returncode == 0, (name, output[-3000:])
+        found = records(sweep_dir_of(tmp_path, name))
+        assert len(found) == jobs and f"{jobs} run(s):" in output
+        assert all(r["status"] in ("completed", "diverged") and r["threads"] == 1 for r in found), name
+        assert all(r["steps"] <= 6 and r["seed"] == 0 for r in found)
+    d2l = records(sweep_dir_of(tmp_path, "d2l_timemachine"))
+    assert sorted((r["config"]["model"]["cell"], r["config"]["optim"]["lr"]) for r in d2l) == [
+        ("gru", 2.0), ("gru", 4.0), ("lstm", 4.0), ("rnn", 1.0)]
+
+
+@pytest.mark.slow
+def test_wandb_agent_command_trains_offline_and_simultaneous_runs_never_share_a_dir(tmp_path):
+    """The argv `wandb agent` would build from conf/wandb_sweep.yaml (tiny sizes added as fixed sweep
+    parameters), run twice at the same moment, as two agents would: two runs, two dirs, two W&B runs."""
+    sweep = load_sweep_config()
+    for override in (*FAST, *QUIET):
+        key, value = override.split("=", 1)
+        sweep["parameters"][key] = {"value": yaml.safe_load(value)}
+    sweep["parameters"]["data.seq_len"] = {"value": 10}
+    argv = agent_command(sweep, example_values(sweep))
+    assert argv[1:3] == ["rnnbench", "train"]
+    env = cli_env(WANDB_MODE="offline", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    processes = [subprocess.Popen(argv, cwd=tmp_path, env={**env, "WANDB_RUN_ID": run_id}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for run_id in ("agentrun1", "agentrun2")]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    found = records(tmp_path / "outputs")
+    assert len(found) == 2 and len({r["output_dir"] for r in found}) == 2
+    assert {r["wandb"]["run_id"] for r in found} == {"agentrun1", "agentrun2"}
+    for record in found:
+        assert record["status"] == "completed" and record["config"]["model"]["cell"] == "gru"
+        assert record["wandb"]["mode"] == "offline"
+        run = read_offline_run(next((Path(record["output_dir"]) / "wandb").glob("offline-run-*")))
+        assert run["config"]["model.cell"] == "gru" and "best/val/loss" in run["summary"]
