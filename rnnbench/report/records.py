@@ -140,10 +140,8 @@ class Run:
             return None if entry is None else _number(entry.get(match.group(3)))
         if name in gradients:
             return _number(gradients[name])
-        if name in LAYER_FIELDS:
-            entry = layer_entry(gradients)
-            return None if entry is None else _number(entry.get(name))
-        return None
+        entry = layer_entry(gradients)  # any other field: layer 0's forward direction
+        return None if entry is None else _number(entry.get(name))
 
 
 @dataclass
