@@ -295,7 +295,12 @@ def _context(runs: Sequence[Run], runset: RunSet, group_keys: Sequence[str], met
     """Warnings and notes about runs pooled in one table."""
     warnings = list(code_differences(runs))
     notes = []
-    pooled = [k for k in varying_keys(runs) if k not in group_keys and k not in excluded]
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(str(run.settings.get(k)) for k in group_keys), []).append(run)
+    # Only keys that vary inside a row are pooled: model.cell does not, when rows are model=gru, model=rnn, ...
+    pooled = [k for k in varying_keys(runs) if k not in group_keys and k not in excluded
+              and any(len({str(r.settings.get(k)) for r in members}) > 1 for members in groups.values())]
     data = [k for k in pooled if k == "data" or k.startswith("data.")]
     if data:
         warnings.append("runs pooled in one row differ in data settings not used for grouping: "
