@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.errors import RnnbenchError
-from rnnbench.tracking.record import RECORD_NAME, find_records, read_record
+from rnnbench.tracking.record import RECORD_NAME, find_records, flatten, read_record
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "varying_keys", "display", "sort_key", "parse_value",
            "matches", "value_counts", "code_differences", "LAYER_FIELDS"]
@@ -52,18 +52,6 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, Mapping):  # an empty mapping (flatten keeps non-empty ones apart)
         return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     return value
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"cell": "gru"}}`` -> ``{"model.cell": "gru"}``; lists become tuples (hashable)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = _hashable(value)
-    return flat
 
 
 def _number(value: Any) -> float | None:
@@ -172,7 +160,7 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
                 settings[str(group)] = _hashable(choice)
     config = record.get("config")
     if isinstance(config, Mapping):
-        settings.update(flatten(config))
+        settings.update(flatten(config, leaf=_hashable))
     return settings
 
 

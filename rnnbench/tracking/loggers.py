@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import instantiate
@@ -11,18 +10,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from rnnbench.data.task import Task
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"cell": "gru"}}`` -> ``{"model.cell": "gru"}``: keys W&B can group and filter on."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def is_wandb(logger_config: DictConfig) -> bool:

@@ -45,7 +45,7 @@ import platform
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,19 @@ def redact(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "", leaf: Callable[[Any], Any] = lambda v: v) -> dict[str, Any]:
+    """``{"model": {"cell": "gru"}}`` -> ``{"model.cell": "gru"}``, each leaf passed through ``leaf``:
+    the flat keys W&B groups and filters on, and the settings tables group by."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name + ".", leaf))
+        else:
+            flat[name] = leaf(value)
+    return flat
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

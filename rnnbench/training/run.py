@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError
-from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, flatten, wandb_record
-from rnnbench.tracking.record import RECORD_NAME, new_record, now, read_record, write_json_atomic
+from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_record
+from rnnbench.tracking.record import RECORD_NAME, flatten, new_record, now, read_record, write_json_atomic
 from rnnbench.tracking.run_statistics import RunStatistics
 from rnnbench.training.divergence import DivergenceMonitor
 from rnnbench.training.module import SequenceTaskModule
