@@ -35,7 +35,7 @@ from conftest import FAST, cli_env
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")
 
 # The presets this feature ships, with the number of jobs in their grid.
-PRESETS = {"quickstart": 6, "cells_vs_length": 27, "depth_direction": 18, "clipping": 12, "d2l_timemachine": 4}
+PRESETS = {"quickstart": 6, "cells_vs_length": 27, "depth_direction": 36, "clipping": 36, "d2l_timemachine": 4}
 QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not about the diagnostics' cost
 
 
@@ -70,7 +70,7 @@ def test_preset_grids_say_only_their_differences():
     assert cells.data._target_.endswith("AddingProblem") and cells.optim.lr == 0.01
     depth = compose_all("experiment=depth_direction")
     assert depth.data._target_.endswith("Digits")
-    assert set(depth.hydra.sweeper.params) == {"model.cell", "model.num_layers", "model.bidirectional"}
+    assert set(depth.hydra.sweeper.params) == {"model.cell", "model.num_layers", "model.bidirectional", "seed"}
     clipping = compose_all("experiment=clipping")
     assert clipping.optim._target_ == "torch.optim.SGD" and clipping.optim.lr == 1.0
     assert clipping.hydra.sweeper.params["trainer.gradient_clip_val"] == "null,0.1,1,10"
@@ -330,7 +330,7 @@ def test_killed_sweep_resumes_into_the_same_dir_without_rerunning_completed_jobs
 def test_every_shipped_preset_runs_end_to_end_in_smoke_size(tmp_path, timemachine_text):
     """debug=smoke: each preset's grid with seed 0 only (quickstart's smoke size runs in the resume
     test); two presets at a time, one thread per job, as separate `rnnbench train -m` processes."""
-    smoke_jobs = {"depth_direction": 18, "clipping": 12, "cells_vs_length": 9, "d2l_timemachine": 4}
+    smoke_jobs = {"depth_direction": 36, "clipping": 36, "cells_vs_length": 9, "d2l_timemachine": 4}
     waiting, running, results = list(smoke_jobs), {}, {}
     while waiting or running:
         while waiting and len(running) < 2:
