@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnbench.errors import require_int
+from rnnbench.tracking.loggers import wandb_loggers
 
 
 def recurrent_core(pl_module: pl.LightningModule) -> nn.RNNBase:
@@ -24,7 +25,7 @@ def log_scalars(trainer: pl.Trainer, metrics: dict[str, float], step: int) -> No
 
 
 def wandb_runs(trainer: pl.Trainer) -> list[Any]:
-    return [logger.experiment for logger in trainer.loggers if type(logger).__name__ == "WandbLogger"]
+    return [logger.experiment for logger in wandb_loggers(trainer.loggers)]
 
 
 def gradients_section(record: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,11 @@ def is_wandb(logger_config: DictConfig) -> bool:
     return str(logger_config.get("_target_", "")).endswith("WandbLogger")
 
 
+def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
+    """The W&B loggers among ``loggers`` (by name, so wandb itself is imported only when one is used)."""
+    return [logger for logger in loggers if type(logger).__name__ == "WandbLogger"]
+
+
 def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name: str | None,
                   group: str | None, tags: list[str]) -> list[Logger]:
     """Instantiate every logger under ``logger``; settings the config leaves null are filled per job.
@@ -38,8 +43,7 @@ def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task,
     """Log the config to every logger; give W&B its summaries (best val, final test) and the parameter count."""
     for logger in loggers:
         logger.log_hyperparams(flat_config)
-        if type(logger).__name__ != "WandbLogger":
-            continue
+    for logger in wandb_loggers(loggers):
         run = logger.experiment
         metric_summary = "max" if task.metric_mode == "max" else "min"
         run.define_metric("val/loss", summary="min")
@@ -50,8 +54,8 @@ def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task,
 
 
 def wandb_record(loggers: list[Logger]) -> dict[str, Any] | None:
-    for logger in loggers:
-        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+    for logger in wandb_loggers(loggers):
+        if logger._experiment is not None:
             run = logger._experiment
             return {"run_id": run.id, "mode": "offline" if run.offline else "online", "dir": run.dir,
                     "group": run.group or None, "name": run.name}

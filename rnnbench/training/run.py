@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError
-from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_record
+from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_loggers, wandb_record
 from rnnbench.tracking.record import RECORD_NAME, flatten, new_record, now, read_record, write_json_atomic
 from rnnbench.tracking.run_statistics import RunStatistics
 from rnnbench.training.divergence import DivergenceMonitor
@@ -139,7 +139,7 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False,
                                       callbacks=[statistics, divergence, *diagnostics],
                                       default_root_dir=str(output_dir))
-    record["device"] = str(module.device if trainer.strategy.root_device is None else trainer.strategy.root_device)
+    record["device"] = str(trainer.strategy.root_device)
     trainer.fit(module, datamodule=datamodule)
 
     metrics: dict[str, float] = {}
@@ -154,17 +154,14 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
         log.warning("loss became non-finite at step %d: run ends as diverged", divergence.diverged_at_step)
     metrics.update(_numbers(trainer.callback_metrics))
     metrics.update(statistics.best)
-    record["gradients"] = None
     for diagnostic in diagnostics:
         diagnostic.record_into(record)
     record.update(status=status, metrics=metrics, steps=trainer.global_step,
                   diverged_at_step=divergence.diverged_at_step, train_seconds=statistics.train_seconds,
                   throughput=statistics.throughput())
-    for logger in loggers:
-        if type(logger).__name__ == "WandbLogger":
-            logger.experiment.summary.update({"status": status, "steps": trainer.global_step,
-                                              **statistics.best,
-                                              **(statistics.throughput() or {})})
+    for logger in wandb_loggers(loggers):
+        logger.experiment.summary.update({"status": status, "steps": trainer.global_step, **statistics.best,
+                                          **(statistics.throughput() or {})})
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
