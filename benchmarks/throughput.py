@@ -5,6 +5,7 @@
     python -m benchmarks.throughput --suite scaling       # tokens/s against T, hidden, layers; probe cost against T
     python -m benchmarks.throughput --suite startup       # seconds from launch to the first training step
     python -m benchmarks.throughput --suite data          # share of the step spent fetching batches
+    python -m benchmarks.throughput --suite sweep         # a 12-job sweep: basic launcher vs joblib (or --sweep ...)
     python -m benchmarks.throughput --suite all --quick   # everything, small
 
 Every measurement runs in its own process (as a sweep job does) with a fixed number of torch threads;
@@ -43,7 +44,7 @@ class Case:
     layers: int = 1
     seq_len: int = 35
     threads: int = 1
-    steps: int = 200
+    steps: int = 201
     clip: float | None = 1.0
     extra: tuple[str, ...] = field(default=())
 
@@ -58,6 +59,9 @@ class Case:
                 f"trainer.val_check_interval={self.steps + 1}",
                 f"trainer.gradient_clip_val={'null' if self.clip is None else self.clip}", "optim=adam",
                 *self.extra]
+
+
+BASELINES = ("plain", "lightning")
 
 
 def _env(threads: int) -> dict[str, str]:
@@ -83,18 +87,21 @@ def run_harness(case: Case, variant: str) -> dict[str, float]:
             "tokens_per_cpu_second": record["throughput"]["tokens_per_cpu_second"], "process_seconds": elapsed}
 
 
-def run_plain(case: Case) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--plain-worker",
+def run_baseline(case: Case, kind: str) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--baseline-worker", kind,
                            json.dumps(asdict(case))], cwd=REPO, env=_env(case.threads), capture_output=True,
                           text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"plain loop failed for {case}: {done.stderr[-2000:]}")
+        raise RuntimeError(f"{kind} baseline failed for {case}: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def plain_worker(case: Case) -> None:
-    """The baseline a careful engineer writes by hand: the same model, data, optimizer and clipping;
-    whole batches gathered from in-memory tensors; no logging, no callbacks, no framework."""
+def baseline_worker(case: Case, kind: str) -> None:
+    """The baselines, on rnnbench's own model and data tensors. ``plain``: the loop a careful engineer
+    writes by hand (same model, data, optimizer and clipping; whole batches gathered from in-memory
+    tensors; no logging, callbacks or framework). ``lightning``: a bare ``pytorch_lightning.Trainer``
+    on the same model and data module (no logger, progress bar, checkpointing or callbacks of
+    rnnbench), which separates the framework's own per-step cost from rnnbench's."""
     import torch
 
     from rnnbench.data import AddingProblem, TimeMachine
@@ -107,30 +114,61 @@ def plain_worker(case: Case) -> None:
                            num_train=max(10_000, case.batch * 40), num_val=256, num_test=256)
     else:
         data = AddingProblem(seq_len=case.seq_len, batch_size=case.batch, num_val=256, num_test=256)
-    data.setup()
-    inputs, targets = data.splits["train"]
-    model = SequenceModel(data.task, cell=case.cell, hidden_size=case.hidden, num_layers=case.layers)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    task, steps, order, position = data.task, 0, torch.randperm(len(inputs)), 0
-    started, cpu_started = time.perf_counter(), time.process_time()
-    while steps < case.steps:
-        if position + case.batch > len(order):
-            order, position = torch.randperm(len(inputs)), 0
-        index = order[position:position + case.batch]
-        position += case.batch
-        loss = task.compute_loss(model(inputs[index]), targets[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if case.clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), case.clip)
-        optimizer.step()
-        steps += 1
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    tokens = steps * case.batch * task.seq_len
-    print(json.dumps({"tokens_per_second": tokens / seconds, "tokens_per_cpu_second": tokens / cpu_seconds}))
+    task = data.task
+    model = SequenceModel(task, cell=case.cell, hidden_size=case.hidden, num_layers=case.layers)
+    # timed from the end of the first step to the end of the last, as rnnbench's record times its runs
+    marks: list[tuple[float, float]] = []
+
+    def mark() -> None:
+        marks.append((time.perf_counter(), time.process_time()))
+
+    if kind == "plain":
+        data.setup()
+        inputs, targets = data.splits["train"]
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        order, position = torch.randperm(len(inputs)), 0
+        for step in range(case.steps):
+            if position + case.batch > len(order):
+                order, position = torch.randperm(len(inputs)), 0
+            index = order[position:position + case.batch]
+            position += case.batch
+            loss = task.compute_loss(model(inputs[index]), targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if case.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), case.clip)
+            optimizer.step()
+            if step in (0, case.steps - 1):
+                mark()
+    else:
+        import pytorch_lightning as pl
+
+        class Bare(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def training_step(self, batch, batch_idx):
+                return task.compute_loss(self.model(batch[0]), batch[1])
+
+            def configure_optimizers(self):
+                return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+        class Marks(pl.Callback):
+            def on_train_batch_end(self, trainer, *args) -> None:
+                if trainer.global_step in (1, case.steps):
+                    mark()
+
+        pl.Trainer(max_steps=case.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False, gradient_clip_val=case.clip, limit_val_batches=0,
+                   num_sanity_val_steps=0, callbacks=[Marks()]).fit(Bare(), datamodule=data)
+    (wall0, cpu0), (wall1, cpu1) = marks
+    tokens = (case.steps - 1) * case.batch * task.seq_len
+    print(json.dumps({"tokens_per_second": tokens / (wall1 - wall0), "tokens_per_cpu_second": tokens / (cpu1 - cpu0)}))
 
 
-def compare(cases: list[Case], variants: list[str], repeats: int, log) -> list[dict]:
+def compare(cases: list[Case], variants: list[str], repeats: int, log,
+            pairs: tuple[tuple[str, str], ...] = ()) -> list[dict]:
     """Interleave the variants of each case ``repeats`` times; medians and ratios to the first variant,
     by wall time (what a user waits for) and by the process's CPU time (steadier on a busy machine)."""
     rows = []
@@ -139,15 +177,15 @@ def compare(cases: list[Case], variants: list[str], repeats: int, log) -> list[d
         for repeat in range(repeats):
             order = variants[repeat % len(variants):] + variants[:repeat % len(variants)]
             for variant in order:
-                samples[variant].append(run_plain(case) if variant == "plain" else run_harness(case, variant))
+                samples[variant].append(run_baseline(case, variant) if variant in BASELINES else run_harness(case, variant))
         wall = {v: statistics.median(r["tokens_per_second"] for r in s) for v, s in samples.items()}
         cpu = {v: statistics.median(r["tokens_per_cpu_second"] for r in s) for v, s in samples.items()}
         row = {"data": case.data, "cell": case.cell, "batch": case.batch, "hidden": case.hidden,
                "layers": case.layers, "T": case.seq_len, "threads": case.threads, "steps": case.steps}
         row.update({f"{v} tokens/s": round(m) for v, m in wall.items()})
-        base = variants[0]
-        row.update({f"{v} / {base}": round(wall[v] / wall[base], 3) for v in variants[1:]})
-        row.update({f"{v} / {base} (CPU time)": round(cpu[v] / cpu[base], 3) for v in variants[1:]})
+        pairs = tuple((v, variants[0]) for v in variants[1:]) + pairs
+        row.update({f"{a} / {b}": round(wall[a] / wall[b], 3) for a, b in pairs})
+        row.update({f"{a} / {b} (CPU time)": round(cpu[a] / cpu[b], 3) for a, b in pairs})
         rows.append(row)
         log(row)
     return rows
@@ -172,6 +210,78 @@ def startup(repeats: int, log) -> list[dict]:
                      " (whole process)", "seconds": round(statistics.median(times), 2)})
     for row in rows:
         log(row)
+    return rows
+
+
+def probe_cost(repeats: int, log, quick: bool = False) -> list[dict]:
+    """The exact gradient-through-time probe (float64, batch 32) against one training step of the same
+    LSTM (float32, batch 32), timed alternately in this process with 1 thread, for growing T: the
+    ratio stays flat when the probe's cost grows linearly in T, as a training step's does."""
+    import torch
+
+    from rnnbench.diagnostics.through_time import gradient_through_time
+
+    torch.set_num_threads(1)
+    rows, per_step = [], []
+    for steps in ((35, 70) if quick else (35, 100, 400)):
+        torch.manual_seed(0)
+        rnn, head = torch.nn.LSTM(28, 256, batch_first=True), torch.nn.Linear(256, 28)
+        optimizer = torch.optim.Adam([*rnn.parameters(), *head.parameters()])
+        inputs, targets = torch.randn(32, steps, 28), torch.randint(0, 28, (32, steps))
+
+        def train_step() -> None:
+            loss = torch.nn.functional.cross_entropy(head(rnn(inputs)[0]).reshape(-1, 28), targets.reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        def probe() -> None:
+            gradient_through_time(rnn, inputs, lambda output, h_n: torch.nn.functional.cross_entropy(
+                head(output[:, -1]), targets[:, -1], reduction="sum"))
+
+        timings: dict[str, list[float]] = {"step": [], "probe": []}
+        for _ in range(1 + repeats):  # the first round warms up
+            for name, work in (("step", train_step), ("probe", probe)):
+                started = time.perf_counter()
+                work()
+                timings[name].append(time.perf_counter() - started)
+        step, probe_seconds = (statistics.median(timings[k][1:]) for k in ("step", "probe"))
+        per_step.append((steps, probe_seconds / step, probe_seconds / steps))
+    base = per_step[0][2]
+    for steps, ratio, per_t in per_step:
+        rows.append({"T": steps, "probe / training step": round(ratio, 2),
+                     f"probe seconds per time step, relative to T={per_step[0][0]}": round(per_t / base, 2)})
+        log(rows[-1])
+    return rows
+
+
+SWEEP_12 = ("data=adding", "data.seq_len=50", "model.hidden_size=64", "trainer.max_steps=300",
+            "model.cell=rnn,lstm,gru", "seed=0,1,2,3")
+
+
+def sweep_speed(sweep: list[str], repeats: int, log, keep: Path | None = None) -> list[dict]:
+    """Wall time of one multirun with Hydra's basic launcher (one job after another, each with every
+    core) against the joblib launcher (one job per core, one thread each), interleaved."""
+    rows, seconds = [], {"basic": [], "joblib": []}
+    for repeat in range(repeats):
+        for launcher in (["basic", "joblib"] if repeat % 2 == 0 else ["joblib", "basic"]):
+            with tempfile.TemporaryDirectory() as workdir:
+                sweep_dir = (keep / launcher if keep and repeat == 0 else Path(workdir) / "sweep").resolve()
+                command = [sys.executable, "-m", "rnnbench", "train", "-m", *sweep, f"hydra.sweep.dir={sweep_dir}",
+                           *(["hydra/launcher=joblib"] if launcher == "joblib" else [])]
+                started = time.perf_counter()
+                done = subprocess.run(command, cwd=workdir, env=_env(os.cpu_count() or 1), capture_output=True,
+                                      text=True)
+                seconds[launcher].append(time.perf_counter() - started)
+                records = [json.loads(p.read_text()) for p in sweep_dir.rglob("result.json")]
+                if done.returncode != 0 or not records:
+                    raise RuntimeError(f"sweep failed with the {launcher} launcher: {done.stderr[-2000:]}")
+                log({"launcher": launcher, "jobs": len(records), "seconds": round(seconds[launcher][-1], 1)})
+    basic, joblib = (statistics.median(seconds[k]) for k in ("basic", "joblib"))
+    rows.append({"sweep": " ".join(sweep), "jobs": len(records), "cores": os.cpu_count(), "repeats": repeats,
+                 "basic launcher s": round(basic, 1), "joblib launcher s": round(joblib, 1),
+                 "speed-up": round(basic / joblib, 2)})
+    log(rows[-1])
     return rows
 
 
@@ -214,21 +324,27 @@ def write_table(rows: list[dict], path: Path, title: str, note: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "all"], default="overhead")
+    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "sweep", "all"], default="overhead")
     parser.add_argument("--quick", action="store_true", help="fewer cases and steps (a smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep", nargs="+", default=list(SWEEP_12),
+                        help="the multirun overrides the sweep suite times (default: a 12-job sweep)")
+    parser.add_argument("--keep-runs", type=Path, help="sweep suite: keep the first repeat's sweep dirs here")
     parser.add_argument("--output", type=Path, default=REPO / "results" / "performance")
-    parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.plain_worker:
-        plain_worker(Case(**{k: tuple(v) if k == "extra" else v for k, v in json.loads(args.plain_worker).items()}))
+    if args.baseline_worker:
+        kind, case = args.baseline_worker
+        baseline_worker(Case(**{k: tuple(v) if k == "extra" else v for k, v in json.loads(case).items()}), kind)
         return
 
     def log(row):
         print(json.dumps(row), flush=True)
 
-    steps = 20 if args.quick else 200
-    suites = ["overhead", "harness", "scaling", "startup", "data"] if args.suite == "all" else [args.suite]
+    # 201 steps: 200 timed (the first is warm-up) holding the probes after steps 100 and 200, which is
+    # exactly the default cadence; 101 for the costlier cases (one probe in 100 timed steps).
+    steps, short = (20, 20) if args.quick else (201, 101)
+    suites = ["overhead", "harness", "scaling", "startup", "data", "sweep"] if args.suite == "all" else [args.suite]
     tag = "_quick" if args.quick else ""
     for suite in suites:
         if suite == "overhead":
@@ -238,8 +354,10 @@ def main() -> None:
             rows = compare(cases[:1] if args.quick else cases, ["no_diagnostics", "default"], args.repeats, log)
             write_table(rows, args.output / f"diagnostics_overhead{tag}", "Diagnostics on vs off",
                         "Both W&B offline + CSV logging and norm clipping 1.0, 1 thread; `default / no_diagnostics` is "
-                        f"the throughput ratio with every instrument at its default cadence ({steps} steps: probes at "
-                        "0, 100, 200, so 1.5 probes per 100 steps against 1 in a long run). The data sets' default "
+                        f"the steady-state throughput ratio with every instrument at its default cadence ({steps} steps: "
+                        "the first is warm-up, the 200 timed ones hold the probes after steps 100 and 200, one per "
+                        "100 steps as in a long run; the probes at the start and the end are one-off costs outside "
+                        "the timed window, as is start-up). The data sets' default "
                         "T (32 for timemachine; 100 for adding as the issue asks), timemachine at batch 128 instead "
                         "of its default 1024 to keep the benchmark short (a larger batch makes the probe relatively "
                         "cheaper).")
@@ -247,14 +365,15 @@ def main() -> None:
             cells = ["lstm"] if args.quick else ["rnn", "lstm", "gru"]
             cases = [Case(cell=c, batch=32, steps=steps) for c in cells]
             if not args.quick:
-                cases += [Case(cell="lstm", batch=256, steps=max(steps // 4, 10)),
+                cases += [Case(cell="lstm", batch=256, steps=short),
                           Case(cell="lstm", batch=32, threads=2, steps=steps)]
-            rows = compare(cases, ["plain", "default", "off"], args.repeats, log)
+            rows = compare(cases, ["plain", "lightning", "off", "no_diagnostics", "default"], args.repeats, log,
+                           pairs=(("off", "lightning"), ("default", "no_diagnostics")))
             write_table(rows, args.output / f"harness_vs_plain{tag}", "rnnbench against a plain PyTorch loop",
                         "Character LM (vocabulary 28), T=35, hidden 256, Adam, norm clipping 1.0. `default`: W&B "
                         "offline + CSV, default diagnostics; `off`: no logger, no diagnostics.")
         elif suite == "scaling":
-            base = Case(steps=max(steps // 4, 10), batch=32)
+            base = Case(steps=short, batch=32)
             grid = ([base] if args.quick else
                     [Case(seq_len=t, steps=base.steps) for t in (35, 100, 400)]
                     + [Case(hidden=h, steps=base.steps) for h in (64, 1024)]
@@ -262,11 +381,25 @@ def main() -> None:
             rows = compare(grid, ["plain", "default"], max(1, args.repeats - 1), log)
             write_table(rows, args.output / f"scaling{tag}", "Throughput against the work",
                         "LSTM character LM, batch 32, 1 thread; harness with default diagnostics and W&B offline.")
+            rows = probe_cost(3 if args.quick else 5, log, args.quick)
+            write_table(rows, args.output / f"probe_cost{tag}", "Gradient-through-time probe against T",
+                        "One exact probe (float64, 32 samples, every step and the LSTM cell) against one training "
+                        "step (float32, batch 32) of the same LSTM-256, timed alternately in one process, 1 thread, "
+                        "median of 5. At the default cadence a probe runs once per 100 steps.")
         elif suite == "data":
             rows = data_loading(max(1, args.repeats - 2), log)
             write_table(rows, args.output / f"data_loading{tag}", "Data loading",
                         "Lightning SimpleProfiler: `train_dataloader_next` against `run_training_batch`, LSTM "
                         "character LM, T=35, 1 thread, default diagnostics and W&B offline.")
+        elif suite == "sweep":
+            sweep = ["data=adding", "data.seq_len=10", "model.cell=rnn,gru", "trainer.max_steps=20"] if args.quick else args.sweep
+            rows = sweep_speed(sweep, 1 if args.quick else max(1, args.repeats - 1), log, args.keep_runs)
+            name = "sweep_speed" if sweep == list(SWEEP_12) or args.quick else "sweep_speed_" + "_".join(
+                o.split("=")[-1] for o in sweep if o.startswith("experiment="))
+            write_table(rows, args.output / f"{name}{tag}", "Sweep wall time: basic against joblib launcher",
+                        "Whole `rnnbench train -m` processes, W&B offline unless the sweep says otherwise; basic: "
+                        "one job at a time with torch's default threads (all cores); joblib: one job per core, "
+                        "one torch thread each (rnnbench's ThreadsPerJob callback).")
         elif suite == "startup":
             rows = startup(args.repeats, log)
             write_table(rows, args.output / f"startup{tag}", "Start-up", "Median seconds of a cold process.")

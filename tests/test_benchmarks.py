@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from benchmarks.throughput import Case, compare, write_table
+import pytest
+
+from benchmarks.throughput import Case, compare, sweep_speed, write_table
 
 
 def test_throughput_comparison_runs_and_writes_tables(tmp_path):
     case = Case(data="adding", cell="gru", batch=8, hidden=8, seq_len=10, steps=3)
-    rows = compare([case], ["plain", "default"], repeats=1, log=lambda row: None)
-    assert rows[0]["plain tokens/s"] > 0 and rows[0]["default tokens/s"] > 0
-    assert rows[0]["default / plain"] > 0
+    rows = compare([case], ["plain", "lightning", "default"], repeats=1, log=lambda row: None,
+                   pairs=(("default", "lightning"),))
+    row = rows[0]
+    assert row["plain tokens/s"] > 0 and row["lightning tokens/s"] > 0 and row["default tokens/s"] > 0
+    assert row["default / plain"] == pytest.approx(row["default tokens/s"] / row["plain tokens/s"], rel=0.01)
+    assert row["default / lightning"] > 0 and row["lightning / plain (CPU time)"] > 0
     write_table(rows, tmp_path / "table", "title", "note")
     assert "| data | cell |" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "table.csv").read_text().startswith("data,cell,")
+
+
+@pytest.mark.slow
+def test_sweep_speed_times_both_launchers_and_keeps_their_records(tmp_path):
+    logged = []
+    rows = sweep_speed(["data=adding", "data.seq_len=10", "model.cell=rnn,gru", "trainer.max_steps=5",
+                        "logger=none", "diagnostics=none"], repeats=1, log=logged.append, keep=tmp_path / "kept")
+    assert [entry["launcher"] for entry in logged[:2]] == ["basic", "joblib"]
+    assert rows[0]["jobs"] == 2 and rows[0]["speed-up"] > 0
+    assert rows[0]["speed-up"] == pytest.approx(rows[0]["basic launcher s"] / rows[0]["joblib launcher s"], rel=0.05)
+    for launcher in ("basic", "joblib"):
+        assert len(list((tmp_path / "kept" / launcher).rglob("result.json"))) == 2

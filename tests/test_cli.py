@@ -65,6 +65,9 @@ def test_multirun_makes_separate_wandb_runs_and_records(rnnbench_cli, tmp_path):
         assert record["steps"] == 40 and record["config"]["model"]["cell"] == "gru"
         assert record["metrics"]["test/mse"] < 1 / 6 * 3 and "best/val/mse" in record["metrics"]
         assert record["throughput"]["samples_per_second"] > 0 and record["parameters"] > 0
+        assert record["throughput"]["steps_timed"] == 39  # steady state: every step after the first
+        assert record["throughput"]["tokens_per_second"] == pytest.approx(
+            record["throughput"]["samples_per_second"] * 10)
         assert record["versions"]["torch"] and record["versions"]["wandb"]
         assert record["wandb"]["mode"] == "offline" and record["wandb"]["group"] == sweep_dirs[0].name
         output_dir = Path(record["output_dir"])
@@ -74,6 +77,13 @@ def test_multirun_makes_separate_wandb_runs_and_records(rnnbench_cli, tmp_path):
         assert len(losses) == 4 and losses[-1] < losses[0]  # logged every 10 of 40 steps
         assert run["config"]["model.cell"] == "gru" and run["summary"]["parameters"] == record["parameters"]
         assert run["summary"]["test/mse"]["last"] == pytest.approx(record["metrics"]["test/mse"])
+        # the gradient-through-time table goes to W&B once, at the end, with every probe (steps 0 and 40)
+        assert len([row for row in run["history"] if "grad_flow/table/_type" in row]) == 1
+        table_file = next((output_dir / "wandb").glob("offline-run-*/files/media/table/grad_flow/table_*.table.json"))
+        table = json.loads(table_file.read_text())
+        assert record["gradients"]["probe_steps"] == [0, 40]
+        assert sorted({row[0] for row in table["data"]}) == [0, 40] and len(table["data"]) == 2 * 10
+        assert sorted(row[3] for row in table["data"] if row[0] == 40) == list(range(10))
         run_ids.add(record["wandb"]["run_id"])
         assert (output_dir / "csv" / "metrics.csv").is_file()
     assert len(run_ids) == 2

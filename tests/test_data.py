@@ -65,6 +65,9 @@ def test_copy_task_follows_its_definition():
     logits[:, :-10, 0] = 0
     logits[:, -10:, 1:] = 0
     assert task.compute_loss(logits, y).item() == pytest.approx(task.baseline_loss, rel=1e-5)
+    # ... and its recall accuracy, in expectation: one symbol in 8 (an argmax over ties takes symbol 1)
+    assert task.baseline_metric == 1 / 8
+    assert (y[:, -10:] == 1).float().mean().item() == pytest.approx(1 / 8, abs=0.03)
 
 
 @pytest.mark.parametrize("layout,shape", [("rows", (8, 8)), ("pixels", (64, 1))])
@@ -76,6 +79,8 @@ def test_digits_layouts_and_stratified_split(layout, shape):
         assert split[0].shape[1:] == shape and 0 <= split[0].min() and split[0].max() <= 1
         counts = torch.bincount(split[1], minlength=10).float()
         assert (counts / counts.sum() - 0.1).abs().max() < 0.02  # every class in proportion
+        # so the input-blind accuracy is the largest class's share, chance within 2 points
+        assert (counts.max() / counts.sum()).item() == pytest.approx(Digits().task.baseline_metric, abs=0.02)
     assert not rows(splits["train"][0]) & rows(splits["test"][0]) - rows(splits["train"][0][:0])
 
 

@@ -121,6 +121,35 @@ def test_table_groups_by_the_varying_keys_with_mean_std_n(sweep, capsys):
     assert row["no/such/metric"] == {"mean": None, "std": None, "n": 0}  # missing: blank, no crash
 
 
+def test_steps_to_a_threshold_from_each_runs_learning_curve(sweep, capsys):
+    """Validation after steps 15 and 30: each run's first validation under (over) the threshold, read
+    back from its csv/metrics.csv here, gives the column's mean and count; runs that never get there are
+    left out (blank when none does)."""
+    curves = {}
+    for record in load(sweep):
+        with open(Path(record["output_dir"]) / "csv" / "metrics.csv", newline="") as f:
+            curve = [(int(row["step"]) + 1, float(row["val/mse"])) for row in csv.DictReader(f) if row["val/mse"]]
+        assert [step for step, _ in curve] == [15, 30]
+        curves.setdefault(record["config"]["model"]["cell"], []).append(curve)
+    values = sorted(v for runs in curves.values() for curve in runs for _, v in curve)
+    thresholds = [values[0] / 2, *((a + b) / 2 for a, b in zip(values, values[1:])), values[-1] * 2]
+    metrics = [f"steps_to:val/mse{op}{t!r}" for t in thresholds for op in "<>"]
+    code, out, _ = table(capsys, sweep, *[a for m in metrics for a in ("--metric", m)], "--format", "json")
+    assert code == 0
+    rows = by_cell(json.loads(out))
+    for cell, runs in curves.items():
+        for t in thresholds:
+            for op in "<>":
+                reached = [next(step for step, v in curve if (v < t if op == "<" else v > t)) for curve in runs
+                           if any(v < t if op == "<" else v > t for _, v in curve)]
+                cell_value = rows[cell][f"steps_to:val/mse{op}{t!r}"]
+                assert cell_value["n"] == len(reached)
+                assert cell_value["mean"] == (statistics.mean(reached) if reached else None)
+    assert rows["gru"][f"steps_to:val/mse<{thresholds[-1]!r}"] == {"mean": 15, "std": 0.0, "n": 2}
+    code, out, err = table(capsys, sweep, "--metric", "steps_to:val/mse<small")
+    assert code == 2 and "steps_to:val/mse<small is not allowed: the threshold must be a number" in err
+
+
 def test_every_format_parses(sweep, capsys, tmp_path):
     _, as_json, _ = table(capsys, sweep, "--format", "json")
     expected = by_cell(json.loads(as_json))
@@ -229,6 +258,18 @@ def test_compare_gives_a_bootstrap_ci_and_says_when_undefined(sweep, capsys, tmp
     assert row["95% CI"]["low"] is None and row["95% CI"]["undefined"] == "undefined: n < 2"
     _, markdown, _ = table(capsys, tmp_path / "constructed", "--compare", "model.cell=rnn", "model.cell=gru")
     assert "undefined: n < 2" in markdown
+
+    # A setting that goes with the compared one (each cell its own lr, as a preset sets them) does not
+    # split the comparison into one-sided rows; one shared by both sides still groups.
+    for path in (tmp_path / "constructed").rglob("result.json"):
+        record = json.loads(path.read_text())
+        record["config"]["optim"]["lr"] = {"lstm": 4.0, "gru": 2.0, "rnn": 1.0}[record["config"]["model"]["cell"]]
+        record["config"]["model"]["hidden_size"] = 8 + record["seed"] % 2
+        path.write_text(json.dumps(record))
+    code, out, _ = table(capsys, *args, "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and [row["model.hidden_size"] for row in rows] == [8, 9] and "optim.lr" not in rows[0]
+    assert [(row["A: model.cell=lstm"]["n"], row["B: model.cell=gru"]["n"]) for row in rows] == [(4, 4), (4, 4)]
 
     code, _, err = table(capsys, tmp_path / "constructed", "--compare", "model.cell=lstm", "model.cell=tcn")
     assert code == 2 and err.strip() == ("rnnbench: error: --compare model.cell=tcn: no run has it "

@@ -35,7 +35,8 @@ class CopyMemory(InMemoryDataModule):
         length = self.seq_len + 2 * RECALL
         return Task(name="copy", input_kind="tokens", input_size=DELIMITER + 1, output_size=NUM_SYMBOLS + 1,
                     per_step=True, loss="cross_entropy", metric="accuracy", causal=False, seq_len=length,
-                    baseline_loss=RECALL * math.log(NUM_SYMBOLS) / length, metric_steps=(length - RECALL, length))
+                    baseline_loss=RECALL * math.log(NUM_SYMBOLS) / length, metric_steps=(length - RECALL, length),
+                    baseline_accuracy=1 / NUM_SYMBOLS)
 
     def build_splits(self) -> dict[str, Split]:
         n, length = sum(self.sizes), self.seq_len + 2 * RECALL

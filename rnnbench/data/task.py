@@ -31,6 +31,7 @@ class Task:
         seq_len: number of steps T the model reads.
         baseline_loss: the loss of the best input-blind predictor, the bar a model must beat.
         metric_steps: for per-step tasks, the (start, stop) steps the metric reads; None = all.
+        baseline_accuracy: for accuracy tasks, the input-blind predictor's accuracy (chance).
     """
 
     name: str
@@ -44,6 +45,7 @@ class Task:
     seq_len: int
     baseline_loss: float
     metric_steps: tuple[int, int] | None = None
+    baseline_accuracy: float | None = None
 
     @property
     def metric_mode(self) -> Literal["min", "max"]:
@@ -57,7 +59,7 @@ class Task:
             return self.baseline_loss
         if self.metric == "perplexity":
             return math.exp(self.baseline_loss)
-        return float("nan")
+        return float("nan") if self.baseline_accuracy is None else self.baseline_accuracy
 
     def compute_loss(self, predictions: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
         """Loss of ``predictions`` (model output: (B, T, C) per step, (B, C) or (B,) once) against targets."""

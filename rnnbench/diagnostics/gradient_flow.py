@@ -20,15 +20,17 @@ class GradientFlowProbe(Probe):
     """Gradient through time on the probe batch, for the loss at the last output position.
 
     Uses :func:`~rnnbench.diagnostics.through_time.gradient_through_time` (exact total
-    derivatives with the fused kernels, in float64 by default so that 1e-30 does not underflow).
+    derivatives, step by step, in float64 by default so that 1e-30 does not underflow).
     Steps are counted in each direction's processing order: for a backward direction the last
     processed step is position 1, and "distance from the loss" is counted from there.
 
     Logged per layer and direction: ``grad_flow/layer<l>/<direction>/vanishing_log10``
     (log10 of ||dl/dh|| at the first processed step over that at the last), ``.../reach`` (steps
-    until the norm has fallen 10x), ``.../cell_vanishing_log10`` (LSTM cell state); to W&B also a
-    line chart ``grad_flow/curve`` (log10 norm against distance from the loss, one series per
-    layer and direction) and the raw curve as a table ``grad_flow/table``.
+    until the norm has fallen 10x), ``.../cell_vanishing_log10`` (LSTM cell state). At the end of
+    training W&B also gets, once, a line chart ``grad_flow/curve`` (log10 norm against distance from
+    the loss, one series per layer and direction at the first and at the last probe) and every
+    probe's curves as one table ``grad_flow/table``: a chart and a table per probe cost more Python
+    time than the probe itself, and the scalars above already follow training live.
     """
 
     def __init__(self, every_n_steps: int = 100, probe_size: int = 32, dtype: str = "float64"):
@@ -37,6 +39,7 @@ class GradientFlowProbe(Probe):
         self.dtype = DTYPES[dtype]
         self.first: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
+        self.snapshots: list[dict[str, Any]] = []
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int) -> None:
@@ -66,9 +69,14 @@ class GradientFlowProbe(Probe):
             for i in range(count)]}
         self.first = self.first or snapshot
         self.last = snapshot
-        self._log(trainer, snapshot, steps)
+        self.snapshots.append(snapshot)
+        self._log_scalars(trainer, snapshot)
 
-    def _log(self, trainer: pl.Trainer, snapshot: dict[str, Any], steps: int) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._log_curves(trainer)
+
+    def _log_scalars(self, trainer: pl.Trainer, snapshot: dict[str, Any]) -> None:
         metrics = {}
         for entry in snapshot["layers"]:
             prefix = f"grad_flow/layer{entry['layer']}/{entry['direction']}"
@@ -77,24 +85,33 @@ class GradientFlowProbe(Probe):
             if entry["cell_vanishing_log10"] is not None:
                 metrics[f"{prefix}/cell_vanishing_log10"] = entry["cell_vanishing_log10"]
         log_scalars(trainer, metrics, snapshot["step"])
+
+    def _log_curves(self, trainer: pl.Trainer) -> None:
         runs = wandb_runs(trainer)
-        if not runs:
+        if not runs or self.first is None or self.last is None:
             return
         import wandb
 
-        distance = list(range(steps))
-        names = [f"layer{e['layer']}/{e['direction']}" for e in snapshot["layers"]]
-        chart = wandb.plot.line_series(
-            xs=distance, ys=[list(reversed(e["log10_curve"])) for e in snapshot["layers"]], keys=names,
-            title=f"log10 ||dl_T/dh_t|| at step {snapshot['step']}", xname="distance from the loss (steps)")
-        table = wandb.Table(columns=["step", "layer", "direction", "distance", "log10_norm", "cell_log10_norm"])
-        for entry in snapshot["layers"]:
-            cell = entry["cell_log10_curve"] or [None] * steps
-            for k in range(steps):
-                table.add_data(snapshot["step"], entry["layer"], entry["direction"], steps - 1 - k,
-                               entry["log10_curve"][k], cell[k])
+        shown = [self.first] if self.first is self.last else [self.first, self.last]
+        names, curves = [], []
+        for snapshot in shown:
+            for entry in snapshot["layers"]:
+                names.append(f"layer{entry['layer']}/{entry['direction']} at step {snapshot['step']}")
+                curves.append(list(reversed(entry["log10_curve"])))
+        chart = wandb.plot.line_series(xs=list(range(len(curves[0]))), ys=curves, keys=names,
+                                       title="log10 ||dl_T/dh_t||, first and last probe",
+                                       xname="distance from the loss (steps)")
+        rows = []
+        for snapshot in _spread(self.snapshots, wandb.Table.MAX_ROWS // len(curves[0]) // len(self.last["layers"])):
+            for entry in snapshot["layers"]:
+                steps = len(entry["log10_curve"])
+                cell = entry["cell_log10_curve"] or [None] * steps
+                rows += [[snapshot["step"], entry["layer"], entry["direction"], steps - 1 - k,
+                          entry["log10_curve"][k], cell[k]] for k in range(steps)]
+        table = wandb.Table(columns=["step", "layer", "direction", "distance", "log10_norm", "cell_log10_norm"],
+                            data=rows)
         for run in runs:
-            run.log({"grad_flow/curve": chart, "grad_flow/table": table, "trainer/global_step": snapshot["step"]})
+            run.log({"grad_flow/curve": chart, "grad_flow/table": table, "trainer/global_step": self.last["step"]})
 
     def record_into(self, record: dict[str, Any]) -> None:
         section = gradients_section(record)
@@ -112,6 +129,15 @@ class GradientFlowProbe(Probe):
              "cell_curve_first": _norms(first["cell_log10_curve"]), "cell_curve_last": _norms(last["cell_log10_curve"]),
              "log10_curve_first": first["log10_curve"], "log10_curve_last": last["log10_curve"]}
             for first, last in zip(self.first["layers"], self.last["layers"])]
+
+
+def _spread(items: list[Any], limit: int) -> list[Any]:
+    """At most ``limit`` (at least 2) of ``items``, evenly spaced, the first and the last included:
+    W&B truncates a logged table beyond ``wandb.Table.MAX_ROWS`` rows, so long runs keep fewer probes."""
+    limit = max(limit, 2)
+    if len(items) <= limit:
+        return items
+    return [items[round(i * (len(items) - 1) / (limit - 1))] for i in range(limit)]
 
 
 def _norms(log10_curve: list[float] | None) -> list[float] | None:

@@ -3,11 +3,10 @@
 The fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` kernels expose only the top
 layer's output sequence and the final states. Here each layer-direction is run
 as its own fused single-layer unidirectional module, so that every layer's
-hidden sequence (and, with autograd, the gradient of its gate pre-activations)
-is available; gate activations and the LSTM cell sequence are then recovered
-with one batched matrix product per layer-direction instead of a Python loop
-over cells. :mod:`rnnbench.diagnostics.gates` and
-:mod:`rnnbench.diagnostics.through_time` are built on it.
+hidden sequence is available; gate activations and the LSTM cell sequence are
+then recovered with one batched matrix product per layer-direction instead of
+a Python loop over cells. :mod:`rnnbench.diagnostics.gates` is built on it;
+:mod:`rnnbench.diagnostics.through_time` shares the cell layouts and weights.
 
 Shape conventions used below:
 
@@ -44,8 +43,6 @@ class CellLayout:
         reset_scaled: GRU only: the block whose recurrent term ``W_h h + b_h`` is
             multiplied by the reset gate before entering the activation, as
             ``(block, scaling gate)``; ``None`` for cells without such a term.
-        carry: GRU only: the gate ``z`` with ``h_t = (1 - z) n + z h_{t-1}``,
-            i.e. the direct (non-matrix) dependence of ``h_t`` on ``h_{t-1}``.
         cell_forget / cell_input / cell_candidate / cell_output: LSTM only:
             the blocks driving ``c_t = f c_{t-1} + i g`` and ``h_t = o tanh(c_t)``.
     """
@@ -56,7 +53,6 @@ class CellLayout:
     gates: tuple[str, ...]
     sigmoid_gates: tuple[str, ...]
     reset_scaled: tuple[str, str] | None = None
-    carry: str | None = None
     cell_forget: str | None = None
     cell_input: str | None = None
     cell_candidate: str | None = None
@@ -88,7 +84,6 @@ CELL_LAYOUTS: dict[str, CellLayout] = {
         ("reset", "update", "new"),
         ("reset", "update"),
         reset_scaled=("new", "reset"),
-        carry="update",
     ),
 }
 
@@ -131,7 +126,7 @@ class LayerRun:
     bias_hh: Tensor | None
 
 
-def _layer_weights(
+def layer_weights(
     rnn: nn.RNNBase, layer: int, direction: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Detached copies of ``(W_ih, W_hh, b_ih, b_hh)`` of one layer-direction.
@@ -174,9 +169,8 @@ def _fused_single_layer(
     for name, value in weights.items():
         if value is not None:
             setattr(module, f"{name}_l0", nn.Parameter(value, requires_grad=False))
-    # cuDNN wants one contiguous weight buffer; a no-op on CPU. The module
-    # stays in training mode because cuDNN refuses to backpropagate through a
-    # forward run in eval mode; with one layer its dropout never applies.
+    # cuDNN wants one contiguous weight buffer; a no-op on CPU. With one layer
+    # the module's dropout never applies, whatever its mode.
     module.flatten_parameters()
     return module
 
@@ -185,72 +179,41 @@ def run_layers(
     rnn: nn.RNNBase,
     inputs: Tensor,
     dtype: torch.dtype | None = None,
-    track_gradients: bool = False,
 ) -> tuple[list[LayerRun], Tensor, Tensor]:
-    """Run ``rnn`` layer by layer and direction by direction, without dropout.
+    """Run ``rnn`` layer by layer and direction by direction, without dropout and without autograd.
 
     Each layer-direction runs as its own fused single-layer module on a copy
     of its weights in ``dtype``; ``rnn`` itself is never touched.
-
-    With ``track_gradients=True`` the fused module is fed the pre-projected
-    input ``x'`` through an identity input weight (``W_ih = I``, ``b_ih = 0``),
-    so that the gradient with respect to :attr:`LayerRun.projected` is the
-    gradient with respect to the gate pre-activations; the returned tensors
-    then live in one autograd graph rooted at a detached copy of ``inputs``.
-    Otherwise the layer's own ``W_ih`` is used and nothing is recorded.
 
     Args:
         rnn: a batch-first ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
         inputs: ``(B, T, input_size)``.
         dtype: computation dtype; defaults to the dtype of ``rnn``'s weights.
-        track_gradients: build an autograd graph (see above).
 
     Returns:
         ``(runs, output, h_n)``: ``runs`` has one :class:`LayerRun` per
         layer-direction, ordered ``l * D + d``; ``output`` is ``(B, T, D*H)``,
         the top layer's directions concatenated in natural time order, as
         ``rnn`` returns it; ``h_n`` is ``(L*D, B, H)``, each layer-direction's
-        last processed hidden state, taken from ``runs[i].hidden`` so that a
-        loss on ``h_n`` backpropagates into those sequences.
+        last processed hidden state.
     """
     layout = cell_layout(rnn)
     if dtype is None:
         dtype = rnn.weight_hh_l0.dtype
     num_directions = 2 if rnn.bidirectional else 1
-    gate_size = layout.num_chunks * rnn.hidden_size
 
     runs: list[LayerRun] = []
     layer_input = inputs.detach().to(dtype)
-    with torch.set_grad_enabled(track_gradients):
-        if track_gradients:
-            layer_input.requires_grad_(True)
+    with torch.no_grad():
         for layer in range(rnn.num_layers):
             outputs_in_time_order: list[Tensor] = []
             for direction in range(num_directions):
-                weight_ih, weight_hh, bias_ih, bias_hh = _layer_weights(
-                    rnn, layer, direction, inputs.device, dtype
-                )
+                weight_ih, weight_hh, bias_ih, bias_hh = layer_weights(rnn, layer, direction, inputs.device, dtype)
                 x = layer_input.flip(1) if direction else layer_input
-                projected = F.linear(x, weight_ih, bias_ih)
-                if track_gradients:
-                    kernel_input = projected
-                    kernel_ih = torch.eye(gate_size, dtype=dtype, device=inputs.device)
-                    kernel_bias_ih = None if bias_ih is None else torch.zeros_like(bias_ih)
-                else:
-                    kernel_input, kernel_ih, kernel_bias_ih = x, weight_ih, bias_ih
-                module = _fused_single_layer(
-                    rnn,
-                    layout,
-                    {
-                        "weight_ih": kernel_ih,
-                        "weight_hh": weight_hh,
-                        "bias_ih": kernel_bias_ih,
-                        "bias_hh": bias_hh,
-                    },
-                    kernel_input.shape[-1],
-                )
-                hidden = module(kernel_input)[0]
-                runs.append(LayerRun(layer, direction, x, projected, hidden, weight_hh, bias_hh))
+                weights = {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih, "bias_hh": bias_hh}
+                hidden = _fused_single_layer(rnn, layout, weights, x.shape[-1])(x)[0]
+                runs.append(LayerRun(layer, direction, x, F.linear(x, weight_ih, bias_ih), hidden, weight_hh,
+                                     bias_hh))
                 outputs_in_time_order.append(hidden.flip(1) if direction else hidden)
             layer_input = torch.cat(outputs_in_time_order, dim=-1)
         h_n = torch.stack([run.hidden[:, -1] for run in runs])

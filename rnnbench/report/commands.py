@@ -24,7 +24,8 @@ def table_command(arguments: list[str]) -> int:
     parser.add_argument("dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or run dirs (searched recursively)")
     parser.add_argument("--metric", action="append", metavar="NAME",
                         help="a column (repeatable): test/mse, best/val/loss, gradients.vanishing_log10, steps, "
-                             "throughput.samples_per_second, ... (default: test metric, test loss, gradients)")
+                             "throughput.samples_per_second, steps_to:val/mse<0.01 (steps until the validation "
+                             "metric first met the threshold), ... (default: test metric, test loss, gradients)")
     parser.add_argument("--by", action="append", metavar="KEY",
                         help="group by this setting (repeatable; default: every setting that varies)")
     parser.add_argument("--compare", nargs=2, metavar=("KEY=A", "KEY=B"),

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.report.records import ReportError, Run, RunSet, all_keys, display, layer_entry, sort_key, varying_keys
+from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, display, history_path, layer_entry,
+                                     read_history, sort_key, varying_keys)
 
-__all__ = ["KINDS", "DPI", "FIGSIZE", "NoData", "plot", "history_path", "read_history"]
+__all__ = ["KINDS", "DPI", "FIGSIZE", "NoData", "plot"]
 
 KINDS = ("gradient-flow", "curves", "clip-rate")
 DPI = 100
@@ -182,40 +183,6 @@ def plot_gradient_flow(runset: RunSet, by: Sequence[str], output: Path) -> list[
 
 
 # --- learning curves --------------------------------------------------------------------------------------------
-
-def history_path(run: Run) -> Path | None:
-    """The run's CSVLogger history: ``<run dir>/csv/metrics.csv``, or where ``logger.csv`` put it."""
-    candidates = [run.directory / "csv" / "metrics.csv"]
-    csv_logger = ((run.record.get("config") or {}).get("logger") or {}).get("csv")
-    if isinstance(csv_logger, Mapping):
-        root = Path(csv_logger["save_dir"]) if csv_logger.get("save_dir") else run.directory
-        candidates.append(root / str(csv_logger.get("name") or "") / str(csv_logger.get("version") or "")
-                          / "metrics.csv")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    found = sorted(run.directory.rglob("metrics.csv"))
-    return found[0] if found else None
-
-
-def read_history(path: Path, columns: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
-    """``column -> [(step, value), ...]`` from a sparse Lightning CSV (blank cells skipped)."""
-    history: dict[str, list[tuple[int, float]]] = {column: [] for column in columns}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                step = int(float(row.get("step") or ""))
-            except ValueError:
-                continue
-            for column in columns:
-                text = row.get(column)
-                if text:
-                    try:
-                        history[column].append((step, float(text)))
-                    except ValueError:
-                        pass
-    return history
-
 
 def plot_curves(runset: RunSet, by: Sequence[str], output: Path) -> list[Path]:
     columns = ("train/loss", "val/loss")

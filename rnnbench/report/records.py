@@ -6,10 +6,15 @@ choice (``data``: ``adding``). A *metric* name is looked up, in this order, in t
 field such as ``clip_rate``, or a per-layer field such as ``vanishing_log10`` of the first layer's forward
 direction; ``gradients.layer<L>.<forward|backward>.<field>`` for another layer-direction), and as a dotted
 path into the record (``steps``, ``throughput.samples_per_second``, ``wall_seconds``).
+
+``steps_to:<metric><op><threshold>`` (``steps_to:val/mse<0.01``, ``steps_to:val/accuracy>0.9``) is read
+from the run's learning-curve history (``csv/metrics.csv``): the optimizer steps done when ``<metric>``
+was first logged below (``<``) or above (``>``) the threshold; blank when it never got there.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +26,7 @@ from rnnbench.errors import RnnbenchError
 from rnnbench.tracking.record import RECORD_NAME, find_records, flatten, read_record
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "varying_keys", "display", "sort_key", "parse_value",
-           "matches", "value_counts", "code_differences", "LAYER_FIELDS"]
+           "matches", "value_counts", "code_differences", "LAYER_FIELDS", "history_path", "read_history", "hashable"]
 
 # Settings that never explain a difference in results: seeds (the samples), logging, bookkeeping.
 BOOKKEEPING_KEYS = frozenset({"seed", "threads", "resume", "objective", "objective_direction", "data.seed"})
@@ -34,6 +39,7 @@ CHOICE_EXCLUDED = frozenset({"logger"})
 VERSION_KEYS = ("python", "torch", "pytorch_lightning", "torchmetrics", "numpy", "hydra_core")
 LAYER_FIELDS = ("vanishing_log10", "vanishing_log10_first", "reach", "cell_vanishing_log10")
 _LAYER_METRIC = re.compile(r"layer(\d+)\.(forward|backward)\.(\w+)$")
+_STEPS_TO = re.compile(r"steps_to:(?P<metric>[^<>]+)(?P<op>[<>])(?P<threshold>.+)$")
 
 
 class ReportError(RnnbenchError):
@@ -46,11 +52,11 @@ def is_bookkeeping(key: str) -> bool:
             or leaf in PATH_LEAVES)
 
 
-def _hashable(value: Any) -> Any:
+def hashable(value: Any) -> Any:
     if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, Mapping):  # an empty mapping (flatten keeps non-empty ones apart)
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
     return value
 
 
@@ -106,6 +112,9 @@ class Run:
 
     def value(self, name: str) -> float | None:
         """The metric ``name`` (see the module docstring) as a float, None where absent or not a number."""
+        steps_to = _STEPS_TO.match(name)
+        if steps_to:
+            return self._steps_to(steps_to["metric"], steps_to["op"], steps_to["threshold"])
         metrics = self.record.get("metrics")
         if isinstance(metrics, Mapping) and name in metrics:
             return _number(metrics[name])
@@ -117,6 +126,24 @@ class Run:
                 return None
             node = node[part]
         return _number(node)
+
+    def _steps_to(self, metric: str, op: str, threshold: str) -> float | None:
+        try:
+            limit = float(threshold)
+        except ValueError:
+            raise ReportError(f"--metric=steps_to:{metric}{op}{threshold} is not allowed: the threshold must be "
+                              "a number, as in steps_to:val/mse<0.01") from None
+        path = history_path(self)
+        if path is None:
+            return None
+        try:
+            history = read_history(path, [metric])[metric]
+        except (OSError, csv.Error, UnicodeDecodeError):
+            return None
+        for step, value in history:
+            if value < limit if op == "<" else value > limit:
+                return float(step + 1)  # Lightning's CSV counts steps from 0
+        return None
 
     def _gradient_value(self, name: str) -> float | None:
         gradients = self.gradients
@@ -157,10 +184,10 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(choices, Mapping):
         for group, choice in choices.items():
             if group not in CHOICE_EXCLUDED and "/" not in str(group):
-                settings[str(group)] = _hashable(choice)
+                settings[str(group)] = hashable(choice)
     config = record.get("config")
     if isinstance(config, Mapping):
-        settings.update(flatten(config, leaf=_hashable))
+        settings.update(flatten(config, leaf=hashable))
     return settings
 
 
@@ -212,7 +239,7 @@ def varying_keys(runs: Sequence[Run], include_bookkeeping: bool = False) -> list
     """The setting keys whose value differs between runs (seed and bookkeeping excluded), in config order."""
     return [key for key in all_keys(runs)
             if (include_bookkeeping or not is_bookkeeping(key))
-            and len({_hashable(run.settings.get(key)) for run in runs}) > 1]
+            and len({hashable(run.settings.get(key)) for run in runs}) > 1]
 
 
 def display(value: Any) -> str:
@@ -295,3 +322,36 @@ def code_differences(runs: Sequence[Run]) -> list[str]:
             lines.append(f"runs differ in {package} version: {value_counts(found)}")
     return lines
 
+
+def history_path(run: Run) -> Path | None:
+    """The run's CSVLogger history: ``<run dir>/csv/metrics.csv``, or where ``logger.csv`` put it."""
+    candidates = [run.directory / "csv" / "metrics.csv"]
+    csv_logger = ((run.record.get("config") or {}).get("logger") or {}).get("csv")
+    if isinstance(csv_logger, Mapping):
+        root = Path(csv_logger["save_dir"]) if csv_logger.get("save_dir") else run.directory
+        candidates.append(root / str(csv_logger.get("name") or "") / str(csv_logger.get("version") or "")
+                          / "metrics.csv")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    found = sorted(run.directory.rglob("metrics.csv"))
+    return found[0] if found else None
+
+
+def read_history(path: Path, columns: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+    """``column -> [(step, value), ...]`` from a sparse Lightning CSV (blank cells skipped)."""
+    history: dict[str, list[tuple[int, float]]] = {column: [] for column in columns}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                step = int(float(row.get("step") or ""))
+            except ValueError:
+                continue
+            for column in columns:
+                text = row.get(column)
+                if text:
+                    try:
+                        history[column].append((step, float(text)))
+                    except ValueError:
+                        pass
+    return history

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, code_differences, display, is_bookkeeping,
-                                     matches, parse_value, sort_key, varying_keys)
+from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, code_differences, display, hashable,
+                                     is_bookkeeping, matches, parse_value, sort_key, varying_keys)
 from rnnbench.report.statistics import (CONFIDENCE, RESAMPLES, SEED, Difference, Summary, bootstrap_difference,
                                         summarize)
 
@@ -345,11 +345,11 @@ def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
             continue
         leaf = column.rsplit("/", 1)[-1]
         baseline = loss if leaf == "loss" else value if leaf == metric else None
-        if isinstance(baseline, (int, float)):
+        if isinstance(baseline, (int, float)) and math.isfinite(baseline):
             parts.append(f"{column} {format_number(float(baseline))}")
     if not parts:
         parts = [f"{label} {format_number(float(b))}" for label, b in (("loss", loss), (metric, value))
-                 if isinstance(b, (int, float)) and label]
+                 if isinstance(b, (int, float)) and math.isfinite(b) and label]
     if not parts:
         return None
     direction = {"min": "lower is better", "max": "higher is better"}.get(mode)
@@ -400,11 +400,17 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     for text, wanted in ((compare[0], a), (compare[1], b)):
         if not any(matches(run.settings.get(key), wanted) for run in runs):
             raise ReportError(f"--compare {text}: no run has it ({key} is one of {_distinct(runs, key)})")
-    keys = [k for k in (dict.fromkeys(by) if by else varying_keys(runs)) if k != key]
     a_runs = [run for run in runs if matches(run.settings.get(key), a)]
     b_runs = [run for run in runs if matches(run.settings.get(key), b)]
     a_ids, b_ids = {id(run) for run in a_runs}, {id(run) for run in b_runs}
     both = [run for run in runs if id(run) in a_ids or id(run) in b_ids]
+    if by:
+        keys = [k for k in dict.fromkeys(by) if k != key]
+    else:
+        # A key whose values on the two sides never meet (the cell a preset like d2l=lstm implies) would
+        # leave every group one-sided: it goes with the compared key, not into the grouping.
+        keys = [k for k in varying_keys(both) if k != key and
+                {hashable(r.settings.get(k)) for r in a_runs} & {hashable(r.settings.get(k)) for r in b_runs}]
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(both)
     a_name, b_name = f"{key}={display(a)}", f"{key}={display(b)}"
     columns = [*keys, "metric", f"A: {a_name}", f"B: {b_name}", "A - B", f"{CONFIDENCE:.0%} CI"]

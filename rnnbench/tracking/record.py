@@ -14,7 +14,8 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   with the steps they were reached at ``best/val/<...>_step``.
 - ``steps``: optimizer steps taken; ``diverged_at_step``: first step with a non-finite loss.
 - ``wall_seconds`` (whole job), ``train_seconds`` (fit minus validation), ``throughput``
-  (``samples_per_second``, ``tokens_per_second`` over ``train_seconds``), ``parameters``.
+  (steady state, every step after the first: ``samples_per_second``, ``tokens_per_second``,
+  ``tokens_per_cpu_second``, ``steps_timed``), ``parameters``.
 - ``output_dir``, ``wandb`` (``run_id``, ``mode``, ``dir``) when a W&B logger ran, ``device``,
   ``threads``, ``versions`` (python, torch, pytorch_lightning, hydra, wandb, torchmetrics, numpy),
   ``git`` (``commit``, ``dirty``) when the code runs from a git checkout, ``started_at``,

@@ -11,13 +11,23 @@ from torch import Tensor
 
 from rnnbench.data.task import Task
 
+Clocks = tuple[float, float]  # (wall seconds, this process's CPU seconds)
+
+
+def _clocks() -> Clocks:
+    return time.perf_counter(), time.process_time()
+
 
 class RunStatistics(pl.Callback):
     """Collects the record's training facts as Lightning runs.
 
-    Throughput counts training samples (and tokens, samples x steps) over the fit's wall time minus
-    the time spent validating, so it compares across validation cadences; ``tokens_per_cpu_second``
-    divides by this process's CPU time instead, which a busy shared machine disturbs far less.
+    ``train_seconds`` is the fit's wall time minus validation. Throughput is the steady state: the
+    samples (and tokens, samples x steps) of every optimizer step after the first, over the time from
+    the end of the first step to the end of the last, minus validation. The first step (allocator and
+    kernel warm-up) and the one-off work around the loop (start-up, the probe at the start, the final
+    probe) are left out, as any loop's warm-up is; the diagnostics' periodic work inside the window
+    is counted. ``tokens_per_cpu_second`` divides by this process's CPU time over the same window,
+    which a busy shared machine disturbs far less than wall time.
 
     Attributes:
         best: ``best/val/<name>`` -> best value so far, ``best/val/<name>_step`` -> its step.
@@ -27,36 +37,39 @@ class RunStatistics(pl.Callback):
     def __init__(self, task: Task):
         self.task = task
         self.best: dict[str, float] = {}
-        self.samples = 0
-        self.tokens = 0
         self.train_seconds = 0.0
-        self.train_cpu_seconds = 0.0
         self.last_validation_step: int | None = None
-        self._fit_start = self._validation_start = (0.0, 0.0)
-        self._validation_seconds = (0.0, 0.0)
-
-    @staticmethod
-    def _clocks() -> tuple[float, float]:
-        return time.perf_counter(), time.process_time()
+        self._fit_start: Clocks = (0.0, 0.0)
+        self._validation_start: Clocks = (0.0, 0.0)
+        self._validation: Clocks = (0.0, 0.0)        # validation time since the fit started
+        # (clocks, validation time so far) at the end of the first step and of the latest step
+        self._window_start: tuple[Clocks, Clocks] | None = None
+        self._window_end: tuple[Clocks, Clocks] | None = None
+        self._window_samples = 0
+        self._window_steps = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fit_start, self._validation_seconds = self._clocks(), (0.0, 0.0)
+        self._fit_start, self._validation = _clocks(), (0.0, 0.0)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.samples += len(batch[0])
-        self.tokens += len(batch[0]) * self.task.seq_len
+        mark = (_clocks(), self._validation)
+        if self._window_start is None:
+            self._window_start = mark
+            return
+        self._window_end = mark
+        self._window_samples += len(batch[0])
+        self._window_steps += 1
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.train_seconds, self.train_cpu_seconds = (now - start - validation for now, start, validation
-                                                      in zip(self._clocks(), self._fit_start, self._validation_seconds))
+        self.train_seconds = time.perf_counter() - self._fit_start[0] - self._validation[0]
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._validation_start = self._clocks()
+        self._validation_start = _clocks()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._validation_seconds = tuple(total + now - start for total, now, start
-                                         in zip(self._validation_seconds, self._clocks(), self._validation_start))
+        self._validation = tuple(total + now - start for total, now, start
+                                 in zip(self._validation, _clocks(), self._validation_start))
         if trainer.sanity_checking:
             return
         self.last_validation_step = trainer.global_step
@@ -72,8 +85,14 @@ class RunStatistics(pl.Callback):
                 self.best[key], self.best[f"{key}_step"] = value, trainer.global_step
 
     def throughput(self) -> dict[str, float] | None:
-        if self.train_seconds <= 0:
+        """Steady-state ``samples_per_second``, ``tokens_per_second``, ``tokens_per_cpu_second`` and
+        ``steps_timed``; None when the run had fewer than two steps."""
+        if self._window_start is None or self._window_end is None:
             return None
-        return {"samples_per_second": self.samples / self.train_seconds,
-                "tokens_per_second": self.tokens / self.train_seconds,
-                "tokens_per_cpu_second": self.tokens / self.train_cpu_seconds if self.train_cpu_seconds > 0 else None}
+        (start, validation_start), (end, validation_end) = self._window_start, self._window_end
+        wall, cpu = (b - a - (vb - va) for a, b, va, vb in zip(start, end, validation_start, validation_end))
+        if wall <= 0:
+            return None
+        tokens = self._window_samples * self.task.seq_len
+        return {"samples_per_second": self._window_samples / wall, "tokens_per_second": tokens / wall,
+                "tokens_per_cpu_second": tokens / cpu if cpu > 0 else None, "steps_timed": self._window_steps}
