@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.throughput import Case, compare, sweep_speed, write_table
+from benchmarks.throughput import Case, compare, startup, sweep_speed, write_table
 
 
 def test_throughput_comparison_runs_and_writes_tables(tmp_path):
@@ -30,3 +30,11 @@ def test_sweep_speed_times_both_launchers_and_keeps_their_records(tmp_path):
     assert rows[0]["speed-up"] == pytest.approx(rows[0]["basic launcher s"] / rows[0]["joblib launcher s"], rel=0.05)
     for launcher in ("basic", "joblib"):
         assert len(list((tmp_path / "kept" / launcher).rglob("result.json"))) == 2
+
+
+@pytest.mark.slow
+def test_startup_times_imports_and_a_one_step_run():
+    rows = startup(1, log=lambda row: None)
+    seconds = {row["what"]: row["seconds"] for row in rows}
+    assert len(rows) == 7 and all(value > 0 for value in seconds.values())
+    assert seconds["import torch (cold process)"] < seconds["import rnnbench.training.run (cold process)"]
