@@ -48,12 +48,17 @@ class Case:
     clip: float | None = 1.0
     extra: tuple[str, ...] = field(default=())
 
-    def overrides(self) -> list[str]:
-        data = [f"data={self.data}", f"data.seq_len={self.seq_len}", f"data.batch_size={self.batch}",
-                "data.num_val=256", "data.num_test=256"]
+    def data_settings(self) -> dict[str, object]:
+        """The data module's arguments, the same for rnnbench (as ``data.KEY=VALUE``) and the baselines."""
+        settings: dict[str, object] = {"seq_len": self.seq_len, "batch_size": self.batch, "num_val": 256,
+                                       "num_test": 256}
         if self.data == "timemachine":
-            data += [f"data.path={TEXT}", f"data.num_train={max(10_000, self.batch * 40)}"]
-        return [*data, f"model.cell={self.cell}", f"model.hidden_size={self.hidden}",
+            settings.update(path=str(TEXT), num_train=max(10_000, self.batch * 40))
+        return settings
+
+    def overrides(self) -> list[str]:
+        return [f"data={self.data}", *(f"data.{key}={value}" for key, value in self.data_settings().items()),
+                f"model.cell={self.cell}", f"model.hidden_size={self.hidden}",
                 f"model.num_layers={self.layers}", f"threads={self.threads}", f"trainer.max_steps={self.steps}",
                 # validate only after fit, outside the timed part, as a long run does rarely
                 f"trainer.val_check_interval={self.steps + 1}",
@@ -110,11 +115,7 @@ def baseline_worker(case: Case, kind: str) -> None:
 
     torch.set_num_threads(case.threads)
     torch.manual_seed(0)
-    if case.data == "timemachine":
-        data = TimeMachine(path=str(TEXT), seq_len=case.seq_len, batch_size=case.batch,
-                           num_train=max(10_000, case.batch * 40), num_val=256, num_test=256)
-    else:
-        data = AddingProblem(seq_len=case.seq_len, batch_size=case.batch, num_val=256, num_test=256)
+    data = {"timemachine": TimeMachine, "adding": AddingProblem}[case.data](**case.data_settings())
     task = data.task
     model = SequenceModel(task, cell=case.cell, hidden_size=case.hidden, num_layers=case.layers)
     # timed from the end of the first step to the end of the last, as rnnbench's record times its runs

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.errors import InstantiationException
+
 
 class RnnbenchError(Exception):
     """An error whose message alone tells the user what to fix."""
@@ -37,3 +39,11 @@ def require_int(value: Any, setting: str, minimum: int) -> int:
     require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
             setting, value, f"an integer >= {minimum}")
     return value
+
+
+def root_cause_line(error: BaseException) -> str:
+    """``Type: first line`` of the root cause: Hydra wraps constructor errors in an InstantiationException."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"

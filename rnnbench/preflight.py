@@ -15,7 +15,7 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
 from omegaconf import DictConfig
 
 from rnnbench.config import config_dir, validate
-from rnnbench.errors import ConfigError, RnnbenchError
+from rnnbench.errors import ConfigError, RnnbenchError, root_cause_line
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -38,6 +38,11 @@ def job_overrides(overrides: list[str], sweeper_params: dict[str, str], multirun
                 choices.append([f"{override.get_key_element()}={v}" for v in values])
     for combination in itertools.product(*choices):
         yield fixed + list(combination)
+
+
+def split_multirun(arguments: list[str]) -> tuple[bool, list[str]]:
+    """(whether ``-m``/``--multirun`` is among ``arguments``, the overrides without it)."""
+    return any(flag in arguments for flag in MULTIRUN_FLAGS), [a for a in arguments if a not in MULTIRUN_FLAGS]
 
 
 def config_groups() -> set[str]:
@@ -67,8 +72,7 @@ def preflight(arguments: list[str]) -> int:
     """
     import torch
 
-    multirun = any(flag in arguments for flag in MULTIRUN_FLAGS)
-    overrides = [a for a in arguments if a not in MULTIRUN_FLAGS]
+    multirun, overrides = split_multirun(arguments)
     checked = 0
     # Building a model to validate it is tiny work; torch's thread pool would only add contention
     # (an orthogonal init's QR takes 0.1 s with 2 threads on a busy machine, 0.2 ms with 1).
@@ -97,8 +101,7 @@ def preflight(arguments: list[str]) -> int:
     except (ConfigCompositionException, OverrideParseException) as error:
         raise _one_line(error) from None
     except (InstantiationException, TypeError) as error:  # e.g. +model.unknown=1: a constructor refuses it
-        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
-        raise RnnbenchError(f"{type(cause).__name__}: {str(cause).strip().splitlines()[0]}") from None
+        raise RnnbenchError(root_cause_line(error)) from None
     finally:
         torch.set_num_threads(threads)
     return checked

@@ -37,9 +37,7 @@ class GradientFlowProbe(Probe):
         super().__init__(every_n_steps, probe_size)
         require(dtype in DTYPES, "dtype", dtype, f"one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[dtype]
-        self.first: dict[str, Any] | None = None
-        self.last: dict[str, Any] | None = None
-        self.snapshots: list[dict[str, Any]] = []
+        self.snapshots: list[dict[str, Any]] = []  # one per probe, in order
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int) -> None:
@@ -67,8 +65,6 @@ class GradientFlowProbe(Probe):
              # log10 norms in processing order: the last element is nearest the loss
              "log10_curve": curves[i], "cell_log10_curve": cell_curves[i]}
             for i in range(count)]}
-        self.first = self.first or snapshot
-        self.last = snapshot
         self.snapshots.append(snapshot)
         self._log_scalars(trainer, snapshot)
 
@@ -88,11 +84,12 @@ class GradientFlowProbe(Probe):
 
     def _log_curves(self, trainer: pl.Trainer) -> None:
         runs = wandb_runs(trainer)
-        if not runs or self.first is None or self.last is None:
+        if not runs or not self.snapshots:
             return
         import wandb
 
-        shown = [self.first] if self.first is self.last else [self.first, self.last]
+        first, last = self.snapshots[0], self.snapshots[-1]
+        shown = [first] if first is last else [first, last]
         names, curves = [], []
         for snapshot in shown:
             for entry in snapshot["layers"]:
@@ -102,7 +99,7 @@ class GradientFlowProbe(Probe):
                                        title="log10 ||dl_T/dh_t||, first and last probe",
                                        xname="distance from the loss (steps)")
         rows = []
-        for snapshot in _spread(self.snapshots, wandb.Table.MAX_ROWS // len(curves[0]) // len(self.last["layers"])):
+        for snapshot in _spread(self.snapshots, wandb.Table.MAX_ROWS // len(curves[0]) // len(last["layers"])):
             for entry in snapshot["layers"]:
                 steps = len(entry["log10_curve"])
                 cell = entry["cell_log10_curve"] or [None] * steps
@@ -111,12 +108,12 @@ class GradientFlowProbe(Probe):
         table = wandb.Table(columns=["step", "layer", "direction", "distance", "log10_norm", "cell_log10_norm"],
                             data=rows)
         for run in runs:
-            run.log({"grad_flow/curve": chart, "grad_flow/table": table, "trainer/global_step": self.last["step"]})
+            run.log({"grad_flow/curve": chart, "grad_flow/table": table, "trainer/global_step": last["step"]})
 
     def record_into(self, record: dict[str, Any]) -> None:
         section = gradients_section(record)
         section["probe_steps"] = list(self.probe_steps)
-        if self.last is None:
+        if not self.snapshots:
             section["layers"] = []
             return
         section["layers"] = [
@@ -128,7 +125,7 @@ class GradientFlowProbe(Probe):
              "curve_first": _norms(first["log10_curve"]), "curve_last": _norms(last["log10_curve"]),
              "cell_curve_first": _norms(first["cell_log10_curve"]), "cell_curve_last": _norms(last["cell_log10_curve"]),
              "log10_curve_first": first["log10_curve"], "log10_curve_last": last["log10_curve"]}
-            for first, last in zip(self.first["layers"], self.last["layers"])]
+            for first, last in zip(self.snapshots[0]["layers"], self.snapshots[-1]["layers"])]
 
 
 def _spread(items: list[Any], limit: int) -> list[Any]:

@@ -185,18 +185,18 @@ def _total_derivatives(
         # The readout is the caller's head, usually built in the model's
         # dtype; only the recurrence needs the extended range of `dtype`.
         loss = readout_loss(output.to(readout_dtype), h_n.to(readout_dtype))
-        sequences = [seq for hidden, cell in states for seq in ((hidden, cell) if cell else (hidden,))]
+        states_in_order = [state for hidden, cell in states for state in hidden + (cell or [])]
         # autograd.grad, unlike backward(), leaves every .grad untouched,
         # including those of the caller's readout parameters.
-        gradients = torch.autograd.grad(loss, [s for seq in sequences for s in seq], allow_unused=True,
-                                        materialize_grads=True)
-    stacked, position = [], 0
-    for seq in sequences:
-        stacked.append(torch.stack(gradients[position:position + len(seq)], dim=1))
-        position += len(seq)
+        gradients = iter(torch.autograd.grad(loss, states_in_order, allow_unused=True, materialize_grads=True))
+
+    def stacked(sequence: list[Tensor]) -> Tensor:
+        return torch.stack([next(gradients) for _ in sequence], dim=1)
+
     results: list[tuple[Tensor, Tensor | None]] = []
     for hidden, cell in states:
-        results.append((stacked.pop(0), stacked.pop(0) if cell else None))
+        hidden_grad = stacked(hidden)  # before the cell's: the order of states_in_order
+        results.append((hidden_grad, stacked(cell) if cell else None))
     return results
 
 

@@ -24,8 +24,8 @@ from hydra.core.override_parser.types import Override
 from omegaconf import open_dict, read_write
 
 from rnnbench.config import config_dir
+from rnnbench.preflight import split_multirun
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
 IGNORED_KEYS = ("resume", "threads")
 IGNORED_HYDRA_PREFIXES = ("hydra.mode", "hydra.sweep.dir", "hydra.run.dir", "hydra/launcher", "hydra.launcher.")
 _NOW = re.compile(r"\$\{now:[^}]*\}")
@@ -100,8 +100,7 @@ def _quote(path: Path) -> str:
 def resume_arguments(arguments: list[str]) -> list[str]:
     """``arguments`` plus ``hydra.sweep.dir=<previous>`` (``hydra.run.dir`` without ``-m``) when they
     ask for ``resume=true``, name no dir themselves and an earlier dir of the same command exists."""
-    multirun = any(flag in arguments for flag in MULTIRUN_FLAGS)
-    overrides = [a for a in arguments if a not in MULTIRUN_FLAGS]
+    multirun, overrides = split_multirun(arguments)
     parsed = OverridesParser.create().parse_overrides(overrides)
     if not _resume_requested(parsed):
         return arguments

@@ -12,14 +12,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.task import Task
-from rnnbench.errors import RnnbenchError
+from rnnbench.errors import RnnbenchError, root_cause_line
 from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_loggers, wandb_record
 from rnnbench.tracking.record import RECORD_NAME, flatten, new_record, now, read_record, write_json_atomic
 from rnnbench.tracking.run_statistics import RunStatistics
@@ -60,7 +59,7 @@ def run(cfg: DictConfig) -> float | None:
         record.update(status="failed", error="interrupted (KeyboardInterrupt)")
         raise
     except Exception as error:  # a job's failure must not take the sweep down; the record says why
-        message = _one_line(error)
+        message = root_cause_line(error)
         record.update(status="failed", error=message, traceback=traceback.format_exc())
         log.error("run failed: %s (traceback in %s)", message, record_path)
     finally:
@@ -68,14 +67,6 @@ def run(cfg: DictConfig) -> float | None:
         record.update(wall_seconds=time.perf_counter() - started, finished_at=now())
         write_json_atomic(record_path, record)
     return objective_value(cfg, record)
-
-
-def _one_line(error: BaseException) -> str:
-    """The root cause's first line: Hydra wraps constructor errors in an InstantiationException."""
-    while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def _finished_record(path: Path, config_hash: str) -> dict[str, Any] | None:
@@ -156,12 +147,13 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
     metrics.update(statistics.best)
     for diagnostic in diagnostics:
         diagnostic.record_into(record)
+    throughput = statistics.throughput()
     record.update(status=status, metrics=metrics, steps=trainer.global_step,
                   diverged_at_step=divergence.diverged_at_step, train_seconds=statistics.train_seconds,
-                  throughput=statistics.throughput())
+                  throughput=throughput)
     for logger in wandb_loggers(loggers):
         logger.experiment.summary.update({"status": status, "steps": trainer.global_step, **statistics.best,
-                                          **(statistics.throughput() or {})})
+                                          **(throughput or {})})
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
