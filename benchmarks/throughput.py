@@ -2,10 +2,12 @@
 
     python -m benchmarks.throughput --suite overhead      # diagnostics on vs off (the diagnostics' cost budget)
     python -m benchmarks.throughput --suite harness       # rnnbench (default logging + diagnostics, W&B offline) vs plain loop
-    python -m benchmarks.throughput --suite scaling       # tokens/s against T, hidden, layers; probe cost against T
+    python -m benchmarks.throughput --suite scaling       # tokens/s against T, hidden, layers
     python -m benchmarks.throughput --suite startup       # seconds from launch to the first training step
     python -m benchmarks.throughput --suite data          # share of the step spent fetching batches
     python -m benchmarks.throughput --suite sweep         # a 12-job sweep: basic launcher vs joblib (or --sweep ...)
+    python -m benchmarks.throughput --suite cells         # fused lstm vs the same LSTM as a user's cell; probe cost vs T
+    python -m benchmarks.throughput --suite threads       # torch thread options on an idle and on a shared machine
     python -m benchmarks.throughput --suite all --quick   # everything, small
 
 Every measurement runs in its own process (as a sweep job does) with a fixed number of torch threads;
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,20 +71,22 @@ class Case:
 BASELINES = ("plain", "lightning")
 
 
-def _env(threads: int) -> dict[str, str]:
+def _env(threads: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    env.update(extra)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))  # benchmarks.plain_cells
     return env
 
 
-def run_harness(case: Case, variant: str) -> dict[str, float]:
+def run_harness(case: Case, variant: str, **env: str) -> dict[str, float]:
     """``rnnbench train`` as a user runs it; throughput from its result.json (fit minus validation)."""
     settings = {"default": [], "off": ["diagnostics=none", "logger=none"],
                 "no_diagnostics": ["diagnostics=none"]}[variant]
     with tempfile.TemporaryDirectory() as workdir:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "rnnbench", "train", *case.overrides(), *settings],
-                              cwd=workdir, env=_env(case.threads), capture_output=True, text=True)
+                              cwd=workdir, env=_env(case.threads, **env), capture_output=True, text=True)
         elapsed = time.perf_counter() - started
         records = list(Path(workdir).rglob("result.json"))
         if done.returncode != 0 or not records:
@@ -217,42 +221,118 @@ def startup(repeats: int, log) -> list[dict]:
 
 def probe_cost(repeats: int, log, quick: bool = False) -> list[dict]:
     """The exact gradient-through-time probe (float64, batch 32) against one training step of the same
-    LSTM (float32, batch 32), timed alternately in this process with 1 thread, for growing T: the
-    ratio stays flat when the probe's cost grows linearly in T, as a training step's does."""
+    LSTM-256 (float32, batch 32), timed alternately in this process with 1 thread, for growing T, for the
+    fused built-in ``lstm`` and for the same equations written as a plain-form cell (a user's ``step``,
+    trained step by step): the ratio stays flat when the probe's cost grows linearly in T, as a step's does."""
     import torch
 
-    from rnnbench.diagnostics.through_time import gradient_through_time
+    from benchmarks.plain_cells import PlainLSTM
+    from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
+    from rnnbench.models import CELLS, LayerStack
 
     torch.set_num_threads(1)
-    rows, per_step = [], []
-    for steps in ((35, 70) if quick else (35, 100, 400)):
-        torch.manual_seed(0)
-        rnn, head = torch.nn.LSTM(28, 256, batch_first=True), torch.nn.Linear(256, 28)
-        optimizer = torch.optim.Adam([*rnn.parameters(), *head.parameters()])
-        inputs, targets = torch.randn(32, steps, 28), torch.randint(0, 28, (32, steps))
+    rows = []
+    for name, cell in (("lstm (fused)", CELLS["lstm"]), ("PlainLSTM (plain form)", PlainLSTM)):
+        per_step = []
+        for steps in ((35, 70) if quick else (35, 100, 400)):
+            torch.manual_seed(0)
+            stack, head = LayerStack(cell, 28, 256), torch.nn.Linear(256, 28)
+            optimizer = torch.optim.Adam([*stack.parameters(), *head.parameters()])
+            inputs, targets = torch.randn(32, steps, 28), torch.randint(0, 28, (32, steps))
 
-        def train_step() -> None:
-            loss = torch.nn.functional.cross_entropy(head(rnn(inputs)[0]).reshape(-1, 28), targets.reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            def train_step() -> None:
+                loss = torch.nn.functional.cross_entropy(head(stack(inputs)[0]).reshape(-1, 28), targets.reshape(-1))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
 
-        def probe() -> None:
-            gradient_through_time(rnn, inputs, lambda output, h_n: torch.nn.functional.cross_entropy(
-                head(output[:, -1]), targets[:, -1], reduction="sum"))
+            def probe() -> None:
+                gradient_through_time(stack, inputs, lambda output, h_n: torch.nn.functional.cross_entropy(
+                    head(output[:, -1]), targets[:, -1], reduction="sum"))
 
-        timings: dict[str, list[float]] = {"step": [], "probe": []}
-        for _ in range(1 + repeats):  # the first round warms up
-            for name, work in (("step", train_step), ("probe", probe)):
-                started = time.perf_counter()
-                work()
-                timings[name].append(time.perf_counter() - started)
-        step, probe_seconds = (statistics.median(timings[k][1:]) for k in ("step", "probe"))
-        per_step.append((steps, probe_seconds / step, probe_seconds / steps))
-    base = per_step[0][2]
-    for steps, ratio, per_t in per_step:
-        rows.append({"T": steps, "probe / training step": round(ratio, 2),
-                     f"probe seconds per time step, relative to T={per_step[0][0]}": round(per_t / base, 2)})
+            timings: dict[str, list[float]] = {"step": [], "probe": []}
+            for _ in range(1 + repeats):  # the first round warms up
+                for kind, work in (("step", train_step), ("probe", probe)):
+                    started = time.perf_counter()
+                    work()
+                    timings[kind].append(time.perf_counter() - started)
+            step, probe_seconds = (statistics.median(timings[k][1:]) for k in ("step", "probe"))
+            per_step.append((steps, probe_seconds / step, probe_seconds / steps))
+        base = per_step[0][2]
+        for steps, ratio, per_t in per_step:
+            rows.append({"cell": name, "T": steps, "probe / training step": round(ratio, 2),
+                         f"probe seconds per time step, relative to T={per_step[0][0]}": round(per_t / base, 2)})
+            log(rows[-1])
+    return rows
+
+
+THREAD_OPTIONS = {  # name -> (threads, extra environment)
+    "1 thread": (1, {}),
+    "2 threads (torch's default here)": (2, {}),
+    "2 threads, OMP_WAIT_POLICY=PASSIVE": (2, {"OMP_WAIT_POLICY": "PASSIVE"}),
+}
+
+
+def thread_choice(repeats: int, log, quick: bool = False) -> list[dict]:
+    """Steady-state throughput of the default run (W&B offline, diagnostics) with each thread option, on an idle
+    machine and while another process keeps one core busy (as another tenant or a second job does), for the
+    default model (adding, LSTM-64, batch 32) and a bigger one (character LM, LSTM-256, batch 256)."""
+    cases = {"default (adding, LSTM-64, batch 32)": Case(data="adding", cell="lstm", hidden=64, seq_len=50, batch=32,
+                                                        steps=21 if quick else 301, clip=None),
+             "bigger (char LM, LSTM-256, batch 256)": Case(cell="lstm", hidden=256, batch=256,
+                                                          steps=11 if quick else 61, clip=None)}
+    rows = []
+    for case_name, case in (list(cases.items())[:1] if quick else cases.items()):
+        for load in ("idle", "one core busy"):
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load != "idle" else None
+            try:
+                samples: dict[str, list[float]] = {name: [] for name in THREAD_OPTIONS}
+                for repeat in range(repeats):
+                    names = list(THREAD_OPTIONS)
+                    for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+                        threads, env = THREAD_OPTIONS[name]
+                        samples[name].append(run_harness(replace(case, threads=threads), "default", **env)
+                                             ["tokens_per_second"])
+            finally:
+                if busy is not None:
+                    busy.kill()
+                    busy.wait()
+            best = max(statistics.median(v) for v in samples.values())
+            for name, values in samples.items():
+                rows.append({"model": case_name, "machine": load, "threads": name,
+                             "tokens/s": round(statistics.median(values)),
+                             "/ best here": round(statistics.median(values) / best, 3)})
+                log(rows[-1])
+    return rows
+
+
+CELL_VARIANTS = {  # name -> rnnbench overrides: the same LSTM equations run four ways
+    "lstm (fused twin)": ["model.cell=lstm"],
+    "plain-form cell": ["model.cell=benchmarks.plain_cells.PlainLSTM"],
+    "batched input projection": ["model.cell=benchmarks.plain_cells.ProjectedLSTM"],
+    "plain-form cell + model.compile": ["model.cell=benchmarks.plain_cells.PlainLSTM", "model.compile=true"],
+}
+
+
+def cell_speed(repeats: int, log, quick: bool = False) -> list[dict]:
+    """Steady-state throughput of rnnbench's default run (W&B offline, diagnostics, clipping) for the LSTM's
+    equations as the fused built-in, as a user's plain ``step`` (no speed hooks), with a batched input
+    projection, and compiled; B=32, H=128, T=50, character LM, 1 thread; variants interleaved, medians."""
+    case = Case(data="timemachine", cell="lstm", batch=32, hidden=128, seq_len=50, steps=21 if quick else 201)
+    variants = list(CELL_VARIANTS)[:2] if quick else list(CELL_VARIANTS)
+    samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    for repeat in range(repeats):
+        for variant in variants[repeat % len(variants):] + variants[:repeat % len(variants)]:
+            samples[variant].append(run_harness(replace(case, extra=tuple(CELL_VARIANTS[variant])), "default"))
+    fused = statistics.median(r["tokens_per_second"] for r in samples[variants[0]])
+    fused_cpu = statistics.median(r["tokens_per_cpu_second"] for r in samples[variants[0]])
+    rows = []
+    for variant in variants:
+        wall = statistics.median(r["tokens_per_second"] for r in samples[variant])
+        cpu = statistics.median(r["tokens_per_cpu_second"] for r in samples[variant])
+        rows.append({"cell": variant, "tokens/s": round(wall), "/ fused": round(wall / fused, 3),
+                     "/ fused (CPU time)": round(cpu / fused_cpu, 3),
+                     "process s": round(statistics.median(r["process_seconds"] for r in samples[variant]), 1)})
         log(rows[-1])
     return rows
 
@@ -332,7 +412,7 @@ def write_table(rows: list[dict], path: Path, title: str, note: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "sweep", "all"], default="overhead")
+    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "sweep", "cells", "threads", "all"], default="overhead")
     parser.add_argument("--quick", action="store_true", help="fewer cases and steps (a smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep", nargs="+", default=list(SWEEP_12),
@@ -352,7 +432,8 @@ def main() -> None:
     # 201 steps: 200 timed (the first is warm-up) holding the probes after steps 100 and 200, which is
     # exactly the default cadence; 101 for the costlier cases (one probe in 100 timed steps).
     steps, short = (20, 20) if args.quick else (201, 101)
-    suites = ["overhead", "harness", "scaling", "startup", "data", "sweep"] if args.suite == "all" else [args.suite]
+    suites = (["overhead", "harness", "scaling", "startup", "data", "sweep", "cells", "threads"] if args.suite == "all"
+              else [args.suite])
     tag = "_quick" if args.quick else ""
     for suite in suites:
         if suite == "overhead":
@@ -388,11 +469,6 @@ def main() -> None:
             rows = compare(grid, ["plain", "default"], max(1, args.repeats - 1), log)
             write_table(rows, args.output / f"scaling{tag}", "Throughput against the work",
                         "LSTM character LM, batch 32, 1 thread; harness with default diagnostics and W&B offline.")
-            rows = probe_cost(3 if args.quick else 5, log, args.quick)
-            write_table(rows, args.output / f"probe_cost{tag}", "Gradient-through-time probe against T",
-                        "One exact probe (float64, 32 samples, every step and the LSTM cell) against one training "
-                        "step (float32, batch 32) of the same LSTM-256, timed alternately in one process, 1 thread, "
-                        "median of 5. At the default cadence a probe runs once per 100 steps.")
         elif suite == "data":
             rows = data_loading(max(1, args.repeats - 2), log)
             write_table(rows, args.output / f"data_loading{tag}", "Data loading",
@@ -407,6 +483,28 @@ def main() -> None:
                         "Whole `rnnbench train -m` processes, W&B offline unless the sweep says otherwise; basic: "
                         "one job at a time with torch's default threads (all cores); joblib: one job per core, "
                         "one torch thread each (rnnbench's ThreadsPerJob callback).")
+        elif suite == "cells":
+            rows = cell_speed(args.repeats, log, args.quick)
+            write_table(rows, args.output / f"cells{tag}", "The same LSTM as a fused twin, a plain-form cell, with a "
+                        "batched input projection, and compiled",
+                        "`rnnbench train` default run (W&B offline + CSV, default diagnostics, norm clipping 1.0), "
+                        "character LM, batch 32, hidden 128, T=50, 1 thread, Adam; steady-state throughput (every "
+                        "step after the first: model.compile's one-off compilation falls in the first step, so "
+                        "`process s` shows it). `plain-form cell`: `benchmarks/plain_cells.py::PlainLSTM`, PyTorch's "
+                        "LSTM equations in a `step` as README's example writes one; `batched input projection`: the "
+                        "built-in lstm's `project_input`/`step_projected` run step by step.")
+            rows = probe_cost(3 if args.quick else 5, log, args.quick)
+            write_table(rows, args.output / f"probe_cost{tag}", "Gradient-through-time probe against T",
+                        "One exact probe (float64, 32 samples, every step, h and c) against one training step "
+                        "(float32, batch 32) of the same LSTM-256, fused or plain-form, timed alternately in one "
+                        "process, 1 thread, median of 5. At the default cadence a probe runs once per 100 steps.")
+        elif suite == "threads":
+            rows = thread_choice(args.repeats, log, args.quick)
+            write_table(rows, args.output / f"threads{tag}", "Torch threads: idle and shared machine",
+                        "`rnnbench train` default run (W&B offline + CSV, default diagnostics), steady-state "
+                        "throughput, medians of interleaved repeats; `one core busy`: a `while True: pass` process "
+                        "runs beside it for the whole measurement, as another tenant's job or a second sweep job "
+                        "would. `/ best here`: against the fastest option in the same model and machine state.")
         elif suite == "startup":
             rows = startup(args.repeats, log)
             write_table(rows, args.output / f"startup{tag}", "Start-up", "Median seconds of a cold process.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: rnnbench COMMAND [ARGS]
+USAGE = """usage: rnnbench COMMAND [ARGS]   (rnnbench --version: its version and its main packages)
 
 commands:
   train [-m] [KEY=VALUE ...]   train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)
@@ -12,6 +12,8 @@ commands:
                                or --compare KEY=A KEY=B with bootstrap CIs (see: rnnbench table --help)
   plot SWEEP_DIR [...] --kind gradient-flow|curves|clip-rate
                                PNG and SVG figures of the runs below the dirs (see: rnnbench plot --help)
+  status DIR [...]             the state of a running or finished sweep: completed, diverged, failed,
+                               running (step, speed, ETA), killed, not started
 
 Every job writes result.json in its Hydra output dir (outputs/... or multirun/...)."""
 
@@ -27,6 +29,9 @@ def train(arguments: list[str]) -> int:
     from rnnbench.tracking import summary
 
     jobs = None
+    if "--version" in arguments:
+        print(version())
+        return 0
     if not any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
         from hydra.errors import HydraException
 
@@ -70,11 +75,29 @@ def plot(arguments: list[str]) -> int:
     return plot_command(arguments)
 
 
-COMMANDS = {"train": train, "table": table, "plot": plot}
+def status(arguments: list[str]) -> int:
+    from rnnbench.screen.status import status_command
+
+    return status_command(arguments)
+
+
+COMMANDS = {"train": train, "table": table, "plot": plot, "status": status}
+
+
+def version() -> str:
+    """``rnnbench X.Y.Z`` and the versions of the packages a run's result depends on, one line."""
+    from rnnbench import __version__
+    from rnnbench.tracking.record import versions
+
+    found = versions()
+    return f"rnnbench {__version__} (" + ", ".join(f"{k} {v}" for k, v in found.items() if v) + ")"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-V", "--version"):
+        print(version())
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

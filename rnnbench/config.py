@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
-from rnnbench.errors import ConfigError, require, require_int
+from rnnbench.errors import ConfigError, did_you_mean, require, require_int
 
 _PACKAGE = Path(__file__).resolve().parent
 CLIP_ALGORITHMS = ("norm", "value")
@@ -46,6 +47,21 @@ def build_diagnostics(diagnostics: DictConfig | None) -> list[Any]:
             if isinstance(node, DictConfig) and "_target_" in node]
 
 
+def check_arguments(node: DictConfig, prefix: str) -> None:
+    """Every key of a ``_target_`` node (``trainer``, ``optim``) must be an argument of what it builds, so that a
+    typo (``+trainer.max_step=5``) is refused by name before any job starts, with the closest argument."""
+    target = get_class(node._target_)
+    parameters = inspect.signature(target.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [name for name in parameters if name != "self"]
+    for key in node.keys():
+        if str(key).startswith("_") and str(key).endswith("_"):
+            continue
+        require(key in accepted, f"{prefix}.{key}", node.get(key),
+                f"an argument of {node._target_}{did_you_mean(str(key), accepted)}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse every bad value, in one line, before any work: each component checks its own arguments.
 
@@ -54,13 +70,16 @@ def validate(cfg: DictConfig) -> None:
     """
     require(isinstance(cfg.get("seed"), int) and not isinstance(cfg.seed, bool) and cfg.seed >= 0,
             "seed", cfg.get("seed"), "an integer >= 0")
-    if cfg.get("threads") is not None:
-        require_int(cfg.threads, "threads", 1)
+    if cfg.get("threads") not in (None, "auto"):
+        require(isinstance(cfg.threads, int) and not isinstance(cfg.threads, bool) and cfg.threads >= 1, "threads",
+                cfg.threads, "auto, null (torch's default: every core) or an integer >= 1")
     datamodule = build(cfg.data, "data")
     build(cfg.model, "model", task=datamodule.task)
 
     build_diagnostics(cfg.get("diagnostics"))
 
+    check_arguments(cfg.trainer, "trainer")
+    check_arguments(cfg.optim, "optim")
     lr = cfg.optim.get("lr")
     require(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0, "optim.lr", lr, "a number > 0")
     clip = cfg.trainer.get("gradient_clip_val")

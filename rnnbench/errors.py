@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -39,6 +41,12 @@ def require_int(value: Any, setting: str, minimum: int) -> int:
     require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
             setting, value, f"an integer >= {minimum}")
     return value
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean X?"`` for the closest of ``candidates`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def root_cause_line(error: BaseException) -> str:

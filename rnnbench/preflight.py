@@ -12,10 +12,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import (ConfigCompositionException, InstantiationException, MissingConfigException,
                           OverrideParseException)
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.config import config_dir, validate
-from rnnbench.errors import ConfigError, RnnbenchError, root_cause_line
+from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -57,12 +57,75 @@ def _shapes_composition(override: Override, groups: set[str]) -> bool:
     return key in groups or key == "hydra" or key.startswith(("hydra.", "hydra/")) or override.package is not None
 
 
-def _one_line(error: Exception) -> RnnbenchError:
+def group_choices(group: str) -> list[str]:
+    """The choices a config group of rnnbench's tree offers (``experiment`` -> ``quickstart``, ...)."""
+    folder = config_dir() / group
+    return sorted(path.stem for path in folder.glob("*.yaml"))
+
+
+def check_group_choices(parsed: list[Override], groups: set[str]) -> None:
+    """Refuse a choice of one of rnnbench's config groups that has no file: Hydra itself refuses one of a
+    required group, but silently skips a misspelled choice of an ``optional`` group (``experiment``,
+    ``hparams_search``, ``debug``)."""
+    for override in parsed:
+        group = override.key_or_group
+        if group not in groups or group.startswith("hydra") or override.package is not None or override.is_delete():
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() and \
+            override.is_discrete_sweep() else [override.value()]
+        choices = group_choices(group)
+        for value in values:
+            if value is not None and str(value) not in choices and str(value) != "null":
+                raise ConfigError(group, str(value), f"one of {', '.join(choices)}{did_you_mean(str(value), choices)}")
+
+
+def _leaf_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key in cfg.keys():
+        node = cfg._get_node(key)
+        name = f"{prefix}{key}"
+        keys.append(name)
+        if isinstance(node, DictConfig):
+            keys += _leaf_keys(node, name + ".")
+    return keys
+
+
+def unknown_key_error(key: str, value: object, cfg: DictConfig) -> ConfigError:
+    """A one-line refusal of ``key=value`` for a key ``cfg`` lacks, with the closest existing key."""
+    parent, _, leaf = key.rpartition(".")
+    where = f"{parent} has no key {leaf!r}" if parent else f"the config has no key {leaf!r}"
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    if isinstance(node, DictConfig):  # a sibling of the misspelled key, matched on its own name
+        close = did_you_mean(leaf, [str(k) for k in node.keys()])
+        suggestion = close.replace("did you mean ", f"did you mean {parent}.") if parent and close else close
+    else:
+        suggestion = did_you_mean(key, [k for k in _leaf_keys(cfg) if not k.startswith("hydra")])
+    return ConfigError(key, value, f"{where}{suggestion or f' (to add one: +{key}=...)'}")
+
+
+def _one_line(error: Exception, cfg: DictConfig | None = None) -> RnnbenchError:
     if isinstance(error, MissingConfigException) and error.options:
         group, _, choice = str(error.missing_cfg_file).rpartition("/")
-        return ConfigError(group, choice, f"one of {', '.join(error.options)}")
+        return ConfigError(group, choice, f"one of {', '.join(error.options)}{did_you_mean(choice, error.options)}")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return RnnbenchError(" ".join(lines[:2]) if lines else type(error).__name__)
+
+
+def check_keys_exist(value_overrides: list[Override], cfg: DictConfig) -> None:
+    """``KEY=VALUE`` (not ``+KEY``) must name a key the composed config has: refuse a typo with the closest key,
+    instead of Hydra's advice to append it."""
+    for override in value_overrides:
+        if override.is_add() or override.is_force_add() or override.is_delete():
+            continue
+        key = override.key_or_group
+        if key.startswith("hydra"):
+            continue
+        if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is _ABSENT:
+            value = override.value() if not override.is_sweep_override() else override.input_line.split("=", 1)[1]
+            raise unknown_key_error(key, value, cfg)
+
+
+_ABSENT = object()
 
 
 def preflight(arguments: list[str]) -> int:
@@ -80,11 +143,18 @@ def preflight(arguments: list[str]) -> int:
     torch.set_num_threads(1)
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="preflight"):
-            base = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
-                    if not (multirun and o.is_sweep_override())]
+            groups = config_groups()
+            everything = OverridesParser.create().parse_overrides(overrides)
+            check_group_choices(everything, groups)
+            base = [o.input_line for o in everything if not (multirun and o.is_sweep_override())]
+            structure_only = [o.input_line for o in everything if _shapes_composition(o, groups)
+                              and not (multirun and o.is_sweep_override())]
+            hydra_root = compose("train", overrides=structure_only, return_hydra_config=True)
+            check_keys_exist([o for o in everything if not _shapes_composition(o, groups)], hydra_root)
             hydra_cfg = compose("train", overrides=base, return_hydra_config=True).hydra
             params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
-            groups = config_groups()
+            check_group_choices(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
+                                groups)
             composed: dict[tuple[str, ...], DictConfig] = {}
             for job in job_overrides(overrides, params if multirun else {}, multirun):
                 # Composing is the slow part (~0.5 s): compose once per distinct set of config-group
@@ -93,6 +163,7 @@ def preflight(arguments: list[str]) -> int:
                 structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
                 if structure not in composed:
                     composed[structure] = compose("train", overrides=list(structure))
+                    check_keys_exist([o for o in parsed if not _shapes_composition(o, groups)], composed[structure])
                 cfg = copy.deepcopy(composed[structure])
                 ConfigLoaderImpl._apply_overrides_to_config(
                     [o for o in parsed if not _shapes_composition(o, groups)], cfg)

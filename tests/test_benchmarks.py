@@ -38,3 +38,21 @@ def test_startup_times_imports_and_a_one_step_run():
     seconds = {row["what"]: row["seconds"] for row in rows}
     assert len(rows) == 7 and all(value > 0 for value in seconds.values())
     assert seconds["import torch (cold process)"] < seconds["import rnnbench.training.run (cold process)"]
+
+
+def test_probe_cost_covers_the_fused_and_the_plain_form_cell():
+    from benchmarks.throughput import probe_cost
+
+    rows = probe_cost(1, log=lambda row: None, quick=True)
+    assert [(row["cell"], row["T"]) for row in rows] == [("lstm (fused)", 35), ("lstm (fused)", 70),
+                                                          ("PlainLSTM (plain form)", 35), ("PlainLSTM (plain form)", 70)]
+    assert all(row["probe / training step"] > 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_cell_speed_runs_a_plain_form_cell_inside_rnnbench():
+    from benchmarks.throughput import cell_speed
+
+    rows = cell_speed(1, log=lambda row: None, quick=True)
+    assert [row["cell"] for row in rows] == ["lstm (fused twin)", "plain-form cell"]
+    assert rows[0]["/ fused"] == 1.0 and rows[1]["/ fused"] > 0

@@ -10,10 +10,13 @@ import torch
 
 from rnnbench.data import AddingProblem
 from rnnbench.diagnostics import GateMonitor, GradientFlowProbe, GradientNormMonitor
-from rnnbench.diagnostics.through_time import gradient_through_time
+from rnnbench.diagnostics.gradient_flow import state_prefix
+from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
 from rnnbench.models import SequenceModel
 from rnnbench.training.divergence import DivergenceMonitor
 from rnnbench.training.module import SequenceTaskModule
+
+from cells_under_test import all_cells
 
 
 class IndependentNorms(pl.Callback):
@@ -80,7 +83,7 @@ def test_without_clipping_the_clip_rate_is_null_and_groups_are_logged():
     assert record["gradients"]["clip_rate"] is None
     step = logged[10]
     groups = [f"grad/layer{l}/{d}/{w}" for l in (0, 1) for d in ("forward", "backward")
-              for w in ("weight_ih", "weight_hh", "bias")]
+              for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     assert set(groups) <= set(step) and step["grad/norm_preclip"] == step["grad/norm_postclip"]
     # The groups cover the recurrent core; the total also holds the head: total >= the groups' norm.
     assert step["grad/norm_preclip"] >= math.sqrt(sum(step[g] ** 2 for g in groups)) > 0
@@ -116,8 +119,8 @@ def test_probes_run_at_start_cadence_and_end_and_match_the_direct_computation():
     # The last probe equals a direct computation on the final weights and the same batch.
     inputs, targets = flow.batch
     model = module.model
-    direct = gradient_through_time(model.rnn, model.encode(inputs).detach(),
-                                   lambda out, h: model.task.last_step_loss(model.readout(out, h), targets))
+    direct = gradient_through_time(model.stack, model.encode(inputs).detach(),
+                                   lambda out, h: model.task.probe_loss(model.readout(out, h), targets))
     assert layers[0]["vanishing_log10"] == pytest.approx(direct.vanishing_log10()[0, 0].item(), rel=1e-9)
     assert layers[1]["curve_last"] == pytest.approx(direct.hidden[1, 0].tolist(), rel=1e-9)
     assert len(layers[0]["curve_first"]) == 12 and layers[0]["cell_vanishing_log10"] is not None
@@ -138,8 +141,8 @@ def test_textbook_picture_at_initialisation_on_adding_t100():
     def vanishing(cell_state=False, **model_options):
         torch.manual_seed(0)
         model = SequenceModel(task, hidden_size=128, **model_options)
-        flow = gradient_through_time(model.rnn, model.encode(inputs),
-                                     lambda out, h: task.last_step_loss(model.readout(out, h), targets))
+        flow = gradient_through_time(model.stack, model.encode(inputs),
+                                     lambda out, h: task.probe_loss(model.readout(out, h), targets))
         return (flow.cell_vanishing_log10() if cell_state else flow.vanishing_log10())[0, 0].item()
 
     rnn, gru, lstm = vanishing(cell="rnn"), vanishing(cell="gru"), vanishing(cell="lstm")
@@ -149,3 +152,72 @@ def test_textbook_picture_at_initialisation_on_adding_t100():
     assert lstm_bias_3 > -3 and lstm_bias_1 > lstm + 5
     orthogonal = vanishing(cell="rnn", recurrent_init="orthogonal")
     assert orthogonal > rnn  # an orthogonal W_hh loses less than PyTorch's uniform init
+
+
+@pytest.mark.parametrize("cell", list(all_cells()))
+def test_every_instrument_runs_on_every_cell(cell):
+    """Real training, all three instruments, a bidirectional 2-layer stack: every number the record keeps is
+    finite (strict JSON has no room for Infinity), named by the cell's own states, gates and parameters."""
+    norms, flow, gates = GradientNormMonitor(), GradientFlowProbe(every_n_steps=5, probe_size=8), \
+        GateMonitor(every_n_steps=5, probe_size=8)
+    _, module = fit(cell=cell, steps=6, clip=1.0, seq_len=6, callbacks=[norms, flow, gates], num_layers=2,
+                    bidirectional=True)
+    record = {}
+    for instrument in (norms, flow, gates):
+        instrument.record_into(record)
+    stack = module.model.stack
+    assert [(e["layer"], e["direction"]) for e in record["gradients"]["layers"]] == \
+        [(0, "forward"), (0, "backward"), (1, "forward"), (1, "backward")]
+    for entry in record["gradients"]["layers"]:
+        for name in stack.state_names:
+            prefix = state_prefix(name)
+            for key in ("vanishing_log10", "vanishing_log10_first", "vanishing_log10_min", "reach"):
+                assert math.isfinite(entry[prefix + key]), (name, key)
+            assert len(entry[prefix + "curve_last"]) == 6
+        assert entry["vanishing_log10_min"] <= min(0.0, entry["vanishing_log10"]) + 1e-9
+        assert ("c" in stack.state_names) == (entry["cell_vanishing_log10"] is not None)
+    _, step_gates = stack.cells[0].step(torch.zeros(1, 2), stack.cells[0].initial_state(1))
+    for row in record["gates"]:
+        assert {f"{g}_mean" for g in step_gates} | {"h_saturated", "h_dead"} <= set(row)
+    assert math.isfinite(record["gradients"]["max_norm"]) and record["gradients"]["steps_measured"] == 6
+    assert set(norms.named_groups[i][0] for i in range(len(norms.named_groups))) == {
+        f"layer{l}/{d}/{p}" for l in (0, 1) for d in ("forward", "backward")
+        for p, _ in stack.cells[0].named_parameters()}
+
+
+def test_per_step_bidirectional_probe_measures_each_direction_against_the_loss_it_reaches_last():
+    """Copy task, per-step head, two directions: the backward curve runs over every step (it used to be zero but
+    one point, written as Infinity), and equals the direct computation against the loss at position 1."""
+    from rnnbench.data import CopyMemory
+
+    pl.seed_everything(0, verbose=False)
+    data = CopyMemory(seq_len=4, num_train=64, num_val=32, num_test=32, batch_size=16)
+    module = SequenceTaskModule(SequenceModel(data.task, cell="gru", hidden_size=8, bidirectional=True),
+                                lambda p: torch.optim.Adam(p, lr=0.01))
+    flow = GradientFlowProbe(every_n_steps=100, probe_size=8)
+    pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, limit_val_batches=0, callbacks=[flow],
+               accelerator="cpu").fit(module, datamodule=data)
+    record = {}
+    flow.record_into(record)
+    backward = record["gradients"]["layers"][1]
+    assert backward["direction"] == "backward" and all(v > 0 for v in backward["curve_last"])
+    inputs, targets = flow.batch
+    model = module.model
+    direct = gradient_through_time(model.stack, model.encode(inputs).detach(),
+                                   lambda out, h: model.task.probe_loss(model.readout(out, h), targets))
+    assert backward["curve_last"] == pytest.approx(direct.hidden[0, 1].tolist(), rel=1e-9)
+    per_position = model.task.probe_loss(model(inputs), targets)
+    assert per_position.shape == (inputs.shape[1],)
+
+
+def test_records_are_strict_json(tmp_path):
+    import json
+
+    from rnnbench.tracking.record import write_json_atomic
+
+    path = tmp_path / "result.json"
+    write_json_atomic(path, {"a": math.inf, "b": [math.nan, 1.0, -math.inf], "c": torch.tensor(2.5), "d": "x"})
+    text = path.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text) == {"a": None, "b": [None, 1.0, None], "c": 2.5, "d": "x"}

@@ -9,6 +9,8 @@ from rnnbench.data import AddingProblem, CopyMemory, Digits, TimeMachine
 from rnnbench.errors import ConfigError
 from rnnbench.models import SequenceModel
 
+from cells_under_test import all_cells
+
 TASKS = {"adding": AddingProblem(seq_len=9).task, "copy": CopyMemory(seq_len=3).task,
          "digits": Digits().task, "timemachine": TimeMachine(seq_len=9).task}
 
@@ -19,15 +21,15 @@ def inputs_for(task, batch=4):
     return torch.rand(batch, task.seq_len, task.input_size)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", list(all_cells()))
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_core_shapes_match_pytorch_documentation(cell, num_layers, bidirectional):
     task = TASKS["adding"]
     model = SequenceModel(task, cell=cell, hidden_size=6, num_layers=num_layers, bidirectional=bidirectional)
     x = model.encode(inputs_for(task, batch=5))
-    output, state = model.rnn(x)
-    h_n = state[0] if cell == "lstm" else state
+    output, state = model.stack(x)
+    h_n = state[0]
     directions = 2 if bidirectional else 1
     assert output.shape == (5, 9, directions * 6)  # (B, T, D*H), batch_first
     assert h_n.shape == (num_layers * directions, 5, 6)  # (L*D, B, H)
@@ -50,23 +52,20 @@ def test_heads_follow_the_task(name, expected):
 def test_forget_bias_sets_the_total_forget_gate_bias():
     model = SequenceModel(TASKS["adding"], cell="lstm", hidden_size=8, num_layers=2, bidirectional=True,
                           forget_bias=2.5)
-    for suffix in ("l0", "l1", "l0_reverse", "l1_reverse"):
-        total = getattr(model.rnn, f"bias_ih_{suffix}") + getattr(model.rnn, f"bias_hh_{suffix}")
+    for cell in model.stack.cells:
+        total = cell.bias_ih + cell.bias_hh
         assert torch.allclose(total.chunk(4)[1], torch.full((8,), 2.5))
         assert not torch.allclose(total.chunk(4)[0], torch.full((8,), 2.5))
-
-
-@pytest.mark.parametrize("cell,gates", [("rnn", 1), ("lstm", 4), ("gru", 3)])
-def test_orthogonal_recurrent_init(cell, gates):
-    model = SequenceModel(TASKS["adding"], cell=cell, hidden_size=8, recurrent_init="orthogonal")
-    for block in model.rnn.weight_hh_l0.chunk(gates):
-        assert torch.allclose(block @ block.T, torch.eye(8), atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,setting", [
     ({"cell": "transformer"}, "cell"), ({"num_layers": 0}, "num_layers"), ({"hidden_size": 0}, "hidden_size"),
     ({"dropout": 1.0}, "dropout"), ({"dropout": -0.1}, "dropout"), ({"nonlinearity": "gelu"}, "nonlinearity"),
-    ({"cell": "gru", "forget_bias": 1.0}, "forget_bias"), ({"recurrent_init": "identity"}, "recurrent_init"),
+    ({"cell": "gru", "forget_bias": 1.0}, "forget_bias"), ({"recurrent_init": "xavier"}, "recurrent_init"),
+    ({"cell": "lstm", "nonlinearity": "relu"}, "nonlinearity"), ({"cell": "rnn", "nonlinearity": "gelu"}, "nonlinearity"),
+    ({"cell": "gru", "cell_options": {"peepholes": True}}, "cell_options.peepholes"),
+    ({"cell": "rnn", "cell_options": {"nonlinearity": "gelu"}}, "cell_options.nonlinearity"),
+    ({"cell": "torch.nn.LSTM"}, "cell"), ({"cell": "no_such_module.Cell"}, "cell"), ({"cell": "rnnbench.models.Nope"}, "cell"),
 ])
 def test_bad_model_settings_are_refused_by_name(kwargs, setting):
     with pytest.raises(ConfigError) as error:

@@ -67,11 +67,14 @@ class Task:
             return F.mse_loss(predictions, targets, reduction=reduction)
         return F.cross_entropy(predictions.flatten(0, -2), targets.flatten(), reduction=reduction)
 
-    def last_step_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
-        """Summed over the batch, the loss at the last output position: what gradient probes differentiate."""
-        if self.per_step:
-            predictions, targets = predictions[:, -1], targets[:, -1]
-        return self.compute_loss(predictions, targets, reduction="sum")
+    def probe_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
+        """What gradient probes differentiate, summed over the batch: the sequence's loss (a scalar) for a
+        once-per-sequence task; for a per-step task the loss at every output position, (T,), of which the
+        probe takes, for each direction, the position that direction reaches last."""
+        if not self.per_step:
+            return self.compute_loss(predictions, targets, reduction="sum")
+        batch, steps = targets.shape[:2]
+        return self.compute_loss(predictions, targets, reduction="none").reshape(batch, steps, -1).sum(dim=(0, 2))
 
     def make_metric(self) -> torchmetrics.Metric:
         if self.metric == "mse":

@@ -2,13 +2,14 @@
 
 - :class:`GradientNormMonitor`: weight-gradient norms before/after clipping, clip rate, spikes, non-finite.
 - :class:`GradientFlowProbe`: the exact vanishing-gradient curve ||dl_T/dh_t|| per layer and direction.
-- :class:`GateMonitor`: LSTM/GRU gate means and saturation.
+- :class:`GateMonitor`: gate means and saturation, saturated and dead hidden units.
 
-They see the model only through ``pl_module.model.rnn`` (a fused nn.RNN/LSTM/GRU), its
-``encode``/``readout`` and its task, so every cell type gets every instrument.
+They see the model only through its layer stack (``pl_module.model.stack``: the cells, their ``step``
+and parameters), its ``encode``/``readout`` and its task, never a concrete cell class, so every cell,
+a user's included, gets every instrument. Each callback's math is in ``measures/`` under the same name.
 """
 
-from rnnbench.diagnostics.gate_monitor import GateMonitor
+from rnnbench.diagnostics.gates import GateMonitor
 from rnnbench.diagnostics.gradient_flow import GradientFlowProbe
 from rnnbench.diagnostics.gradient_norms import GradientNormMonitor
 

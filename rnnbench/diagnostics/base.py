@@ -7,15 +7,16 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rnnbench.errors import require_int
+from rnnbench.models.stack import LayerStack
 from rnnbench.tracking.loggers import wandb_loggers
 
 
-def recurrent_core(pl_module: pl.LightningModule) -> nn.RNNBase:
-    """The fused recurrent module the instruments look at (``pl_module.model.rnn``)."""
-    return pl_module.model.rnn
+def layer_stack(pl_module: pl.LightningModule) -> LayerStack:
+    """The one part of the model the instruments look at: its layer stack (``pl_module.model.stack``)."""
+    return pl_module.model.stack
 
 
 def log_scalars(trainer: pl.Trainer, metrics: dict[str, float], step: int) -> None:

@@ -1,4 +1,4 @@
-"""The vanishing-gradient curve: exact ||dl_T/dh_t|| for every step, layer and direction, over training."""
+"""The vanishing-gradient curve: exact ||dl/ds_t|| for every state, step, layer and direction, over training."""
 
 from __future__ import annotations
 
@@ -8,29 +8,38 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from rnnbench.diagnostics.base import gradients_section, Probe, log_scalars, recurrent_core, wandb_runs
-from rnnbench.diagnostics.layers import DIRECTION_NAMES
-from rnnbench.diagnostics.through_time import gradient_through_time
+from rnnbench.diagnostics.base import Probe, gradients_section, layer_stack, log_scalars, wandb_runs
+from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
 from rnnbench.errors import require
+from rnnbench.models.stack import DIRECTION_NAMES
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+MEASURES = ("vanishing_log10", "vanishing_log10_min", "reach")  # per state, layer and direction
+
+
+def state_prefix(state: str) -> str:
+    """How a state's keys are named in the record and the logs: ``h`` bare (``vanishing_log10``), the cell
+    state ``c`` as ``cell_`` (``cell_vanishing_log10``), any other state by its name (``i_vanishing_log10``)."""
+    return "" if state == "h" else "cell_" if state == "c" else f"{state}_"
 
 
 class GradientFlowProbe(Probe):
-    """Gradient through time on the probe batch, for the loss at the last output position.
+    """Gradient through time on the probe batch, for every state of the cell (``h``, ``c``, ...).
 
-    Uses :func:`~rnnbench.diagnostics.through_time.gradient_through_time` (exact total
-    derivatives, step by step, in float64 by default so that 1e-30 does not underflow).
-    Steps are counted in each direction's processing order: for a backward direction the last
-    processed step is position 1, and "distance from the loss" is counted from there.
+    Uses :func:`~rnnbench.diagnostics.measures.gradient_flow.gradient_through_time` (exact total
+    derivatives through the cell's own ``step``, in float64 by default so that 1e-30 does not underflow).
+    The loss is the sequence's for a once-per-sequence head; for a per-step head each direction is
+    measured against the loss at the position it reaches last (forward: position T, backward: position 1).
+    Steps are counted in each direction's processing order, so "distance from the loss" is counted from
+    each direction's last processed step.
 
-    Logged per layer and direction: ``grad_flow/layer<l>/<direction>/vanishing_log10``
-    (log10 of ||dl/dh|| at the first processed step over that at the last), ``.../reach`` (steps
-    until the norm has fallen 10x), ``.../cell_vanishing_log10`` (LSTM cell state). At the end of
-    training W&B also gets, once, a line chart ``grad_flow/curve`` (log10 norm against distance from
-    the loss, one series per layer and direction at the first and at the last probe) and every
-    probe's curves as one table ``grad_flow/table``: a chart and a table per probe cost more Python
-    time than the probe itself, and the scalars above already follow training live.
+    Logged per layer, direction and state (prefix as :func:`state_prefix`):
+    ``grad_flow/layer<l>/<direction>/<prefix>vanishing_log10`` (log10 of the norm at the first processed
+    step over that at the last), ``..._min`` (the deepest dip over all steps, against the last), ``reach``
+    (steps back until the norm has fallen 10x; T if it never does). At the end of training W&B also
+    gets, once, a line chart ``grad_flow/curve`` (log10 ||dl/dh|| against distance from the loss, one
+    series per layer and direction at the first and at the last probe) and every probe's curves as one
+    table ``grad_flow/table``.
     """
 
     def __init__(self, every_n_steps: int = 100, probe_size: int = 32, dtype: str = "float64"):
@@ -41,46 +50,33 @@ class GradientFlowProbe(Probe):
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int) -> None:
-        model = pl_module.model
-        flow = gradient_through_time(
-            recurrent_core(pl_module), encoded,
-            lambda output, h_n: model.task.last_step_loss(model.readout(output, h_n), targets), dtype=self.dtype)
-        layers, directions, steps = flow.hidden.shape
-        cell_vanishing = flow.cell_vanishing_log10()
-        parts = [flow.vanishing_log10().flatten(), flow.reach().flatten(), torch.log10(flow.hidden).flatten()]
-        if flow.cell is not None:
-            parts += [cell_vanishing.flatten(), torch.log10(flow.cell).flatten()]
-        values = torch.cat([p.double() for p in parts]).tolist()  # one transfer
-
-        count = layers * directions
-        vanishing, reach = values[:count], values[count:2 * count]
-        curves = [values[2 * count + i * steps: 2 * count + (i + 1) * steps] for i in range(count)]
-        cell_offset = 2 * count + count * steps
-        cell_vanishing = values[cell_offset:cell_offset + count] if flow.cell is not None else [None] * count
-        cell_curves = ([values[cell_offset + count + i * steps: cell_offset + count + (i + 1) * steps]
-                        for i in range(count)] if flow.cell is not None else [None] * count)
-        snapshot = {"step": step, "layers": [
-            {"layer": i // directions, "direction": DIRECTION_NAMES[i % directions], "vanishing_log10": vanishing[i],
-             "reach": reach[i], "cell_vanishing_log10": cell_vanishing[i],
-             # log10 norms in processing order: the last element is nearest the loss
-             "log10_curve": curves[i], "cell_log10_curve": cell_curves[i]}
-            for i in range(count)]}
+        model, stack = pl_module.model, layer_stack(pl_module)
+        flow = gradient_through_time(stack, encoded, lambda output, h_n: model.task.probe_loss(
+            model.readout(output, h_n), targets), dtype=self.dtype)
+        names = stack.state_names
+        parts = [part.flatten() for name in names for part in
+                 (flow.vanishing_log10(name), flow.vanishing_log10_min(name), flow.reach(name), flow.log10(name))]
+        values = iter(torch.cat([p.double() for p in parts]).tolist())  # one transfer
+        count, steps = stack.num_layers * stack.num_directions, flow.hidden.shape[-1]
+        entries: list[dict[str, Any]] = [
+            {"layer": layer, "direction": DIRECTION_NAMES[direction]} for layer, direction, _ in stack.layer_cells()]
+        for name in names:
+            prefix = state_prefix(name)
+            for measure in MEASURES:
+                for entry in entries:
+                    entry[prefix + measure] = next(values)
+            for entry in entries:  # log10 norms in processing order: the last element is nearest the loss
+                entry[prefix + "log10_curve"] = [next(values) for _ in range(steps)]
+        assert len(entries) == count
+        snapshot = {"step": step, "states": names, "layers": entries}
         self.snapshots.append(snapshot)
-        self._log_scalars(trainer, snapshot)
+        log_scalars(trainer, {f"grad_flow/layer{e['layer']}/{e['direction']}/{state_prefix(name)}{measure}":
+                              e[state_prefix(name) + measure]
+                              for e in entries for name in names for measure in MEASURES}, step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         self._log_curves(trainer)
-
-    def _log_scalars(self, trainer: pl.Trainer, snapshot: dict[str, Any]) -> None:
-        metrics = {}
-        for entry in snapshot["layers"]:
-            prefix = f"grad_flow/layer{entry['layer']}/{entry['direction']}"
-            metrics[f"{prefix}/vanishing_log10"] = entry["vanishing_log10"]
-            metrics[f"{prefix}/reach"] = entry["reach"]
-            if entry["cell_vanishing_log10"] is not None:
-                metrics[f"{prefix}/cell_vanishing_log10"] = entry["cell_vanishing_log10"]
-        log_scalars(trainer, metrics, snapshot["step"])
 
     def _log_curves(self, trainer: pl.Trainer) -> None:
         runs = wandb_runs(trainer)
@@ -96,13 +92,13 @@ class GradientFlowProbe(Probe):
                 names.append(f"layer{entry['layer']}/{entry['direction']} at step {snapshot['step']}")
                 curves.append(list(reversed(entry["log10_curve"])))
         chart = wandb.plot.line_series(xs=list(range(len(curves[0]))), ys=curves, keys=names,
-                                       title="log10 ||dl_T/dh_t||, first and last probe",
+                                       title="log10 ||dl/dh_t||, first and last probe",
                                        xname="distance from the loss (steps)")
         rows = []
         for snapshot in _spread(self.snapshots, wandb.Table.MAX_ROWS // len(curves[0]) // len(last["layers"])):
             for entry in snapshot["layers"]:
                 steps = len(entry["log10_curve"])
-                cell = entry["cell_log10_curve"] or [None] * steps
+                cell = entry.get("cell_log10_curve") or [None] * steps
                 rows += [[snapshot["step"], entry["layer"], entry["direction"], steps - 1 - k,
                           entry["log10_curve"][k], cell[k]] for k in range(steps)]
         table = wandb.Table(columns=["step", "layer", "direction", "distance", "log10_norm", "cell_log10_norm"],
@@ -116,16 +112,22 @@ class GradientFlowProbe(Probe):
         if not self.snapshots:
             section["layers"] = []
             return
-        section["layers"] = [
-            {"layer": last["layer"], "direction": last["direction"],
-             "vanishing_log10": last["vanishing_log10"], "vanishing_log10_first": first["vanishing_log10"],
-             "reach": last["reach"], "reach_first": first["reach"],
-             "cell_vanishing_log10": last["cell_vanishing_log10"],
-             "cell_vanishing_log10_first": first["cell_vanishing_log10"],
-             "curve_first": _norms(first["log10_curve"]), "curve_last": _norms(last["log10_curve"]),
-             "cell_curve_first": _norms(first["cell_log10_curve"]), "cell_curve_last": _norms(last["cell_log10_curve"]),
-             "log10_curve_first": first["log10_curve"], "log10_curve_last": last["log10_curve"]}
-            for first, last in zip(self.snapshots[0]["layers"], self.snapshots[-1]["layers"])]
+        first_snapshot, last_snapshot = self.snapshots[0], self.snapshots[-1]
+        # h and c keep their keys (null for a cell without c); any other state adds its own
+        names = ("h", "c") + tuple(n for n in last_snapshot["states"] if n not in ("h", "c"))
+        layers = []
+        for first, last in zip(first_snapshot["layers"], last_snapshot["layers"]):
+            entry: dict[str, Any] = {"layer": last["layer"], "direction": last["direction"]}
+            for name in names:
+                prefix = state_prefix(name)
+                for measure in MEASURES:
+                    entry[prefix + measure] = last.get(prefix + measure)
+                    entry[prefix + measure + "_first"] = first.get(prefix + measure)
+                for when, snapshot in (("first", first), ("last", last)):
+                    entry[f"{prefix}curve_{when}"] = _norms(snapshot.get(prefix + "log10_curve"))
+                    entry[f"{prefix}log10_curve_{when}"] = snapshot.get(prefix + "log10_curve")
+            layers.append(entry)
+        section["layers"] = layers
 
 
 def _spread(items: list[Any], limit: int) -> list[Any]:
@@ -142,4 +144,4 @@ def _norms(log10_curve: list[float] | None) -> list[float] | None:
     return None if log10_curve is None else [10.0 ** v if v > -308 else 0.0 for v in log10_curve]
 
 
-__all__ = ["GradientFlowProbe"]
+__all__ = ["GradientFlowProbe", "state_prefix"]

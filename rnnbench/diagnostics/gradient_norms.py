@@ -11,14 +11,16 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from rnnbench.diagnostics.base import gradients_section, Diagnostic, log_scalars, recurrent_core
-from rnnbench.diagnostics.weight_norms import grad_norm_tensor, recurrent_parameter_groups
+from rnnbench.diagnostics.base import gradients_section, Diagnostic, log_scalars, layer_stack
+from rnnbench.diagnostics.measures.gradient_norms import cell_parameter_groups, grad_norm_tensor
 from rnnbench.errors import require, require_int
 
 
 class GradientNormMonitor(Diagnostic):
     """Global gradient norm before and after clipping, clip rate, spikes and non-finite gradients,
-    and per-layer, per-direction norms of ``weight_ih``, ``weight_hh`` and the biases.
+    and the norm of every parameter of every cell, per layer and direction, under the cell's own
+    parameter names (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` for the built-ins; a
+    peephole LSTM adds ``weight_ch``).
 
     Every step's pre-clip global norm is computed on the device (one fused ``_foreach_norm``)
     and kept there; on logging steps all of them, the group norms and the post-clip norm go to
@@ -31,7 +33,7 @@ class GradientNormMonitor(Diagnostic):
 
     Logged (at the trainer's global step): ``grad/norm_preclip``, ``grad/norm_postclip``,
     ``grad/clipped`` (this step), ``grad/clip_rate`` (so far), ``grad/spikes``, ``grad/nonfinite``,
-    ``grad/layer<l>/<direction>/<weight_ih|weight_hh|bias>``.
+    ``grad/layer<l>/<direction>/<parameter name>``.
     """
 
     def __init__(self, every_n_steps: int | None = None, spike_factor: float = 10.0, spike_window: int = 100):
@@ -53,7 +55,7 @@ class GradientNormMonitor(Diagnostic):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.parameters = [p for p in pl_module.parameters() if p.requires_grad]
-        self.named_groups = recurrent_parameter_groups(recurrent_core(pl_module))
+        self.named_groups = cell_parameter_groups(layer_stack(pl_module))
         self.every = self.every_n_steps or trainer.log_every_n_steps
         self.clip_value = trainer.gradient_clip_val
         self.clip_by_value = str(trainer.gradient_clip_algorithm).lower().endswith("value")

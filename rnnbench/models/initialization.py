@@ -1,41 +1,62 @@
-"""Initialisation options for the recurrent core, the ones studies of gradient flow sweep."""
+"""Initialisation options for any cell's recurrent weights, the ones studies of gradient flow sweep.
+
+They act on what every cell may have, by name: its recurrent matrix ``weight_hh`` ((k*H, H): k gate
+blocks of (H, H), PyTorch's layout; a vector (H,) for IndRNN's diagonal recurrence) and, for cells with a
+forget gate, :meth:`set_forget_bias`.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}  # gate blocks stacked in weight_hh, in PyTorch's order
-LSTM_FORGET_GATE = 1  # LSTM blocks are (input, forget, cell, output)
+from rnnbench.errors import ConfigError
+from rnnbench.models.stack import LayerStack
 
-
-def layer_parameters(rnn: nn.RNNBase, kind: str) -> list[nn.Parameter]:
-    """Every layer's and direction's parameter of one kind (``weight_hh``, ``bias_ih``, ...)."""
-    return [p for name, p in rnn.named_parameters() if name.startswith(kind + "_l")]
+RECURRENT_INITS = ("default", "orthogonal", "identity")
 
 
 @torch.no_grad()
-def orthogonal_recurrent(rnn: nn.RNNBase) -> None:
-    """Make each gate's (H, H) block of every ``weight_hh`` an independent random orthogonal matrix.
+def init_recurrent(stack: LayerStack, kind: str) -> None:
+    """Re-initialise every cell's ``weight_hh``:
 
-    An orthogonal ``W_hh`` has all singular values 1, so a linear recurrence neither shrinks nor
-    grows the gradient (Saxe et al. 2014; Arjovsky et al. 2016).
+    - ``orthogonal``: each (H, H) block an independent random orthogonal matrix: all singular values 1,
+      so a linear recurrence neither shrinks nor grows the gradient (Saxe et al. 2014; Arjovsky et al. 2016).
+    - ``identity``: each block the identity (a diagonal recurrence: all ones) and every bias of the cell
+      zero: Le et al. (2015)'s IRNN with ``cell=rnn nonlinearity=relu``.
+    - ``default``: the cell's own initialisation.
     """
-    for weight in layer_parameters(rnn, "weight_hh"):
-        for block in weight.chunk(GATES[type(rnn)], dim=0):
-            nn.init.orthogonal_(block)
-
-
-@torch.no_grad()
-def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
-    """Set the forget gate's total bias (``bias_ih`` + ``bias_hh`` forget slices) to ``value``.
-
-    The whole value goes to ``bias_ih`` and ``bias_hh``'s slice becomes 0, so the total is exact.
-    A positive bias keeps f near 1 at initialisation and the cell state's gradient alive
-    (Gers et al. 2000; Jozefowicz et al. 2015).
-    """
-    if not lstm.bias:
+    if kind not in RECURRENT_INITS:
+        raise ConfigError("recurrent_init", kind, f"one of {', '.join(RECURRENT_INITS)}")
+    if kind == "default":
         return
-    for kind, fill in (("bias_ih", value), ("bias_hh", 0.0)):
-        for bias in layer_parameters(lstm, kind):
-            bias.chunk(4)[LSTM_FORGET_GATE].fill_(fill)
+    for _, _, cell in stack.layer_cells():
+        weight = getattr(cell, "weight_hh", None)
+        hidden = cell.hidden_size
+        matrix = isinstance(weight, nn.Parameter) and weight.dim() == 2 and weight.shape[1] == hidden \
+            and weight.shape[0] % hidden == 0
+        diagonal = isinstance(weight, nn.Parameter) and tuple(weight.shape) == (hidden,)
+        if not (matrix or (diagonal and kind == "identity")):
+            raise ConfigError("recurrent_init", kind, f"default for cell {stack.cell_name}: it has no recurrent "
+                              f"weight_hh of (k*H, H) gate blocks" + (" (its weight_hh is a vector)" if diagonal else ""))
+        if diagonal:
+            weight.fill_(1.0)
+        for block in (weight.chunk(weight.shape[0] // hidden, dim=0) if matrix else ()):
+            if kind == "orthogonal":
+                nn.init.orthogonal_(block)
+            else:
+                block.copy_(torch.eye(hidden))
+        if kind == "identity":
+            for name, parameter in cell.named_parameters():
+                if name.startswith("bias"):
+                    parameter.zero_()
+
+
+def set_forget_bias(stack: LayerStack, value: float) -> None:
+    """Set the total forget-gate bias of every cell to ``value`` (cells without a forget gate refuse)."""
+    for _, _, cell in stack.layer_cells():
+        setter = getattr(cell, "set_forget_bias", None)
+        if setter is None:
+            raise ConfigError("forget_bias", value, f"null for cell {stack.cell_name} (it has no forget gate "
+                                                    "to bias; the LSTM family has)")
+        setter(float(value))

@@ -4,7 +4,8 @@ Every job of a ``hydra/launcher=joblib`` sweep runs in a worker process next to 
 others; with torch's default (one thread per core) in each, ``n_jobs`` workers would oversubscribe the
 cores ``n_jobs`` times. :class:`ThreadsPerJob` gives each job ``threads = cores // n_jobs`` through
 the top-level ``threads`` key (``cpus_per_task`` under submitit), unless the config or the command
-line already sets ``threads``.
+line already sets ``threads``. :func:`auto_threads` is what ``threads=auto`` (the default) means for a job
+that runs alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,27 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# Per-step work (batch size x parameters) above which a second thread pays on an idle machine:
+# measured (results/performance/threads.md) at 0.5 M (LSTM-64, batch 32: 1 thread as fast as 2) and 77 M
+# (LSTM-256, batch 256: 2 threads 1.7x faster); the threshold lies between, nearer the large case.
+PARALLEL_WORK = 20_000_000
+
+
+def auto_threads(parameters: int, batch_size: int, cores: int | None = None, load: float | None = None) -> int:
+    """``threads=auto``: one thread for a model this small, or when other processes already keep the cores
+    busy (the 1-minute load average), since then a second thread makes every step wait for a core (28x
+    slower, measured); all the cores for a big model on an idle machine."""
+    cores = available_cores() if cores is None else cores
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    if cores == 1 or parameters * batch_size < PARALLEL_WORK or load > 0.5:
+        return 1
+    return cores
 
 
 def threads_per_job(launcher: DictConfig | dict[str, Any], cores: int) -> int | None:
@@ -48,12 +70,12 @@ def threads_per_job(launcher: DictConfig | dict[str, Any], cores: int) -> int | 
 
 
 class ThreadsPerJob(Callback):
-    """Hydra callback: at the start of a multirun whose config leaves ``threads`` null, add
+    """Hydra callback: at the start of a multirun whose config leaves ``threads`` null or auto, add
     ``threads=<share>`` to the sweep's task overrides, so every job (composed from them, in whatever
     process the launcher runs it) gets the launcher's share of the cores."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.get("threads") is not None:
+        if config.get("threads") not in (None, "auto"):
             return
         threads = threads_per_job(config.hydra.launcher, available_cores())
         if threads is None:

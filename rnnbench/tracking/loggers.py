@@ -35,8 +35,20 @@ def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name:
         defaults: dict[str, Any] = {"save_dir": save_dir}
         if is_wandb(node):
             defaults.update(name=run_name, group=group, tags=tags)
-        loggers.append(instantiate(node, **{k: v for k, v in defaults.items() if node.get(k) is None}))
+        logger = instantiate(node, **{k: v for k, v in defaults.items() if node.get(k) is None})
+        if is_wandb(node):
+            _drop_anonymous(logger)
+        loggers.append(logger)
     return loggers
+
+
+def _drop_anonymous(logger: Logger) -> None:
+    """Lightning's WandbLogger always passes ``anonymous=None`` to ``wandb.init``, and wandb 0.31 then warns that
+    the setting has no effect, once per process, past ``WANDB_SILENT``; leaving the key out is the same run.
+    (``_wandb_init`` is Lightning's private dict of init arguments: this is its one use.)"""
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and init.get("anonymous") is None:
+        init.pop("anonymous", None)
 
 
 def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task, parameters: int) -> None:

@@ -13,6 +13,8 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   ``test/<metric>``, and the best validation values ``best/val/loss``, ``best/val/<metric>``
   with the steps they were reached at ``best/val/<...>_step``.
 - ``steps``: optimizer steps taken; ``diverged_at_step``: first step with a non-finite loss.
+- ``progress``: while the run trains, its heartbeat (rewritten every 10 s): ``max_steps`` (the fit's total),
+  ``steps_per_second`` (over the last 10 s), ``updated_at``; null in a finished record.
 - ``wall_seconds`` (whole job), ``train_seconds`` (fit minus validation), ``throughput``
   (steady state, every step after the first: ``samples_per_second``, ``tokens_per_second``,
   ``tokens_per_cpu_second``, ``steps_timed``), ``parameters``.
@@ -24,16 +26,20 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   ``final_norm``, ``max_norm`` and ``last_finite_norm`` (pre-clip global L2 norms),
   ``clip_rate`` (fraction of steps where clipping fired; null without clipping),
   ``clipped_steps``, ``spikes``, ``nonfinite``, ``steps_measured``, ``probe_steps`` and
-  ``layers``: one entry per layer and direction with ``layer``, ``direction``,
-  ``vanishing_log10`` (log10 ||dl_T/dh_1|| / ||dl_T/dh_T|| at the last probe),
-  ``vanishing_log10_first`` (at the first probe, i.e. initialisation), ``reach`` /
-  ``reach_first`` (steps until the norm has fallen 10x; Infinity if never),
-  ``cell_vanishing_log10`` / ``_first`` (LSTM cell state, else null), and the curves
-  ``curve_first``, ``curve_last`` (norms), ``log10_curve_first``, ``log10_curve_last``,
-  ``cell_curve_first``, ``cell_curve_last``: in each direction's processing order, the last
-  element nearest the loss (a backward direction processes position T first).
-- ``gates`` (null for plain RNNs or without the gate monitor): per layer and direction, each
-  sigmoid gate's ``<gate>_mean`` and ``<gate>_saturated`` fraction at the last probe.
+  ``layers``: one entry per layer and direction with ``layer``, ``direction`` and, for the
+  hidden state ``h``: ``vanishing_log10`` (log10 ||dl/dh|| at the first processed step over that at
+  the last, at the last probe), ``vanishing_log10_min`` (the smallest norm over all steps against the
+  last: the dip of a U-shaped curve), ``reach`` (steps back until the norm has fallen 10x; T if it
+  never does), each also ``_first`` (at the first probe, i.e. initialisation), and the curves
+  ``curve_first``, ``curve_last`` (norms), ``log10_curve_first``, ``log10_curve_last``, in each
+  direction's processing order, the last element nearest the loss (a backward direction processes
+  position T first). The same keys prefixed ``cell_`` for the cell state ``c`` (null for cells
+  without one) and ``<state>_`` for any other state of the cell (``lstm_fgr``: ``i_``, ``f_``, ``o_``).
+- ``gates`` (null without the gate monitor): per layer and direction, ``<gate>_mean`` and
+  ``<gate>_saturated`` for every gate the cell reports, and ``h_saturated`` (fraction of |h| values
+  >= 0.95) and ``h_dead`` (fraction of units 0 throughout) for every cell, at the last probe.
+
+The file is strict JSON: non-finite numbers are written as null.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -87,9 +94,19 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _to_json(value: Any) -> Any:
-    """Tensors and numpy scalars become Python numbers; NaN and infinities stay (json writes NaN, Infinity)."""
-    return value.item() if hasattr(value, "item") else str(value)
+def strict(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold: tensors and numpy scalars become Python numbers, and
+    NaN and infinities become ``null`` (``json`` would write ``NaN`` and ``Infinity``, which strict readers
+    reject)."""
+    if isinstance(value, Mapping):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def versions() -> dict[str, str | None]:
@@ -124,7 +141,7 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=_to_json)
+            json.dump(strict(payload), f, indent=2, allow_nan=False, default=str)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
@@ -160,6 +177,7 @@ def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping
         "task": None,
         "metrics": {},
         "steps": 0,
+        "progress": None,
         "diverged_at_step": None,
         "gradients": None,
         "gates": None,

@@ -25,6 +25,7 @@ expected_jobs: int | None = None
 # launcher that raises (joblib, when a worker is killed) skips on_multirun_end, and the CLI then
 # calls report_unfinished_sweep().
 _open_sweep: dict[str, Any] | None = None
+SMALL_SWEEP = 24  # a sweep of at most this many runs ends with its `rnnbench table`
 
 MAX_LISTED = 10
 LABELS = {"running": "killed"}  # a record still 'running' after its job ended: the job was killed
@@ -73,9 +74,48 @@ def _report(where: Path, records: list[dict[str, Any]], expected: int | None = N
 
 
 def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
-    """Print the summary of every record below ``sweep_dir``; return the exit status it implies."""
+    """Print the summary of every record below ``sweep_dir`` (and, for a small sweep, its table and the commands
+    for more); return the exit status it implies."""
     records = [read_record(path) for path in find_records(sweep_dir)]
-    return _report(sweep_dir.resolve(), records, expected)
+    status = _report(sweep_dir.resolve(), records, expected)
+    finished = [r for r in records if r.get("status") in ("completed", "diverged")]
+    if finished:
+        if len(records) <= SMALL_SWEEP:
+            _print_table(sweep_dir)
+        print(f"  table: rnnbench table {sweep_dir}   figures: rnnbench plot {sweep_dir} --kind curves", flush=True)
+    return status
+
+
+def _print_table(sweep_dir: Path) -> None:
+    from rnnbench.report.records import ReportError, load_runs
+    from rnnbench.report.table import build_table
+
+    try:
+        print(build_table(load_runs([str(sweep_dir)])).render("markdown"), end="", flush=True)
+    except (ReportError, ValueError, KeyError, TypeError) as error:  # the summary must never fail the sweep
+        log.info("no table for %s: %s", sweep_dir, error)
+
+
+def run_line(record: dict[str, Any], where: Path) -> str:
+    """A single run's numbers: status, steps, final and best validation metric, test metric, wall time, record."""
+    from rnnbench.screen.progress import format_duration
+
+    metric = (record.get("task") or {}).get("metric")
+    metrics = record.get("metrics") or {}
+    parts = [f"rnnbench: {record.get('status')}", f"{record.get('steps')} steps"]
+    if isinstance(record.get("wall_seconds"), (int, float)):
+        parts[-1] += f" in {format_duration(record['wall_seconds'])}"
+    if record.get("status") == "diverged":
+        parts.append(f"diverged at step {record.get('diverged_at_step')}")
+    if metric and f"val/{metric}" in metrics:
+        best, at = metrics.get(f"best/val/{metric}"), metrics.get(f"best/val/{metric}_step")
+        best_text = f" (best {best:.4g} at step {at})" if isinstance(best, (int, float)) else ""
+        parts.append(f"val/{metric} {metrics[f'val/{metric}']:.4g}{best_text}")
+    if metric and isinstance(metrics.get(f"test/{metric}"), (int, float)):
+        parts.append(f"test/{metric} {metrics[f'test/{metric}']:.4g}")
+    if record.get("status") == "failed":
+        parts.append(f"error: {record.get('error')}")
+    return "; ".join([", ".join(parts), f"record: {where / 'result.json'}"])
 
 
 def report_unfinished_sweep() -> int | None:
@@ -85,6 +125,8 @@ def report_unfinished_sweep() -> int | None:
     if _open_sweep is None:
         return None
     sweep, _open_sweep = _open_sweep, None
+    if sweep.get("lines") is not None:
+        sweep["lines"].stop()
     print(f"rnnbench: the sweep stopped early: {sweep['launcher']} raised (see above)", flush=True)
     exit_status = max(1, report_sweep(sweep["dir"], sweep["expected"]))
     return exit_status
@@ -98,19 +140,35 @@ class RunSummary(Callback):
         global exit_status
         output_dir = Path(config.hydra.runtime.output_dir)
         records = [read_record(path) for path in find_records(output_dir)]
+        if len(records) == 1 and records[0].get("status") != "running":
+            print(run_line(records[0], output_dir.resolve()), flush=True)
+            exit_status = 0 if records[0].get("status") in ("completed", "diverged") else 1
+            return
         exit_status = _report(output_dir, records, expected=1)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _open_sweep
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from rnnbench.screen.sweep_lines import SweepLines
+
         n_trials = config.hydra.sweeper.get("n_trials")
         if str(config.hydra.sweeper.get("sampler", {}).get("_target_", "")).endswith("GridSampler"):
             n_trials = None  # Optuna's grid sampler stops at the grid's size
-        _open_sweep = {"dir": Path(config.hydra.sweep.dir),
-                       "expected": n_trials if isinstance(n_trials, int) else expected_jobs,
-                       "launcher": str(config.hydra.launcher.get("_target_", "the launcher")).rsplit(".", 1)[-1]}
+        expected = n_trials if isinstance(n_trials, int) else expected_jobs
+        parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        varying = [o.key_or_group for o in parsed if o.is_sweep_override()]
+        varying += [str(k) for k in (config.hydra.sweeper.get("params") or {}) if str(k) not in varying]
+        sweep_dir = Path(config.hydra.sweep.dir)
+        print(f"rnnbench: {expected or 'a'} job(s) into {sweep_dir.resolve()}", flush=True)
+        _open_sweep = {"dir": sweep_dir, "expected": expected,
+                       "launcher": str(config.hydra.launcher.get("_target_", "the launcher")).rsplit(".", 1)[-1],
+                       "lines": SweepLines(sweep_dir, expected, varying).start()}
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # The launcher returned: every job ran and its record tells how it ended (no count to check).
         global exit_status, _open_sweep
+        if _open_sweep is not None and _open_sweep.get("lines") is not None:
+            _open_sweep["lines"].stop()
         _open_sweep = None
         exit_status = report_sweep(Path(config.hydra.sweep.dir))

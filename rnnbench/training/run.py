@@ -19,6 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError, root_cause_line
+from rnnbench.screen.progress import Heartbeat, StepProgressBar
+from rnnbench.screen.quiet import route_library_output
+from rnnbench.sweeps.threads import auto_threads
 from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_loggers, wandb_record
 from rnnbench.tracking.record import RECORD_NAME, flatten, new_record, now, read_record, write_json_atomic
 from rnnbench.tracking.run_statistics import RunStatistics
@@ -37,6 +40,7 @@ def run(cfg: DictConfig) -> float | None:
     Returns the value of the metric named by ``objective`` (for sweepers that optimise), or None.
     """
     hydra = HydraConfig.get()
+    route_library_output(bool(cfg.get("verbose")))
     output_dir = Path(hydra.runtime.output_dir)
     record_path = output_dir / RECORD_NAME
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -107,8 +111,6 @@ def _group(cfg: DictConfig, hydra: DictConfig) -> str | None:
 
 def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hydra: DictConfig) -> None:
     validate(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build(cfg.data, "data")
@@ -116,6 +118,11 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
     model = build(cfg.model, "model", task=task)
     module = SequenceTaskModule(model, instantiate(cfg.optim))
     parameters = sum(p.numel() for p in model.parameters())
+    threads = cfg.get("threads")
+    if threads == "auto":
+        threads = auto_threads(parameters, datamodule.batch_size)
+    if threads:
+        torch.set_num_threads(threads)
     record.update(task=task_summary(task), parameters=parameters, threads=torch.get_num_threads())
 
     tags = [task.name, cfg.model.cell, f"layers={cfg.model.num_layers}",
@@ -127,9 +134,19 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
 
     statistics, divergence = RunStatistics(task), DivergenceMonitor()
     diagnostics = build_diagnostics(cfg.get("diagnostics"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False,
-                                      callbacks=[statistics, divergence, *diagnostics],
-                                      default_root_dir=str(output_dir))
+    record_path = output_dir / RECORD_NAME
+
+    def beat(steps: int, total: int | None, rate: float) -> None:  # the running record, for `rnnbench status`
+        write_json_atomic(record_path, {**record, "steps": steps, "progress": {
+            "max_steps": total, "steps_per_second": rate, "updated_at": now()}})
+
+    callbacks = [statistics, divergence, *diagnostics, Heartbeat(beat, threads=torch.get_num_threads())]
+    # a single run shows its progress; a sweep prints a line per finished job instead (rnnbench.screen)
+    show_progress = bool(cfg.trainer.get("enable_progress_bar")) and hydra.mode != RunMode.MULTIRUN
+    if show_progress:
+        callbacks.append(StepProgressBar(task.metric))
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
+                                      default_root_dir=str(output_dir), enable_progress_bar=show_progress)
     record["device"] = str(trainer.strategy.root_device)
     trainer.fit(module, datamodule=datamodule)
 

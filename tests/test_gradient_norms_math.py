@@ -1,4 +1,4 @@
-"""Parameter grouping and single-transfer gradient norms in rnnbench.diagnostics.weight_norms."""
+"""Parameter grouping and single-transfer gradient norms in rnnbench.diagnostics.measures.gradient_norms."""
 
 from __future__ import annotations
 
@@ -8,36 +8,30 @@ import pytest
 import torch
 from torch import nn
 
-from rnnbench.diagnostics.weight_norms import grad_norms, recurrent_parameter_groups
+from rnnbench.diagnostics.measures.gradient_norms import cell_parameter_groups, grad_norms
+from rnnbench.models import LayerStack
+
+from cells_under_test import all_cells
 
 torch.set_num_threads(1)
+ALL = all_cells()
 
 
-def test_groups_of_bidirectional_lstm() -> None:
-    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
-    groups = recurrent_parameter_groups(lstm)
-    names = [name for name, _ in groups]
-    assert names == [
-        f"layer{layer}/{direction}/{role}"
-        for layer in range(2)
-        for direction in ("forward", "backward")
-        for role in ("weight_ih", "weight_hh", "bias")
-    ]
+@pytest.mark.parametrize("name", list(ALL))
+def test_groups_are_each_cells_own_parameters_by_layer_and_direction(name) -> None:
+    stack = LayerStack(ALL[name], 3, 4, num_layers=2, bidirectional=True)
+    groups = cell_parameter_groups(stack)
+    own = [n for n, _ in stack.cells[0].named_parameters()]
+    assert [n for n, _ in groups] == [f"layer{layer}/{direction}/{parameter}" for layer in range(2)
+                                      for direction in ("forward", "backward") for parameter in own]
+    assert [id(p) for _, params in groups for p in params] == [id(p) for p in stack.parameters()]
     by_name = dict(groups)
-    assert by_name["layer1/backward/weight_hh"] == [lstm.weight_hh_l1_reverse]
-    assert by_name["layer0/forward/bias"] == [lstm.bias_ih_l0, lstm.bias_hh_l0]
-    grouped = [id(p) for _, params in groups for p in params]
-    assert sorted(grouped) == sorted(id(p) for p in lstm.parameters())
+    assert by_name[f"layer1/backward/{own[0]}"] == [dict(stack.cells[3].named_parameters())[own[0]]]
 
 
-def test_groups_without_bias_and_with_projection() -> None:
-    gru = nn.GRU(3, 4, bias=False)
-    assert [name for name, _ in recurrent_parameter_groups(gru)] == [
-        "layer0/forward/weight_ih",
-        "layer0/forward/weight_hh",
-    ]
-    projected = nn.LSTM(3, 4, proj_size=2)
-    assert "layer0/forward/weight_hr" in dict(recurrent_parameter_groups(projected))
+def test_a_peephole_lstm_reports_its_peepholes() -> None:
+    names = [n for n, _ in cell_parameter_groups(LayerStack(ALL["lstm_peephole"], 3, 4))]
+    assert names == [f"layer0/forward/{p}" for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")]
 
 
 def manual_norm(tensors: list[torch.Tensor]) -> float:
@@ -47,14 +41,14 @@ def manual_norm(tensors: list[torch.Tensor]) -> float:
 @pytest.fixture
 def model() -> nn.Module:
     torch.manual_seed(7)
-    net = nn.ModuleDict({"rnn": nn.GRU(3, 5, num_layers=2, batch_first=True), "head": nn.Linear(5, 1)})
+    net = nn.ModuleDict({"rnn": LayerStack(ALL["gru"], 3, 5, num_layers=2), "head": nn.Linear(5, 1)})
     output, _ = net["rnn"](torch.randn(2, 6, 3))
     net["head"](output[:, -1]).sum().backward()
     return net
 
 
 def test_values_match_manual_float64(model: nn.Module) -> None:
-    groups = recurrent_parameter_groups(model["rnn"])
+    groups = cell_parameter_groups(model["rnn"])
     norms = grad_norms(groups, model.parameters())
     assert list(norms) == ["total"] + [name for name, _ in groups]
     assert norms["total"] == pytest.approx(manual_norm([p.grad for p in model.parameters()]), rel=1e-6)
@@ -65,24 +59,25 @@ def test_values_match_manual_float64(model: nn.Module) -> None:
 
 def test_none_grads_are_skipped(model: nn.Module) -> None:
     rnn = model["rnn"]
-    rnn.bias_hh_l1.grad = None
-    rnn.weight_ih_l0.grad = None
-    groups = recurrent_parameter_groups(rnn)
+    rnn.cells[1].bias_hh.grad = None
+    rnn.cells[0].weight_ih.grad = None
+    groups = cell_parameter_groups(rnn)
     norms = grad_norms(groups, model.parameters())
     present = [p.grad for p in model.parameters() if p.grad is not None]
     assert norms["total"] == pytest.approx(manual_norm(present), rel=1e-6)
-    assert norms["layer1/forward/bias"] == pytest.approx(manual_norm([rnn.bias_ih_l1.grad]), rel=1e-6)
+    assert norms["layer1/forward/bias_hh"] == 0.0
+    assert norms["layer1/forward/bias_ih"] == pytest.approx(manual_norm([rnn.cells[1].bias_ih.grad]), rel=1e-6)
     assert norms["layer0/forward/weight_ih"] == 0.0
 
 
 def test_nan_and_inf_propagate(model: nn.Module) -> None:
     rnn = model["rnn"]
-    rnn.weight_hh_l1.grad[0, 0] = float("nan")
-    rnn.bias_ih_l0.grad[1] = float("inf")
-    norms = grad_norms(recurrent_parameter_groups(rnn), model.parameters())
+    rnn.cells[1].weight_hh.grad[0, 0] = float("nan")
+    rnn.cells[0].bias_ih.grad[1] = float("inf")
+    norms = grad_norms(cell_parameter_groups(rnn), model.parameters())
     assert math.isnan(norms["total"])
     assert math.isnan(norms["layer1/forward/weight_hh"])
-    assert norms["layer0/forward/bias"] == math.inf
+    assert norms["layer0/forward/bias_ih"] == math.inf
     assert math.isfinite(norms["layer0/forward/weight_ih"])
 
 
@@ -114,7 +109,7 @@ def test_one_device_to_host_transfer_per_call(model: nn.Module, monkeypatch: pyt
 
     monkeypatch.setattr(torch.Tensor, "to", counted_to)
 
-    groups = recurrent_parameter_groups(model["rnn"])
+    groups = cell_parameter_groups(model["rnn"])
     parameters = list(model.parameters())
     for call in range(1, 4):
         grad_norms(groups, parameters)

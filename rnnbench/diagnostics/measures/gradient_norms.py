@@ -1,4 +1,4 @@
-"""Gradient norms of recurrent parameter groups with a single device-to-host transfer.
+"""Weight-gradient norms, per parameter of every cell and in total, with a single device-to-host transfer.
 
 Calling ``p.grad.norm().item()`` per parameter synchronises the device once
 per parameter; here all norms are computed on the device, stacked, and read
@@ -7,46 +7,29 @@ back with one ``tolist()``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
-from rnnbench.diagnostics.layers import DIRECTION_NAMES
+from rnnbench.models.stack import DIRECTION_NAMES, LayerStack
 
-__all__ = ["recurrent_parameter_groups", "grad_norms", "grad_norm_tensor"]
-
-_PARAMETER_NAME = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
+__all__ = ["cell_parameter_groups", "grad_norms", "grad_norm_tensor"]
 
 
-def recurrent_parameter_groups(rnn: nn.RNNBase) -> list[tuple[str, list[nn.Parameter]]]:
-    """Group the parameters of a fused recurrent module by layer, direction and role.
+def cell_parameter_groups(stack: LayerStack) -> list[tuple[str, list[nn.Parameter]]]:
+    """One group per parameter of every cell of the stack, named by the cell itself.
 
     Args:
-        rnn: an ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
+        stack: the layer stack.
 
     Returns:
-        ``[(name, parameters)]`` ordered by layer, then direction, then
-        ``weight_ih``, ``weight_hh``, ``weight_hr`` (LSTM with ``proj_size``),
-        ``bias``. Names read ``"layer{l}/{forward|backward}/{role}"``; the
-        ``bias`` group holds ``bias_ih`` and ``bias_hh`` together and is absent
-        for ``bias=False``. Backward groups hold the ``*_reverse`` parameters.
+        ``[(name, [parameter])]`` ordered by layer, then direction, then the cell's own parameter
+        order; names read ``"layer{l}/{forward|backward}/{parameter name}"``, e.g.
+        ``layer0/forward/weight_hh`` or, for a peephole LSTM, ``layer1/backward/weight_ch``.
     """
-    roles = ("weight_ih", "weight_hh", "weight_hr", "bias")
-    groups: dict[tuple[int, int, int], list[nn.Parameter]] = {}
-    for name, parameter in rnn.named_parameters():
-        match = _PARAMETER_NAME.match(name)
-        if match is None:
-            continue
-        kind, matrix, layer, reverse = match.groups()
-        role = "bias" if kind == "bias" else f"weight_{matrix}"
-        key = (int(layer), int(reverse is not None), roles.index(role))
-        groups.setdefault(key, []).append(parameter)
-    return [
-        (f"layer{layer}/{DIRECTION_NAMES[direction]}/{roles[role]}", groups[layer, direction, role])
-        for layer, direction, role in sorted(groups)
-    ]
+    return [(f"layer{layer}/{DIRECTION_NAMES[direction]}/{name}", [parameter])
+            for layer, direction, cell in stack.layer_cells() for name, parameter in cell.named_parameters()]
 
 
 def grad_norms(
@@ -60,7 +43,7 @@ def grad_norms(
 
     Args:
         named_groups: ``[(name, parameters)]``, e.g. from
-            :func:`recurrent_parameter_groups`. ``"total"`` is reserved.
+            :func:`cell_parameter_groups`. ``"total"`` is reserved.
         total_params: the parameters whose gradients make up ``"total"``,
             typically ``model.parameters()``.
 

@@ -1,0 +1,144 @@
+"""The one recurrent core every model uses: any :class:`~rnnbench.models.cells.Cell`, stacked in layers
+and directions, run by its fused twin where it has one and step by step otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from rnnbench.errors import ConfigError, require, require_int
+from rnnbench.models.cells.base import Cell, Gates, State, protocol_problem
+from rnnbench.models.cells.fused import fused_forward
+
+DIRECTION_NAMES: tuple[str, str] = ("forward", "backward")
+
+
+@dataclass
+class Unrolled:
+    """A stack run step by step with every intermediate kept (what the diagnostics read).
+
+    Attributes:
+        output: (B, T, D*H), the top layer's ``h`` of every direction, in natural time order.
+        final: one (L*D, B, H) tensor per state name, each layer-direction's state after its last step.
+        states: per layer-direction (ordered ``l * D + d``), per step ``k`` in that direction's processing
+            order (position ``t = k`` forward, ``t = T - 1 - k`` backward), the state after step ``k``.
+        gates: the same indexing, the gates dict each step returned.
+    """
+
+    output: Tensor
+    final: tuple[Tensor, ...]
+    states: list[list[State]]
+    gates: list[list[Gates]]
+
+
+class LayerStack(nn.Module):
+    """``num_layers`` layers of ``num_directions`` cells: layer ``l`` reads layer ``l - 1``'s ``h`` of every
+    direction, concatenated; a backward direction reads its input sequence from the last step to the first.
+
+    Args:
+        cell: the :class:`Cell` class; each layer-direction gets its own instance
+            ``cell(input_size or D*H, hidden_size, **cell_options)``.
+        input_size: I, features of the input sequence.
+        hidden_size: H, features of every state.
+        num_layers: L.
+        bidirectional: D = 2 (a time-reversed second direction in every layer) instead of 1.
+        dropout: applied to each layer's output but the last's, in training (as ``nn.LSTM`` does).
+        name: how the user named the cell (``model.cell``), for error messages.
+
+    Shapes: input (B, T, I); output (B, T, D*H); final states (L*D, B, H) each, ordered ``l * D + d``,
+    as ``nn.LSTM`` returns ``h_n``. States start at each cell's ``initial_state`` (zeros by default).
+
+    ``forward`` runs the stack in one fused PyTorch kernel when every cell names the same fused twin
+    (the built-in ``rnn``, ``lstm`` and ``gru``) and step by step otherwise; both compute the same
+    function (``tests/test_cells.py``). :meth:`unroll` always runs step by step and keeps every state and gate.
+    """
+
+    def __init__(self, cell: type[Cell], input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, name: str | None = None, **cell_options):
+        super().__init__()
+        require_int(hidden_size, "hidden_size", 1)
+        require_int(num_layers, "num_layers", 1)
+        require(isinstance(bidirectional, bool), "bidirectional", bidirectional, "true or false")
+        require(isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1,
+                "dropout", dropout, "a number in [0, 1)")
+        self.cell_name = name or f"{cell.__module__}.{cell.__qualname__}"
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.bidirectional = bidirectional
+        self.dropout = float(dropout) if num_layers > 1 else 0.0
+        self.cells = nn.ModuleList()
+        for layer in range(num_layers):
+            for _ in range(self.num_directions):
+                size = input_size if layer == 0 else self.num_directions * hidden_size
+                self.cells.append(self._build(cell, size, hidden_size, cell_options))
+        problem = protocol_problem(self.cells[0])
+        if problem:
+            raise ConfigError("cell", self.cell_name, f"a cell that keeps the Cell protocol: {problem}")
+        self.state_names: tuple[str, ...] = self.cells[0].state_names
+        kinds = {c.fused_kind() for c in self.cells}
+        self.fused_kind: str | None = kinds.pop() if len(kinds) == 1 else None
+
+    def _build(self, cell: type[Cell], input_size: int, hidden_size: int, options: dict) -> Cell:
+        try:
+            return cell(input_size, hidden_size, **options)
+        except ConfigError:
+            raise
+        except Exception as error:  # a user's constructor
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ConfigError("cell", self.cell_name, f"a cell that builds as Cell(input_size, hidden_size, "
+                                                      f"**cell_options): {type(error).__name__}: {first}") from None
+
+    def layer_cells(self) -> list[tuple[int, int, Cell]]:
+        """``(layer, direction, cell)`` for every layer-direction, ordered ``l * D + d``."""
+        return [(i // self.num_directions, i % self.num_directions, c) for i, c in enumerate(self.cells)]
+
+    def forward(self, inputs: Tensor, step_by_step: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``inputs`` (B, T, I) -> ``(output (B, T, D*H), final states)``; ``step_by_step`` bypasses the fused twin."""
+        if self.fused_kind is not None and not step_by_step:
+            weights = [p for c in self.cells for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]
+            return fused_forward(self.fused_kind, inputs, weights, self.num_layers, self.bidirectional,
+                                 self.dropout, self.training)
+        unrolled = self._run(inputs, keep=False)
+        return unrolled.output, unrolled.final
+
+    def unroll(self, inputs: Tensor) -> Unrolled:
+        """Run step by step and keep every state and gate (no fused twin, whatever the cell)."""
+        return self._run(inputs, keep=True)
+
+    def _run(self, inputs: Tensor, keep: bool) -> Unrolled:
+        batch = inputs.shape[0]
+        layer_input = inputs
+        finals: list[State] = []
+        states: list[list[State]] = []
+        gates: list[list[Gates]] = []
+        for layer in range(self.num_layers):
+            if layer and self.dropout and self.training:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+            outputs = []
+            for direction in range(self.num_directions):
+                cell = self.cells[layer * self.num_directions + direction]
+                sequence = layer_input.flip(1) if direction else layer_input
+                if cell.has_input_projection:  # one product for the whole sequence, then the recurrence
+                    step, steps = cell.step_projected, cell.project_input(sequence).unbind(1)
+                else:
+                    step, steps = cell.step, sequence.unbind(1)
+                state = tuple(cell.initial_state(batch, inputs.device, inputs.dtype))
+                hidden, kept_states, kept_gates = [], [], []
+                for x_t in steps:
+                    new_state, step_gates = step(x_t, state)
+                    state = tuple(new_state)
+                    hidden.append(state[0])
+                    if keep:
+                        kept_states.append(state)
+                        kept_gates.append(step_gates)
+                finals.append(state)
+                states.append(kept_states)
+                gates.append(kept_gates)
+                sequence_out = torch.stack(hidden, dim=1)
+                outputs.append(sequence_out.flip(1) if direction else sequence_out)
+            layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+        final = tuple(torch.stack([state[i] for state in finals]) for i in range(len(self.state_names)))
+        return Unrolled(layer_input, final, states, gates)

@@ -1,0 +1,105 @@
+"""One line per finished job of a sweep, whatever the launcher: the sweep's own process watches the records
+appear in the sweep dir (basic, joblib, submitit and Slurm jobs all write one) and prints
+``[7/18] model.cell=gru seed=2: completed, test/mse 0.0012, 41 s; ETA 6 min``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rnnbench.screen.progress import format_duration
+from rnnbench.tracking.record import RECORD_NAME
+
+FINAL = ("completed", "diverged", "failed")
+
+
+def job_label(record: dict[str, Any], varying: list[str]) -> str:
+    """The job's overrides of the keys that vary in the sweep (all its overrides if none is known)."""
+    overrides = [o for o in record.get("overrides") or [] if not o.startswith(("threads=", "resume="))]
+    chosen = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in varying] if varying else overrides
+    return " ".join(chosen) or record.get("output_dir") or "?"
+
+
+def outcome(record: dict[str, Any]) -> str:
+    """``completed, test/mse 0.0012, 41 s`` / ``diverged at step 1210, 12 s`` / ``failed: <error>``."""
+    status, seconds = record.get("status"), record.get("wall_seconds")
+    took = f", {format_duration(seconds)}" if isinstance(seconds, (int, float)) else ""
+    if status == "failed":
+        return f"failed: {record.get('error')}{took}"
+    if status == "diverged":
+        return f"diverged at step {record.get('diverged_at_step')}{took}"
+    metric = (record.get("task") or {}).get("metric")
+    value = (record.get("metrics") or {}).get(f"test/{metric}")
+    shown = f", test/{metric} {value:.4g}" if isinstance(value, (int, float)) else ""
+    return f"{status}{shown}{took}"
+
+
+class SweepLines:
+    """Polls ``sweep_dir`` every ``interval`` seconds in a daemon thread; prints a line for each record that
+    reaches a final status, numbered in order of completion, with an ETA from the pace so far. Records already
+    final before the sweep started (``resume=true`` skips them) are counted and marked as done earlier."""
+
+    def __init__(self, sweep_dir: Path, expected: int | None, varying: list[str], interval: float = 1.0,
+                 out=print):
+        self.sweep_dir, self.expected, self.varying, self.interval, self.out = sweep_dir, expected, varying, \
+            interval, out
+        self.started = time.time()
+        self.seen: set[Path] = set()
+        self.done_here = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="rnnbench-sweep-lines", daemon=True)
+
+    def start(self) -> "SweepLines":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.poll()  # whatever finished since the last look
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        with self._lock:
+            for path in sorted(self.sweep_dir.rglob(RECORD_NAME)) if self.sweep_dir.is_dir() else []:
+                if path in self.seen:
+                    continue
+                try:
+                    record = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue  # being replaced, or not a record: look again next time
+                if record.get("status") not in FINAL:
+                    continue
+                self.seen.add(path)
+                self.out(self.line(record), flush=True)
+
+    def line(self, record: dict[str, Any]) -> str:
+        finished = _timestamp(record.get("finished_at"))
+        earlier = finished is not None and finished < self.started
+        if not earlier:
+            self.done_here += 1
+        count = len(self.seen)
+        total = f"/{self.expected}" if self.expected else ""
+        text = f"[{count}{total}] {job_label(record, self.varying)}: {outcome(record)}"
+        if earlier:
+            return text + " (done before this sweep started)"
+        remaining = (self.expected or 0) - count
+        if remaining > 0 and self.done_here:
+            text += f"; ETA {format_duration((time.time() - self.started) / self.done_here * remaining)}"
+        return text
+
+
+def _timestamp(value: Any) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
