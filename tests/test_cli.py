@@ -14,7 +14,7 @@ from conftest import FAST, cli_env
 
 RECORD_KEYS = {"schema", "status", "error", "traceback", "config", "config_hash", "overrides", "choices", "seed",
                "task", "metrics", "steps", "progress", "diverged_at_step", "gradients", "gates", "wall_seconds", "train_seconds", "throughput",
-               "parameters", "output_dir", "wandb", "device", "threads", "versions", "git", "started_at",
+               "parameters", "model_size", "output_dir", "wandb", "device", "threads", "versions", "git", "started_at",
                "finished_at"}
 
 

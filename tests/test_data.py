@@ -164,3 +164,28 @@ def test_bad_data_settings_are_refused_by_name(factory, setting, value):
     with pytest.raises(ConfigError) as error:
         factory()
     assert error.value.setting == setting and error.value.value == value
+
+
+def test_reference_models_on_the_same_splits_are_computed_once_and_cached(tmp_path, monkeypatch, timemachine_text):
+    from rnnbench.data.references import cached_reference, ngram_perplexities
+
+    monkeypatch.setenv("RNNBENCH_CACHE", str(tmp_path))
+    digits = Digits()
+    first = cached_reference(digits, {"layout": "rows"})
+    assert first["name"].startswith("logistic regression") and 0.9 < first["test/accuracy"] < 1.0
+    assert len(list((tmp_path / "references").glob("*.json"))) == 1
+    digits.reference = lambda: pytest.fail("recomputed")  # the second call reads the cache
+    assert cached_reference(digits, {"layout": "rows"}) == first
+
+    data = TimeMachine(path=str(timemachine_text))
+    reference = cached_reference(data, {"path": str(timemachine_text)})
+    assert "character" in reference["name"] and 1 < reference["val/perplexity"] < 28
+    # order 1 without context is the unigram: its perplexity is exp of the add-one unigram cross-entropy
+    data.setup()
+    inputs, targets = data.splits["val"]
+    train_inputs, train_targets = data.splits["train"]
+    text = torch.cat([train_inputs[0], train_targets[:, -1]])
+    counts = torch.bincount(text, minlength=28).double()
+    log_p = torch.log((counts + 1) / (counts.sum() + 28))
+    expected = math.exp(-log_p[targets.flatten()].mean().item())
+    assert ngram_perplexities(data.splits, 28, 1)["val/perplexity"] == pytest.approx(expected, rel=1e-9)

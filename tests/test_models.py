@@ -76,3 +76,22 @@ def test_bad_model_settings_are_refused_by_name(kwargs, setting):
 def test_bidirectional_language_model_is_refused():
     with pytest.raises(ConfigError, match="bidirectional=True .* causal task 'timemachine'"):
         SequenceModel(TASKS["timemachine"], bidirectional=True)
+
+
+@pytest.mark.parametrize("cell", list(all_cells()))
+@pytest.mark.parametrize("budget,layers,bidirectional", [(70_000, 1, False), (20_000, 2, True)])
+def test_a_parameter_budget_sizes_every_cell_within_five_percent(cell, budget, layers, bidirectional):
+    task = TASKS["digits"]
+    model = SequenceModel(task, cell=cell, param_budget=budget, num_layers=layers, bidirectional=bidirectional)
+    counted = sum(p.numel() for p in model.parameters())  # a real build, not the search's meta one
+    assert model.parameters_count == counted and abs(counted - budget) <= 0.05 * budget
+    neighbours = [SequenceModel(task, cell=cell, hidden_size=model.hidden_size + d, num_layers=layers,
+                                bidirectional=bidirectional) for d in (-1, 1) if model.hidden_size + d >= 1]
+    assert all(abs(sum(p.numel() for p in m.parameters()) - budget) >= abs(counted - budget) for m in neighbours)
+    assert model(inputs_for(task)).shape == (4, 10)
+
+
+def test_a_budget_no_hidden_size_meets_is_refused():
+    with pytest.raises(ConfigError) as error:
+        SequenceModel(TASKS["adding"], cell="lstm", param_budget=10)
+    assert error.value.setting == "param_budget" and "hidden_size=1 gives" in error.value.allowed

@@ -17,7 +17,8 @@ import pytest
 
 from rnnbench.cli import main
 from rnnbench.report import plot as plot_module
-from rnnbench.report.statistics import bootstrap_difference
+from scipy import stats as scipy_stats
+
 
 from conftest import cli_env
 
@@ -104,27 +105,33 @@ def test_table_groups_by_the_varying_keys_with_mean_std_n(sweep, capsys):
     rows = json.loads(out)
     # Only model.cell varies (seed is the sample, threads/logger/data.seed are bookkeeping): one row per cell.
     assert [row["model.cell"] for row in rows] == ["gru", "rnn"]
-    assert list(rows[0]) == ["model.cell", *default_metrics(records), "diverged", "failed"]
+    assert list(rows[0]) == ["model.cell", *default_metrics(records), "completed", "diverged", "failed"]
     for cell, row in by_cell(rows).items():
         for metric in ("test/mse", "test/loss"):
             values = [r["metrics"][metric] for r in records if r["config"]["model"]["cell"] == cell]
             assert row[metric]["n"] == 2
             assert row[metric]["mean"] == pytest.approx(statistics.mean(values), rel=1e-12)
             assert row[metric]["std"] == pytest.approx(statistics.stdev(values), rel=1e-12)
-        assert row["diverged"] == row["failed"] == 0
+            # every seed's own value travels with the summary
+            per_seed = {r["seed"]: r["metrics"][metric] for r in records if r["config"]["model"]["cell"] == cell}
+            assert {v["seed"]: v["value"] for v in row[metric]["values"]} == per_seed
+        assert row["completed"] == {"count": 2, "of": 2}
+        assert row["diverged"] == row["failed"] == {"count": 0, "of": 2}
 
     code, out, _ = table(capsys, sweep, "--metric", "steps", "--metric", "throughput.samples_per_second",
-                         "--metric", "best/val/loss", "--metric", "no/such/metric", "--format", "json")
+                         "--metric", "best/val/loss", "--format", "json")
     row = by_cell(json.loads(out))["rnn"]
-    assert row["steps"] == {"mean": 30, "std": 0.0, "n": 2}
+    assert {k: row["steps"][k] for k in ("mean", "std", "n")} == {"mean": 30, "std": 0.0, "n": 2}
     assert row["throughput.samples_per_second"]["n"] == 2 and row["best/val/loss"]["n"] == 2
-    assert row["no/such/metric"] == {"mean": None, "std": None, "n": 0}  # missing: blank, no crash
+    code, _, err = table(capsys, sweep, "--metric", "test/mes")  # a metric no record holds: refused by name
+    assert code == 2 and err.startswith("rnnbench: error: --metric='test/mes' is not allowed: no record holds it")
+    assert len(err.strip().splitlines()) == 1 and "test/mse" in err
 
 
 def test_steps_to_a_threshold_from_each_runs_learning_curve(sweep, capsys):
     """Validation after steps 15 and 30: each run's first validation under (over) the threshold, read
-    back from its csv/metrics.csv here, gives the column's mean and count; runs that never get there are
-    left out (blank when none does)."""
+    back from its csv/metrics.csv here; a run that never gets there is censored (infinity): the column is the
+    median over all runs and how many reached the threshold."""
     curves = {}
     for record in load(sweep):
         with open(Path(record["output_dir"]) / "csv" / "metrics.csv", newline="") as f:
@@ -140,12 +147,18 @@ def test_steps_to_a_threshold_from_each_runs_learning_curve(sweep, capsys):
     for cell, runs in curves.items():
         for t in thresholds:
             for op in "<>":
-                reached = [next(step for step, v in curve if (v < t if op == "<" else v > t)) for curve in runs
-                           if any(v < t if op == "<" else v > t for _, v in curve)]
+                steps = [next((step for step, v in curve if (v < t if op == "<" else v > t)), math.inf)
+                         for curve in runs]
                 cell_value = rows[cell][f"steps_to:val/mse{op}{t!r}"]
-                assert cell_value["n"] == len(reached)
-                assert cell_value["mean"] == (statistics.mean(reached) if reached else None)
-    assert rows["gru"][f"steps_to:val/mse<{thresholds[-1]!r}"] == {"mean": 15, "std": 0.0, "n": 2}
+                assert cell_value["n"] == len(runs) == 2
+                assert cell_value["reached"] == sum(math.isfinite(x) for x in steps)
+                median = statistics.median(steps)
+                assert cell_value["median"] == (median if math.isfinite(median) else None)
+                assert [v["value"] for v in cell_value["values"]] == [x if math.isfinite(x) else None for x in steps]
+    assert {k: v for k, v in rows["gru"][f"steps_to:val/mse<{thresholds[-1]!r}"].items() if k != "values"} == \
+        {"median": 15, "reached": 2, "n": 2}
+    _, markdown, _ = table(capsys, sweep, "--metric", f"steps_to:val/mse<{thresholds[0]!r}")
+    assert "| never (0/2 reached) |" in markdown
     code, out, err = table(capsys, sweep, "--metric", "steps_to:val/mse<small")
     assert code == 2 and "steps_to:val/mse<small is not allowed: the threshold must be a number" in err
 
@@ -153,7 +166,7 @@ def test_steps_to_a_threshold_from_each_runs_learning_curve(sweep, capsys):
 def test_every_format_parses(sweep, capsys, tmp_path):
     _, as_json, _ = table(capsys, sweep, "--format", "json")
     expected = by_cell(json.loads(as_json))
-    columns = 1 + len(default_metrics(load(sweep))) + 2
+    columns = 1 + len(default_metrics(load(sweep))) + 3
 
     code, markdown, _ = table(capsys, sweep)
     assert code == 0
@@ -170,12 +183,13 @@ def test_every_format_parses(sweep, capsys, tmp_path):
     for row in parsed:
         summary = expected[row["model.cell"]]["test/mse"]
         assert float(row["test/mse mean"]) == summary["mean"] and float(row["test/mse std"]) == summary["std"]
-        assert int(row["test/mse n"]) == 2 and int(row["diverged"]) == 0
+        assert int(row["test/mse n"]) == 2 and int(row["diverged"]) == 0 and int(row["completed of"]) == 2
+        assert len(row["test/mse values"].split(";")) == 2
 
     _, latex, _ = table(capsys, sweep, "--format", "latex")
     assert latex.startswith("\\begin{tabular}{l" + "r" * (columns - 1) + "}")
-    assert latex.count(r"$\pm$") == 2 * (columns - 3)
-    assert "model.cell & test/mse & test/loss & " in latex and "diverged & failed \\\\" in latex
+    assert latex.count(r"$\pm$") == 2 * (columns - 4)
+    assert "model.cell & test/mse & test/loss & " in latex and "completed & diverged & failed \\\\" in latex
 
     output = tmp_path / "table.md"
     code, out, _ = table(capsys, sweep, "--output", output)
@@ -196,20 +210,24 @@ def test_diverged_failed_and_pooled_differences_are_reported(sweep, capsys, tmp_
         save(record)
 
     code, out, err = table(capsys, tmp_path / "edited", "--by", "model.cell", "--format", "json")
-    rows = by_cell(json.loads(out))
+    rows = {(row["data.seq_len"], row["model.cell"]): row for row in json.loads(out)}
     assert code == 0
-    assert rows["rnn"]["diverged"] == 1 and rows["rnn"]["failed"] == 0 and rows["rnn"]["test/mse"]["n"] == 1
-    assert rows["rnn"]["test/mse"]["mean"] == pick["rnn", 1]["metrics"]["test/mse"]
-    assert rows["rnn"]["test/mse"]["std"] is None  # n = 1: no std
-    assert rows["gru"]["failed"] == 1 and rows["gru"]["diverged"] == 0 and rows["gru"]["test/mse"]["n"] == 1
+    # data.seq_len differs: never pooled, even with --by model.cell: the rnn's two runs land in two rows
+    assert list(rows) == [(10, "gru"), (10, "rnn"), (20, "rnn")]
+    assert rows[10, "rnn"]["diverged"] == {"count": 1, "of": 1} and rows[10, "rnn"]["test/mse"]["n"] == 0
+    assert rows[20, "rnn"]["completed"] == {"count": 1, "of": 1}
+    assert rows[20, "rnn"]["test/mse"]["mean"] == pick["rnn", 1]["metrics"]["test/mse"]
+    assert rows[20, "rnn"]["test/mse"]["std"] is None  # n = 1: no std
+    assert rows[10, "gru"]["failed"] == {"count": 1, "of": 2} and rows[10, "gru"]["test/mse"]["n"] == 1
     warnings = [line for line in err.splitlines() if line.startswith("rnnbench: warning:")]
     assert any("git commit" in w and "0000000000 (1 run)" in w for w in warnings)
     assert any("torch version" in w and "2.12.0 (1 run)" in w for w in warnings)
-    assert any("data settings not used for grouping: data.seq_len (10, 20)" in w for w in warnings)
+    assert not any("data settings not used for grouping" in w for w in warnings)
 
     code, markdown, _ = table(capsys, tmp_path / "edited", "--by", "model.cell")
     assert "- **Warning:** runs differ in torch version" in markdown
-    assert "| rnn | " in markdown and " (1) | 1 | 0 |" in markdown
+    assert "| 10 | gru | " in markdown and " (1) | 1/2 | 0/2 | 1/2 |" in markdown
+    assert "split by data.seq_len: runs of different tasks, lengths or layouts are never pooled" in markdown
 
     # Without --by, the grouping is every varying key: data.seq_len and model.cell, numbers in numeric order.
     _, out, err = table(capsys, tmp_path / "edited", "--format", "json")
@@ -232,59 +250,83 @@ def constructed_sweep(sweep: Path, destination: Path, values: dict[str, list[flo
             save(record)
 
 
-def test_compare_gives_a_bootstrap_ci_and_says_when_undefined(sweep, capsys, tmp_path):
+def summary_of(cell: dict) -> dict:
+    return {k: cell[k] for k in ("mean", "std", "n")}
+
+
+def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp_path):
     lstm = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98]
     gru = [0.5, 0.6, 0.4, 0.55, 0.45, 0.5, 0.52, 0.48]
-    true_difference = statistics.mean(lstm) - statistics.mean(gru)  # 0.5
     constructed_sweep(sweep, tmp_path / "constructed", {"lstm": lstm, "gru": gru, "rnn": [3.0]})
     args = (tmp_path / "constructed", "--compare", "model.cell=lstm", "model.cell=gru", "--metric", "test/mse")
+
+    # Both sides ran seeds 0-7: the default pairs them by seed (a paired t-interval), as scipy computes it.
     code, out, _ = table(capsys, *args, "--format", "json")
     assert code == 0
     (row,) = json.loads(out)
     assert row["metric"] == "test/mse" and row["A: model.cell=lstm"]["n"] == 8 and row["B: model.cell=gru"]["n"] == 8
-    assert row["A - B"] == pytest.approx(true_difference)
-    ci = row["95% CI"]
-    assert ci["low"] < true_difference < ci["high"] and ci["low"] > 0 and ci["excludes_zero"] is True
-    assert ci["high"] - ci["low"] < 0.2
-    assert table(capsys, *args, "--format", "json")[1] == out  # fixed generator seed: reproducible
+    paired = scipy_stats.ttest_rel(lstm, gru)
+    interval = paired.confidence_interval(0.95)
+    assert row["A - B"] == pytest.approx(statistics.mean(lstm) - statistics.mean(gru))
+    assert row["95% CI"]["method"] == "paired"
+    assert (row["95% CI"]["low"], row["95% CI"]["high"]) == pytest.approx((interval.low, interval.high), rel=1e-12)
+    assert row["p"] == pytest.approx(paired.pvalue, rel=1e-12) and row["p (Holm)"] == pytest.approx(paired.pvalue)
+    assert row["verdict"] == "A > B"
 
-    code, markdown, _ = table(capsys, *args)
-    assert code == 0 and "| test/mse |" in markdown and " *" in markdown and "10000 resamples" in markdown
+    code, out, _ = table(capsys, *args, "--interval", "welch", "--format", "json")
+    (row,) = json.loads(out)
+    welch = scipy_stats.ttest_ind(lstm, gru, equal_var=False)
+    interval = welch.confidence_interval(0.95)
+    assert row["95% CI"]["method"] == "welch" and row["p"] == pytest.approx(welch.pvalue, rel=1e-12)
+    assert (row["95% CI"]["low"], row["95% CI"]["high"]) == pytest.approx((interval.low, interval.high), rel=1e-12)
 
+    code, markdown, _ = table(capsys, *args, "--interval", "bootstrap")
+    assert code == 0 and "10000 resamples" in markdown and " *" not in markdown and "| A > B |" in markdown
+    assert table(capsys, *args, "--interval", "bootstrap")[1] == markdown  # fixed generator seed: reproducible
+
+    # rnn has one seed: undefined; the verdict says so rather than a star.
     code, out, _ = table(capsys, tmp_path / "constructed", "--compare", "model.cell=rnn", "model.cell=gru",
                          "--metric", "test/mse", "--format", "json")
     (row,) = json.loads(out)
     assert row["A - B"] == pytest.approx(3.0 - statistics.mean(gru))
-    assert row["95% CI"]["low"] is None and row["95% CI"]["undefined"] == "undefined: n < 2"
-    _, markdown, _ = table(capsys, tmp_path / "constructed", "--compare", "model.cell=rnn", "model.cell=gru")
-    assert "undefined: n < 2" in markdown
+    assert row["95% CI"]["low"] is None and row["verdict"] == "undefined: n < 2 on a side"
 
-    # A setting that goes with the compared one (each cell its own lr, as a preset sets them) does not
-    # split the comparison into one-sided rows; one shared by both sides still groups.
+    # Holm over the rows of one comparison: two metrics, the larger p adjusted by 1, the smaller by 2.
+    code, out, _ = table(capsys, *args[:-2], "--metric", "test/mse", "--metric", "test/loss", "--format", "json")
+    rows = json.loads(out)
+    p_values = [r["p"] for r in rows]
+    order = sorted(range(2), key=lambda i: p_values[i])
+    assert rows[order[0]]["p (Holm)"] == pytest.approx(min(1, 2 * p_values[order[0]]))
+    assert rows[order[1]]["p (Holm)"] == pytest.approx(max(min(1, 2 * p_values[order[0]]), p_values[order[1]]))
+
+    # Few seeds: the verdict says it is indicative.
+    constructed_sweep(sweep, tmp_path / "few", {"lstm": lstm[:3], "gru": gru[:3]})
+    _, out, _ = table(capsys, tmp_path / "few", "--compare", "model.cell=lstm", "model.cell=gru", "--metric",
+                      "test/mse", "--format", "json")
+    assert json.loads(out)[0]["verdict"].endswith("(n < 5 on a side: indicative only)")
+
+    # Sides that differ in more than the compared setting: refused by name; through a choice that sets
+    # them (d2l=lstm sets model.cell and optim.lr), compared and noted.
     for path in (tmp_path / "constructed").rglob("result.json"):
         record = json.loads(path.read_text())
-        record["config"]["optim"]["lr"] = {"lstm": 4.0, "gru": 2.0, "rnn": 1.0}[record["config"]["model"]["cell"]]
-        record["config"]["model"]["hidden_size"] = 8 + record["seed"] % 2
+        cell = record["config"]["model"]["cell"]
+        record["config"]["optim"]["lr"] = {"lstm": 4.0, "gru": 2.0, "rnn": 1.0}[cell]
+        record["choices"]["d2l"] = cell
         path.write_text(json.dumps(record))
-    code, out, _ = table(capsys, *args, "--format", "json")
-    rows = json.loads(out)
-    assert code == 0 and [row["model.hidden_size"] for row in rows] == [8, 9] and "optim.lr" not in rows[0]
-    assert [(row["A: model.cell=lstm"]["n"], row["B: model.cell=gru"]["n"]) for row in rows] == [(4, 4), (4, 4)]
+    code, _, err = table(capsys, *args)
+    assert code == 2 and err.strip() == ("rnnbench: error: --compare model.cell=lstm model.cell=gru is not allowed: "
+                                         "the sides differ in more than model.cell: d2l (lstm against gru); optim.lr "
+                                         "(4.0 against 2.0): compare runs that differ only in the compared setting")
+    code, markdown, _ = table(capsys, tmp_path / "constructed", "--compare", "d2l=lstm", "d2l=gru", "--metric",
+                              "test/mse")
+    assert code == 0 and "the sides also differ in what d2l sets: " in markdown and "optim.lr (4.0 against 2.0)" in markdown
 
     code, _, err = table(capsys, tmp_path / "constructed", "--compare", "model.cell=lstm", "model.cell=tcn")
     assert code == 2 and err.strip() == ("rnnbench: error: --compare model.cell=tcn: no run has it "
                                          "(model.cell is one of gru, lstm, rnn)")
-
-
-def test_bootstrap_interval_covers_the_true_difference():
-    rng = np.random.default_rng(1)
-    covered = 0
-    for _ in range(100):
-        a, b = rng.normal(1.0, 0.3, size=10), rng.normal(0.6, 0.3, size=10)
-        result = bootstrap_difference(a, b, resamples=2000)
-        covered += result.low <= 0.4 <= result.high
-    assert 85 <= covered <= 100
-    assert bootstrap_difference([1.0], [1.0, 2.0]).reason == "undefined: n < 2"
+    code, _, err = table(capsys, tmp_path / "few", "--compare", "model.cell=lstm", "model.cell=gru", "--metric",
+                         "test/accuracy")
+    assert code == 2 and "--metric='test/accuracy' is not allowed: no record holds it" in err
 
 
 def assert_figures(paths: list[Path], kind: str) -> None:
@@ -321,8 +363,8 @@ def test_every_plot_kind_writes_png_and_svg(sweep, capsys, tmp_path):
 
     _, out, _ = table(capsys, tmp_path / "with_gradients", "--by", "model.cell", "--format", "json")
     rnn = by_cell(json.loads(out))["rnn"]
-    assert rnn["gradients.vanishing_log10"] == {"mean": pytest.approx(-0.15 * 9), "std": 0.0, "n": 2}
-    assert rnn["gradients.clip_rate"] == {"mean": pytest.approx(0.3), "std": None, "n": 1}  # null: no clipping
+    assert summary_of(rnn["gradients.vanishing_log10"]) == {"mean": pytest.approx(-0.15 * 9), "std": 0.0, "n": 2}
+    assert summary_of(rnn["gradients.clip_rate"]) == {"mean": pytest.approx(0.3), "std": None, "n": 1}  # null: no clip
 
     # Element k of a curve is the k-th processed step: the plot indexes by distance from the loss.
     np.testing.assert_allclose(plot_module._curve({"curve_first": [1.0, 10.0, 100.0]}, "curve_first"), [2, 1, 0])
@@ -364,3 +406,12 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and result.stdout == ""
         assert result.stderr == f"rnnbench: error: {message}\n"
+
+
+def test_a_reference_model_the_records_carry_is_a_note(sweep, capsys, tmp_path):
+    for record in copy_sweep(sweep, tmp_path / "referenced"):
+        record["task"]["reference"] = {"name": "logistic regression (test)", "val/mse": 0.125, "test/mse": 0.25}
+        save(record)
+    code, markdown, _ = table(capsys, tmp_path / "referenced")
+    assert code == 0
+    assert "- Note: reference on the same splits: logistic regression (test): val/mse 0.125, test/mse 0.25" in markdown

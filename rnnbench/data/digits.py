@@ -52,3 +52,10 @@ class Digits(InMemoryDataModule):
         return {name: (inputs[rows], targets[rows])
                 for name, rows in (("train", torch.tensor(train)), ("val", torch.tensor(val)),
                                    ("test", torch.tensor(test)))}
+
+    def reference(self) -> dict:
+        """A logistic regression on the same split (rnnbench.data.references)."""
+        from rnnbench.data.references import logistic_regression
+
+        self.setup()
+        return logistic_regression(self.splits)

@@ -130,3 +130,10 @@ class TimeMachine(InMemoryDataModule):
             array = stretch.unfold(0, self.seq_len + 1, 1)
             splits[name] = (array[:, :-1].contiguous(), array[:, 1:].contiguous())
         return splits
+
+    def reference(self) -> dict:
+        """A smoothed character n-gram on the same windows (rnnbench.data.references)."""
+        from rnnbench.data.references import character_ngram
+
+        self.setup()
+        return character_ngram(self.splits, len(VOCABULARY))

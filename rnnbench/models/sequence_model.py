@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, require, require_int
 from rnnbench.models.cells.registry import accepts_option, cell_options_problem, resolve_cell
+from rnnbench.models.budget import hidden_size_for_budget
 from rnnbench.models.encoders import build_encoder
 from rnnbench.models.initialization import init_recurrent, set_forget_bias
 from rnnbench.models.stack import LayerStack
@@ -37,6 +38,9 @@ class SequenceModel(nn.Module):
             family); ``None`` keeps the cell's init.
         recurrent_init: ``default``, ``orthogonal`` or ``identity`` (IRNN) ``weight_hh`` blocks.
         cell_options: keyword arguments of the cell's constructor (``model.cell_options``).
+        param_budget: the whole model's parameter count (encoder, stack, head): ``hidden_size`` is then
+            chosen to meet it within 5% (:mod:`rnnbench.models.budget`); ``self.hidden_size`` and
+            ``self.parameters_count`` say what was chosen.
         compile: ``torch.compile`` the step-by-step stack for training (one graph for all T steps, the
             batch size dynamic): a cell without a fused twin trains faster after a one-off compilation of
             about a minute on a CPU core (``results/performance/cells.md``); evaluation, the probes and the
@@ -53,8 +57,13 @@ class SequenceModel(nn.Module):
                  bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str | None = None,
                  embedding_size: int | None = None, forget_bias: float | None = None,
                  recurrent_init: str = "default", cell_options: Mapping[str, Any] | None = None,
-                 compile: bool = False):
+                 compile: bool = False, param_budget: int | None = None):
         super().__init__()
+        if param_budget is not None:
+            settings = dict(cell=cell, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                            nonlinearity=nonlinearity, embedding_size=embedding_size, cell_options=cell_options)
+            hidden_size, _ = hidden_size_for_budget(param_budget, lambda h: SequenceModel(task, hidden_size=h,
+                                                                                          **settings))
         cell_class = resolve_cell(cell)
         options = _plain(cell_options)
         problem = cell_options_problem(cell_class, options)
@@ -92,6 +101,8 @@ class SequenceModel(nn.Module):
         self.__dict__["compiled_stack"] = (torch.compile(self.stack, dynamic=True)
                                            if compile and self.stack.fused_kind is None else None)
         self.head = nn.Linear(hidden_size * self.num_directions, task.output_size)
+        self.hidden_size, self.param_budget = hidden_size, param_budget
+        self.parameters_count = sum(p.numel() for p in self.parameters())
 
     def encode(self, inputs: Tensor) -> Tensor:
         """Raw inputs -> the (B, T, input_size) float sequence the layer stack reads."""

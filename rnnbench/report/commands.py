@@ -29,15 +29,19 @@ def table_command(arguments: list[str]) -> int:
     parser.add_argument("--by", action="append", metavar="KEY",
                         help="group by this setting (repeatable; default: every setting that varies)")
     parser.add_argument("--compare", nargs=2, metavar=("KEY=A", "KEY=B"),
-                        help="difference of means A - B per metric with a 95%% bootstrap CI over seeds, "
-                             "within the remaining groups")
+                        help="difference of means A - B per metric over seeds, within the remaining groups: 95%% "
+                             "interval, p-value, Holm's adjustment over the rows and the verdict")
+    parser.add_argument("--interval", choices=["auto", "welch", "paired", "bootstrap"], default="auto",
+                        help="the --compare interval: auto (paired where both sides ran the same seeds, else "
+                             "Welch's t), welch, paired, or the percentile bootstrap (default: auto)")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
     parser.add_argument("--output", metavar="FILE", help="write the table here instead of stdout")
     options = parser.parse_args(arguments)
     try:
         runs = load_runs(options.dirs)
         if options.compare:
-            result = build_comparison(runs, options.compare, metrics=options.metric, by=options.by)
+            result = build_comparison(runs, options.compare, metrics=options.metric, by=options.by,
+                                      interval=options.interval)
         else:
             result = build_table(runs, metrics=options.metric, by=options.by)
         text = result.render(options.format)

@@ -300,5 +300,15 @@ def plot(runset: RunSet, kind: str, by: Sequence[str] | None = None, output: str
         if key not in known:
             raise ReportError(f"--by {key}: no run has this setting "
                               f"(settings that vary: {', '.join(varying_keys(runset.runs)) or 'none'})")
+    from rnnbench.report.table import TASK_KEYS
+
+    varying = varying_keys(runset.runs)
+    mixed = [k for k in TASK_KEYS if k in varying and k not in by]
+    if mixed:  # one line would average what means different things: refuse rather than pool
+        raise ReportError(f"--kind {kind}: the runs differ in {', '.join(mixed)} ("
+                          + "; ".join(f"{k}: {', '.join(sorted({str(r.settings.get(k)) for r in runset.runs}))}"
+                                      for k in mixed)
+                          + "), which one figure would pool: give the dirs of one, or add --by "
+                          + " --by ".join(mixed))
     drawer = {"gradient-flow": plot_gradient_flow, "curves": plot_curves, "clip-rate": plot_clip_rate}[kind]
     return drawer(runset, by, Path(output))

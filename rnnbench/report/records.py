@@ -9,7 +9,8 @@ path into the record (``steps``, ``throughput.samples_per_second``, ``wall_secon
 
 ``steps_to:<metric><op><threshold>`` (``steps_to:val/mse<0.01``, ``steps_to:val/accuracy>0.9``) is read
 from the run's learning-curve history (``csv/metrics.csv``): the optimizer steps done when ``<metric>``
-was first logged below (``<``) or above (``>``) the threshold; blank when it never got there.
+was first logged below (``<``) or above (``>``) the threshold; infinity when the run never got there (a
+censored value: the table reports how many runs reached it and the median over all of them).
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class Run:
         for step, value in history:
             if value < limit if op == "<" else value > limit:
                 return float(step + 1)  # Lightning's CSV counts steps from 0
-        return None
+        return math.inf if history else None  # censored: never reached within the run
 
     def _gradient_value(self, name: str) -> float | None:
         gradients = self.gradients

@@ -2,8 +2,10 @@
 
 Rows group the runs by the settings that vary between them (seed and bookkeeping excluded) or by
 ``--by`` keys; ``n`` counts the completed runs (seeds) that have the metric. Diverged and failed runs
-are counted in their own columns. :func:`build_comparison` makes the ``--compare`` table instead: the
-difference of means between two values of one setting, with a bootstrap confidence interval.
+and the fraction of runs that completed, diverged and failed has its own columns. :func:`build_comparison` makes
+the ``--compare`` table instead: the difference of means between two values of one setting, with a Welch (or
+paired, or bootstrap) interval, its p-value and Holm's adjustment over the comparison's rows. Runs of different
+tasks (or sequence lengths, or input layouts) are never pooled in one row: those settings join the grouping.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, code_differences, display, hashable,
                                      is_bookkeeping, matches, parse_value, sort_key, varying_keys)
-from rnnbench.report.statistics import (CONFIDENCE, RESAMPLES, SEED, Difference, Summary, bootstrap_difference,
-                                        summarize)
+from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMPLES, SEED, Difference, Summary,
+                                        bootstrap_difference, holm, paired_difference, summarize, welch_difference)
 
 __all__ = ["Table", "build_table", "build_comparison", "default_metrics", "FORMATS", "format_number",
            "format_summary"]
@@ -143,9 +145,16 @@ class Number(Cell):
         return _json_number(self.value)
 
 
+def _seed_text(seed: Any) -> str:
+    return display(seed)
+
+
 @dataclass
 class Stat(Cell):
+    """``mean ± std (n)`` over seeds; keeps each seed's value for CSV (``seed:value;...``) and JSON."""
+
     summary: Summary
+    values: list[tuple[Any, float]] = field(default_factory=list)
     numeric = True
 
     def text(self) -> str:
@@ -154,11 +163,72 @@ class Stat(Cell):
     def fields(self, column: str) -> list[tuple[str, str]]:
         s = self.summary
         return [(f"{column} mean", _csv_number(s.mean)), (f"{column} std", _csv_number(s.std)),
-                (f"{column} n", str(s.n))]
+                (f"{column} n", str(s.n)),
+                (f"{column} values", ";".join(f"{_seed_text(seed)}:{_csv_number(v)}" for seed, v in self.values))]
 
     def json(self) -> Any:
         s = self.summary
-        return {"mean": _json_number(s.mean), "std": _json_number(s.std), "n": s.n}
+        return {"mean": _json_number(s.mean), "std": _json_number(s.std), "n": s.n,
+                "values": [{"seed": seed, "value": _json_number(v)} for seed, v in self.values]}
+
+
+@dataclass
+class Censored(Cell):
+    """A ``steps_to:`` column: the median over every run (one that never reached the threshold counts as
+    infinity) and how many reached it; ``never`` when the median run did not."""
+
+    values: list[tuple[Any, float]]
+    numeric = True
+
+    @property
+    def reached(self) -> int:
+        return sum(math.isfinite(v) for _, v in self.values)
+
+    @property
+    def median(self) -> float | None:
+        ordered = sorted(v for _, v in self.values)
+        if not ordered:
+            return None
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+    def text(self) -> str:
+        if not self.values:
+            return ""
+        median = self.median
+        shown = "never" if median is None or math.isinf(median) else format_number(median)
+        return f"{shown} ({self.reached}/{len(self.values)} reached)"
+
+    def fields(self, column: str) -> list[tuple[str, str]]:
+        median = self.median
+        return [(f"{column} median", "inf" if median is not None and math.isinf(median) else _csv_number(median)),
+                (f"{column} reached", str(self.reached)), (f"{column} n", str(len(self.values))),
+                (f"{column} values", ";".join(f"{_seed_text(seed)}:{'inf' if math.isinf(v) else _csv_number(v)}"
+                                              for seed, v in self.values))]
+
+    def json(self) -> Any:
+        median = self.median
+        return {"median": None if median is None or math.isinf(median) else median, "reached": self.reached,
+                "n": len(self.values), "values": [{"seed": seed, "value": None if math.isinf(v) else v}
+                                                  for seed, v in self.values]}
+
+
+@dataclass
+class Fraction(Cell):
+    """``k/n``: how many of the group's runs ended so."""
+
+    count: int
+    total: int
+    numeric = True
+
+    def text(self) -> str:
+        return f"{self.count}/{self.total}"
+
+    def fields(self, column: str) -> list[tuple[str, str]]:
+        return [(column, str(self.count)), (f"{column} of", str(self.total))]
+
+    def json(self) -> Any:
+        return {"count": self.count, "of": self.total}
 
 
 @dataclass
@@ -170,7 +240,7 @@ class Interval(Cell):
         d = self.difference
         if not d.defined:
             return d.reason or "undefined"
-        return f"[{format_number(d.low)}, {format_number(d.high)}]" + (" *" if d.excludes_zero else "")
+        return f"[{format_number(d.low)}, {format_number(d.high)}]"
 
     def fields(self, column: str) -> list[tuple[str, str]]:
         d = self.difference
@@ -180,8 +250,18 @@ class Interval(Cell):
 
     def json(self) -> Any:
         d = self.difference
-        return {"low": d.low, "high": d.high, "confidence": d.confidence, "excludes_zero": d.excludes_zero,
-                "undefined": d.reason}
+        return {"low": d.low, "high": d.high, "confidence": d.confidence, "method": d.method,
+                "excludes_zero": d.excludes_zero, "undefined": d.reason}
+
+
+@dataclass
+class Verdict(Cell):
+    """What the row shows, after Holm's adjustment, in words."""
+
+    difference: Difference
+
+    def text(self) -> str:
+        return self.difference.verdict()
 
 
 # --- the table -----------------------------------------------------------------------------------------------
@@ -279,8 +359,37 @@ def _groups(runs: Sequence[Run], keys: Sequence[str]) -> list[tuple[tuple, list[
     return sorted(groups.items(), key=lambda item: tuple(sort_key(v) for v in item[0]))
 
 
-def _values(runs: Sequence[Run], metric: str) -> list[float | None]:
-    return [run.value(metric) for run in runs if run.status == "completed"]
+def _values(runs: Sequence[Run], metric: str) -> list[tuple[Any, float]]:
+    """``(seed, value)`` of every completed run that has the metric."""
+    found = [(run.seed, run.value(metric)) for run in runs if run.status == "completed"]
+    return [(seed, value) for seed, value in found if value is not None]
+
+
+def _metric_cell(runs: Sequence[Run], metric: str) -> Cell:
+    values = _values(runs, metric)
+    if metric.startswith("steps_to:"):
+        return Censored(values)
+    return Stat(summarize(v for _, v in values), values)
+
+
+# Settings that change what a metric means: rows and comparisons never pool runs that differ in them.
+TASK_KEYS = ("data", "data.seq_len", "data.layout")
+
+
+def _never_pooled(runs: Sequence[Run], keys: Sequence[str], excluded: Sequence[str] = ()) -> list[str]:
+    """``keys`` plus every task-defining setting that varies between ``runs`` (they are split, not pooled)."""
+    varying = varying_keys(runs)
+    extra = [k for k in TASK_KEYS if k in varying and k not in keys and k not in excluded]
+    return [*extra, *keys]
+
+
+def _check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
+    for metric in metrics:
+        if not any(run.value(metric) is not None for run in runs):
+            held = sorted({k for run in runs for k in (run.record.get("metrics") or {})})
+            raise ReportError(f"--metric={metric!r} is not allowed: no record holds it (the records' metrics: "
+                              f"{', '.join(held) or 'none'}; also gradients.FIELD, record fields such as steps, and "
+                              "steps_to:METRIC<X)")
 
 
 def _distinct(runs: Sequence[Run], key: str) -> str:
@@ -328,7 +437,24 @@ def _context(runs: Sequence[Run], runset: RunSet, group_keys: Sequence[str], met
     baseline = baseline_note(runs, metrics)
     if baseline:
         notes.append(baseline)
+    reference = reference_note(runs)
+    if reference:
+        notes.append(reference)
     return warnings, notes
+
+
+def reference_note(runs: Sequence[Run]) -> str | None:
+    """``reference on the same splits: logistic regression (...): val/accuracy 0.9593, test/accuracy 0.9556``,
+    where every run that knows its task carries the same reference model."""
+    carried = [run.task.get("reference") for run in runs if run.task]
+    if not carried or len({json.dumps(r, sort_keys=True) for r in carried}) != 1:
+        return None
+    reference = carried[0]
+    if not isinstance(reference, Mapping) or not reference.get("name"):
+        return None
+    scores = ", ".join(f"{k} {format_number(float(v))}" for k, v in reference.items()
+                       if k != "name" and isinstance(v, (int, float)))
+    return f"reference on the same splits: {reference['name']}: {scores}"
 
 
 def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
@@ -357,20 +483,30 @@ def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
     return f"input-blind baseline ({described}): " + ", ".join(dict.fromkeys(parts))
 
 
+def _status_cells(members: Sequence[Run]) -> list[Cell]:
+    return [Fraction(sum(r.status == status for r in members), len(members))
+            for status in ("completed", "diverged", "failed")]
+
+
 def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequence[str] | None = None) -> Table:
     runs = runset.runs
     if by:
         _check_keys(runs, by, "--by")
     keys = list(dict.fromkeys(by)) if by else varying_keys(runs)
+    split = _never_pooled(runs, keys)
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(runs)
-    columns = [*keys, *metrics, "diverged", "failed"]
+    _check_metrics(runs, metrics)
+    columns = [*split, *metrics, "completed", "diverged", "failed"]
     rows: list[list[Cell]] = []
-    for values, members in _groups(runs, keys):
-        row: list[Cell] = [Key(v) for v in values]
-        row += [Stat(summarize(_values(members, m))) for m in metrics]
-        row += [Count(sum(r.status == "diverged" for r in members)), Count(sum(r.status == "failed" for r in members))]
-        rows.append(row)
-    warnings, notes = _context(runs, runset, keys, metrics)
+    for values, members in _groups(runs, split):
+        rows.append([*(Key(v) for v in values), *(_metric_cell(members, m) for m in metrics), *_status_cells(members)])
+    warnings, notes = _context(runs, runset, split, metrics)
+    if len(split) > len(keys):
+        notes.append("split by " + ", ".join(k for k in split if k not in keys)
+                     + ": runs of different tasks, lengths or layouts are never pooled")
+    if any(m.startswith("steps_to:") for m in metrics):
+        notes.append("steps_to: the median over all completed runs, a run that never met the threshold counting as "
+                     "infinity (never), and how many met it")
     if any(is_bookkeeping(k) for k in keys):
         notes.append("grouped by bookkeeping settings: " + ", ".join(k for k in keys if is_bookkeeping(k)))
     return Table(columns, rows, warnings, notes)
@@ -383,10 +519,40 @@ def _side(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
+def _pairs(side_a: Sequence[tuple[Any, float]], side_b: Sequence[tuple[Any, float]]) -> list[tuple[float, float]] | None:
+    """The values of the same seed on both sides, if both sides hold exactly the same seeds once each."""
+    seeds_a, seeds_b = [seed for seed, _ in side_a], [seed for seed, _ in side_b]
+    if None in seeds_a or len(set(seeds_a)) != len(seeds_a) or sorted(map(str, seeds_a)) != sorted(map(str, seeds_b)):
+        return None
+    by_seed = {str(seed): value for seed, value in side_b}
+    return [(value, by_seed[str(seed)]) for seed, value in side_a]
+
+
+def _difference(side_a: Sequence[tuple[Any, float]], side_b: Sequence[tuple[Any, float]], interval: str,
+                resamples: int, seed: int) -> Difference:
+    values_a, values_b = [v for _, v in side_a], [v for _, v in side_b]
+    if interval == "bootstrap":
+        return bootstrap_difference(values_a, values_b, resamples=resamples, seed=seed)
+    pairs = _pairs(side_a, side_b) if interval in ("auto", "paired") else None
+    if pairs is not None:
+        return paired_difference(pairs)
+    if interval == "paired":
+        return Difference(None, None, None, len(values_a), len(values_b), "paired",
+                          reason="undefined: the sides do not hold the same seeds")
+    return welch_difference(values_a, values_b)
+
+
 def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[str] | None = None,
-                     by: Sequence[str] | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> Table:
-    """Per group of the remaining keys and per metric: A, B as mean ± std (n), A - B and its bootstrap CI."""
+                     by: Sequence[str] | None = None, interval: str = "auto", resamples: int = RESAMPLES,
+                     seed: int = SEED) -> Table:
+    """Per group of the remaining keys and per metric: A, B as mean ± std (n), A - B, its interval, p-value,
+    Holm-adjusted p-value over the comparison's rows and the verdict in words.
+
+    ``interval``: ``auto`` (paired where both sides of a row hold the same seeds, else Welch), ``welch``,
+    ``paired`` or ``bootstrap``."""
     runs = runset.runs
+    if interval not in ("auto", *INTERVALS):
+        raise ReportError(f"--interval={interval!r} is not allowed: one of auto, {', '.join(INTERVALS)}")
     if len(compare) != 2:
         raise ReportError(f"--compare takes two KEY=VALUE sides (A and B), got {len(compare)}")
     (key, a), (key_b, b) = _side(compare[0]), _side(compare[1])
@@ -404,37 +570,62 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     b_runs = [run for run in runs if matches(run.settings.get(key), b)]
     a_ids, b_ids = {id(run) for run in a_runs}, {id(run) for run in b_runs}
     both = [run for run in runs if id(run) in a_ids or id(run) in b_ids]
+    # Keys whose values on the two sides never meet: the compared choice may imply them (d2l=lstm sets
+    # model.cell and optim.lr), which is fine; for a plain setting they confound the comparison.
+    apart = [k for k in varying_keys(both) if k != key and not
+             ({hashable(r.settings.get(k)) for r in a_runs} & {hashable(r.settings.get(k)) for r in b_runs})]
+    is_choice = all(key in (run.record.get("choices") or {}) for run in both)
+    if apart and not is_choice and not by:
+        raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "
+                          + "; ".join(f"{k} ({_distinct(a_runs, k)} against {_distinct(b_runs, k)})" for k in apart)
+                          + ": compare runs that differ only in the compared setting")
     if by:
         keys = [k for k in dict.fromkeys(by) if k != key]
     else:
-        # A key whose values on the two sides never meet (the cell a preset like d2l=lstm implies) would
-        # leave every group one-sided: it goes with the compared key, not into the grouping.
-        keys = [k for k in varying_keys(both) if k != key and
-                {hashable(r.settings.get(k)) for r in a_runs} & {hashable(r.settings.get(k)) for r in b_runs}]
+        keys = [k for k in varying_keys(both) if k != key and k not in apart]
+    keys = _never_pooled(both, keys, excluded=[key, *apart])
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(both)
+    _check_metrics(both, metrics)
     a_name, b_name = f"{key}={display(a)}", f"{key}={display(b)}"
-    columns = [*keys, "metric", f"A: {a_name}", f"B: {b_name}", "A - B", f"{CONFIDENCE:.0%} CI"]
-    rows: list[list[Cell]] = []
+    columns = [*keys, "metric", f"A: {a_name}", f"B: {b_name}", "A - B", f"{CONFIDENCE:.0%} CI", "p", "p (Holm)",
+               "verdict"]
+    entries = []
     for values, members in _groups(both, keys):
         side_a = [run for run in members if id(run) in a_ids]
         side_b = [run for run in members if id(run) in b_ids]
+        if not side_a or not side_b:
+            raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the group "
+                              + ", ".join(f"{k}={display(v)}" for k, v in zip(keys, values))
+                              + f" has runs of only one side: the sides differ in more than {key}")
         for metric in metrics:
             va, vb = _values(side_a, metric), _values(side_b, metric)
-            difference = bootstrap_difference(va, vb, resamples=resamples, seed=seed)
-            rows.append([*(Key(v) for v in values), Text(metric), Stat(summarize(va)), Stat(summarize(vb)),
-                         Number(difference.difference), Interval(difference)])
-    warnings, notes = _context(both, runset, keys, metrics, excluded=[key])
+            entries.append((values, metric, va, vb, _difference(va, vb, interval, resamples, seed)))
+    adjusted = holm([d.p_value for *_, d in entries])
+    rows: list[list[Cell]] = []
+    for (values, metric, va, vb, difference), p_holm in zip(entries, adjusted):
+        difference = replace(difference, p_holm=p_holm)
+        rows.append([*(Key(v) for v in values), Text(metric), Stat(summarize(v for _, v in va), va),
+                     Stat(summarize(v for _, v in vb), vb), Number(difference.difference), Interval(difference),
+                     Number(difference.p_value), Number(difference.p_holm), Verdict(difference)])
+    warnings, notes = _context(both, runset, keys, metrics, excluded=[key, *apart])
+    if apart:
+        notes.append(f"the sides also differ in what {key} sets: " + "; ".join(
+            f"{k} ({_distinct(a_runs, k)} against {_distinct(b_runs, k)})" for k in apart))
     for name, side in ((a_name, a_runs), (b_name, b_runs)):
         diverged = sum(r.status == "diverged" for r in side)
         failed = sum(r.status == "failed" for r in side)
         if diverged or failed:
             notes.append(f"{name}: {diverged} diverged and {failed} failed run(s) are not in its mean")
-    notes.append(f"A - B = mean over seeds of {a_name} minus {b_name}; {CONFIDENCE:.0%} percentile bootstrap "
-                 f"CI, {resamples} resamples of each side's seeds (generator seed {seed}); * marks a CI "
-                 "that excludes 0; undefined when a side has n < 2")
+    methods = sorted({d.method for *_, d in entries if d.defined})
+    described = {"welch": "Welch's t-interval (independent seeds, unequal variances)",
+                 "paired": "the paired t-interval of per-seed differences (both sides ran the same seeds)",
+                 "bootstrap": f"a percentile bootstrap ({resamples} resamples of each side's seeds, generator seed "
+                              f"{seed}; no p-value, and too narrow with few seeds)"}
+    notes.append(f"A - B = mean over seeds of {a_name} minus {b_name}; {CONFIDENCE:.0%} CI: "
+                 + "; ".join(described[m] for m in methods or ["welch"])
+                 + f"; p (Holm): Holm's adjustment over the {len(entries)} row(s); the verdict reads the adjusted p "
+                 f"at {1 - CONFIDENCE:.2f}")
+    if any(d.few_seeds for *_, d in entries):
+        notes.append(f"a side with fewer than {FEW_SEEDS} seeds: its interval rests on the seeds being roughly normal, "
+                     "which so few cannot show; read the verdict as indicative")
     return Table(columns, rows, warnings, notes)
-
-
-def as_mapping(table: Table) -> list[Mapping[str, Any]]:
-    """The rows as JSON would write them (for callers in Python)."""
-    return json.loads(table.render("json"))

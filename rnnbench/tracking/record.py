@@ -8,7 +8,9 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
 - ``config``: the resolved config (secrets redacted); ``config_hash``: SHA-256 of what determines
   the result (the config without ``logger``, ``resume`` and ``threads``; seed included);
   ``overrides``: the job's command-line overrides; ``choices``: the config-group choices; ``seed``.
-- ``task``: name, metric, metric_mode, seq_len, baseline_loss, baseline_metric.
+- ``task``: name, metric, metric_mode, seq_len, baseline_loss, baseline_metric, and ``reference`` (null, or a
+  reference model on the same splits: ``name`` and its ``val/<metric>``, ``test/<metric>``; digits: logistic
+  regression; timemachine: a smoothed character n-gram).
 - ``metrics``: flat, final values ``train/loss``, ``val/loss``, ``val/<metric>``, ``test/loss``,
   ``test/<metric>``, and the best validation values ``best/val/loss``, ``best/val/<metric>``
   with the steps they were reached at ``best/val/<...>_step``.
@@ -17,7 +19,8 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   ``steps_per_second`` (over the last 10 s), ``updated_at``; null in a finished record.
 - ``wall_seconds`` (whole job), ``train_seconds`` (fit minus validation), ``throughput``
   (steady state, every step after the first: ``samples_per_second``, ``tokens_per_second``,
-  ``tokens_per_cpu_second``, ``steps_timed``), ``parameters``.
+  ``tokens_per_cpu_second``, ``steps_timed``), ``parameters``; ``model_size``: ``hidden_size`` (the one
+  ``model.param_budget`` chose, else the configured one), ``parameters``, ``param_budget``.
 - ``output_dir``, ``wandb`` (``run_id``, ``mode``, ``dir``) when a W&B logger ran, ``device``,
   ``threads``, ``versions`` (python, torch, pytorch_lightning, hydra, wandb, torchmetrics, numpy),
   ``git`` (``commit``, ``dirty``) when the code runs from a git checkout, ``started_at``,
@@ -185,6 +188,7 @@ def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping
         "train_seconds": None,
         "throughput": None,
         "parameters": None,
+        "model_size": None,
         "output_dir": str(output_dir),
         "wandb": None,
         "device": None,

@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.config import build, build_diagnostics, validate
+from rnnbench.data.references import cached_reference
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError, root_cause_line
 from rnnbench.screen.progress import Heartbeat, StepProgressBar
@@ -123,7 +124,11 @@ def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hyd
         threads = auto_threads(parameters, datamodule.batch_size)
     if threads:
         torch.set_num_threads(threads)
-    record.update(task=task_summary(task), parameters=parameters, threads=torch.get_num_threads())
+    data_settings = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "batch_size"}
+    record.update(task={**task_summary(task), "reference": cached_reference(datamodule, data_settings)},
+                  parameters=parameters, threads=torch.get_num_threads(),
+                  model_size={"hidden_size": model.hidden_size, "parameters": parameters,
+                              "param_budget": model.param_budget})
 
     tags = [task.name, cfg.model.cell, f"layers={cfg.model.num_layers}",
             "bidirectional" if cfg.model.bidirectional else "unidirectional"]

@@ -81,6 +81,10 @@ class Cell(nn.Module):
         cls = type(self)
         return cls.step is Cell.step and cls.step_projected is not Cell.step_projected
 
+    def weight_is_meta(self) -> bool:
+        """Whether the cell was built on PyTorch's meta device (shapes only, as parameter budgets build it)."""
+        return any(p.is_meta for p in self.parameters())
+
     def fused_kind(self) -> str | None:
         """The PyTorch kernel that computes this cell's equations exactly, or None (see the module docstring)."""
         return None
