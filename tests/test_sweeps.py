@@ -35,7 +35,7 @@ from conftest import FAST, cli_env
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")
 
 # The presets this feature ships, with the number of jobs in their grid.
-PRESETS = {"quickstart": 6, "cells_vs_length": 27, "depth_direction": 36, "clipping": 36, "d2l_timemachine": 4}
+PRESETS = {"quickstart": 6, "cells_vs_length": 27, "depth_direction": 90, "clipping": 36, "d2l_timemachine": 4}
 QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not about the diagnostics' cost
 
 
