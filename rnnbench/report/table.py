@@ -445,16 +445,22 @@ def _context(runs: Sequence[Run], runset: RunSet, group_keys: Sequence[str], met
 
 def reference_note(runs: Sequence[Run]) -> str | None:
     """``reference on the same splits: logistic regression (...): val/accuracy 0.9593, test/accuracy 0.9556``,
-    where every run that knows its task carries the same reference model."""
+    where every run that knows its task carries the same kind of reference model; where the splits differ (a
+    data seed per run), its scores over the runs' distinct splits as ``mean ± std (n)``."""
     carried = [run.task.get("reference") for run in runs if run.task]
-    if not carried or len({json.dumps(r, sort_keys=True) for r in carried}) != 1:
+    if not carried or not all(isinstance(r, Mapping) and r.get("name") for r in carried) or \
+            len({r["name"] for r in carried}) != 1:
         return None
-    reference = carried[0]
-    if not isinstance(reference, Mapping) or not reference.get("name"):
-        return None
-    scores = ", ".join(f"{k} {format_number(float(v))}" for k, v in reference.items()
-                       if k != "name" and isinstance(v, (int, float)))
-    return f"reference on the same splits: {reference['name']}: {scores}"
+    distinct = list({json.dumps(r, sort_keys=True): r for r in carried}.values())
+    scores = []
+    for key, value in distinct[0].items():
+        if key == "name" or not isinstance(value, (int, float)):
+            continue
+        values = [r.get(key) for r in distinct]
+        scores.append(f"{key} {format_number(float(value))}" if len(distinct) == 1
+                      else f"{key} {format_summary(summarize(values))}")
+    where = "the same splits" if len(distinct) == 1 else f"the runs' {len(distinct)} distinct splits"
+    return f"reference on {where}: {distinct[0]['name']}: {', '.join(scores)}"
 
 
 def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
