@@ -222,8 +222,6 @@ def test_cifg_and_nfg_refuse_a_forget_bias():
 
 
 def test_minimal_and_independent_cells_compute_their_papers_equations():
-    x, (h,), (new_h,), gates = one_step(CELLS["mingru"](I, H).double())
-    cell = CELLS["mingru"](I, H).double()
     torch.manual_seed(0)
     cell = CELLS["mingru"](I, H).double()
     x, (h,), (new_h,), gates = one_step(cell)

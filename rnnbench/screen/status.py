@@ -5,7 +5,6 @@ ETA from the run's heartbeat), killed (a running record whose heartbeat stopped)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
@@ -13,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.screen.progress import format_duration, status_line
-from rnnbench.screen.sweep_lines import job_label, outcome
+from rnnbench.screen.sweep_lines import job_label, outcome, parse_timestamp
 from rnnbench.tracking.record import RECORD_NAME
 
 STALE_SECONDS = 120.0  # a running record whose heartbeat (every 10 s of training) is older than this: killed
 
 
 def _age(timestamp: Any, now: float) -> float | None:
-    try:
-        return now - dt.datetime.fromisoformat(str(timestamp)).timestamp()
-    except ValueError:
-        return None
+    moment = parse_timestamp(timestamp)
+    return None if moment is None else now - moment
 
 
 def expected_jobs(sweep_dir: Path) -> int | None:

@@ -83,7 +83,7 @@ class SweepLines:
                 self.out(self.line(record), flush=True)
 
     def line(self, record: dict[str, Any]) -> str:
-        finished = _timestamp(record.get("finished_at"))
+        finished = parse_timestamp(record.get("finished_at"))
         earlier = finished is not None and finished < self.started
         if not earlier:
             self.done_here += 1
@@ -98,7 +98,8 @@ class SweepLines:
         return text
 
 
-def _timestamp(value: Any) -> float | None:
+def parse_timestamp(value: Any) -> float | None:
+    """Seconds since the epoch of a record's ISO 8601 time, or None."""
     try:
         return dt.datetime.fromisoformat(str(value)).timestamp()
     except ValueError:
