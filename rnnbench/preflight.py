@@ -103,7 +103,7 @@ def unknown_key_error(key: str, value: object, cfg: DictConfig) -> ConfigError:
     return ConfigError(key, value, f"{where}{suggestion or f' (to add one: +{key}=...)'}")
 
 
-def _one_line(error: Exception, cfg: DictConfig | None = None) -> RnnbenchError:
+def _one_line(error: Exception) -> RnnbenchError:
     if isinstance(error, MissingConfigException) and error.options:
         group, _, choice = str(error.missing_cfg_file).rpartition("/")
         return ConfigError(group, choice, f"one of {', '.join(error.options)}{did_you_mean(choice, error.options)}")
@@ -146,12 +146,13 @@ def preflight(arguments: list[str]) -> int:
             groups = config_groups()
             everything = OverridesParser.create().parse_overrides(overrides)
             check_group_choices(everything, groups)
-            base = [o.input_line for o in everything if not (multirun and o.is_sweep_override())]
+            # Hydra's own settings are composition overrides (_shapes_composition), so composing these alone gives
+            # the sweeper's params and a config to check the value overrides' keys against, in one compose.
             structure_only = [o.input_line for o in everything if _shapes_composition(o, groups)
                               and not (multirun and o.is_sweep_override())]
             hydra_root = compose("train", overrides=structure_only, return_hydra_config=True)
             check_keys_exist([o for o in everything if not _shapes_composition(o, groups)], hydra_root)
-            hydra_cfg = compose("train", overrides=base, return_hydra_config=True).hydra
+            hydra_cfg = hydra_root.hydra
             params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
             check_group_choices(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
                                 groups)

@@ -57,7 +57,7 @@ class GradientFlowProbe(Probe):
         parts = [part.flatten() for name in names for part in
                  (flow.vanishing_log10(name), flow.vanishing_log10_min(name), flow.reach(name), flow.log10(name))]
         values = iter(torch.cat([p.double() for p in parts]).tolist())  # one transfer
-        count, steps = stack.num_layers * stack.num_directions, flow.hidden.shape[-1]
+        steps = flow.hidden.shape[-1]
         entries: list[dict[str, Any]] = [
             {"layer": layer, "direction": DIRECTION_NAMES[direction]} for layer, direction, _ in stack.layer_cells()]
         for name in names:
@@ -67,7 +67,6 @@ class GradientFlowProbe(Probe):
                     entry[prefix + measure] = next(values)
             for entry in entries:  # log10 norms in processing order: the last element is nearest the loss
                 entry[prefix + "log10_curve"] = [next(values) for _ in range(steps)]
-        assert len(entries) == count
         snapshot = {"step": step, "states": names, "layers": entries}
         self.snapshots.append(snapshot)
         log_scalars(trainer, {f"grad_flow/layer{e['layer']}/{e['direction']}/{state_prefix(name)}{measure}":

@@ -74,7 +74,6 @@ class SequenceModel(nn.Module):
             require(accepts_option(cell_class, "nonlinearity") and "nonlinearity" not in options, "nonlinearity",
                     nonlinearity, f"null for cell {cell} (it takes no nonlinearity, or cell_options sets it)")
             options["nonlinearity"] = nonlinearity
-        require_int(hidden_size, "hidden_size", 1)
         if embedding_size is not None:
             require_int(embedding_size, "embedding_size", 1)
         require(forget_bias is None or (isinstance(forget_bias, (int, float)) and not isinstance(forget_bias, bool)),

@@ -119,18 +119,6 @@ class Text(Cell):
 
 
 @dataclass
-class Count(Cell):
-    value: int
-    numeric = True
-
-    def text(self) -> str:
-        return str(self.value)
-
-    def json(self) -> Any:
-        return self.value
-
-
-@dataclass
 class Number(Cell):
     value: float | None
     numeric = True
