@@ -26,6 +26,7 @@ HYDRA_INSPECTION_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info
 def train(arguments: list[str]) -> int:
     import rnnbench.sweeps  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
     from rnnbench.errors import RnnbenchError
+    from rnnbench.tracking.secrets import Secrets
     from rnnbench.tracking import summary
 
     jobs = None
@@ -42,17 +43,31 @@ def train(arguments: list[str]) -> int:
             jobs = preflight(arguments)
             arguments = resume_arguments(arguments)  # resume=true: continue the latest dir of this command
         except RnnbenchError as error:
-            print(f"rnnbench: error: {error}", file=sys.stderr)
+            print(f"rnnbench: error: {Secrets.from_environment(arguments).scrub(str(error))}", file=sys.stderr)
             return 2
         except HydraException as error:  # preflight reports composition errors; this is the resume lookup's
-            print(f"rnnbench: error: {' '.join(str(error).split())}", file=sys.stderr)
+            message = Secrets.from_environment(arguments).scrub(' '.join(str(error).split()))
+            print(f"rnnbench: error: {message}", file=sys.stderr)
             return 2
+    import os
+
     from rnnbench import app
+    from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals, stop_descendants
 
     summary.expected_jobs = jobs
     sys.argv = ["rnnbench train", *arguments]
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
+    for index, literal in enumerate(Secrets.literals(arguments)):  # every process scrubs them (Secrets)
+        os.environ[f"RNNBENCH_SECRET_LITERAL_{index}"] = literal
     try:
-        app.train()
+        with interrupt_on_signals():
+            app.train()
+    except Interrupted as stop:
+        # Ctrl-C or SIGTERM: the jobs of other processes (joblib, submitit) stop too and write their records
+        stop_descendants()
+        print(f"rnnbench: {stop}", flush=True)
+        summary.report_unfinished_sweep()
+        return stop.exit_status
     except SystemExit:
         # Hydra exits after reporting an error; if that error stopped a sweep midway (a joblib worker
         # was killed, say), the jobs' records still tell what happened: summarise them.

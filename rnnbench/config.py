@@ -1,19 +1,43 @@
-"""Where the Hydra config tree lives, and the one up-front validation of a composed config."""
+"""Where the Hydra config tree lives, and the one up-front validation of a composed config.
+
+:func:`validate` checks a job's config, :func:`validate_hydra` a command's Hydra settings (launcher, sweeper,
+output dir). Both refuse a bad value with a :class:`~rnnbench.errors.ConfigError` naming its dotted key, before
+any job starts and without writing anything. Each component checks its own arguments where it is built (the
+data modules, the model); the rules here are the cross-cutting ones, and those of the components rnnbench
+does not own (Lightning's Trainer, torch's optimizers, Hydra's plugins), in tables of (key, rule).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
+import io
+import logging
+import math
+import os
+import re
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from rnnbench.errors import ConfigError, did_you_mean, require, require_int
+from rnnbench.errors import (ConfigError, defaults_of, did_you_mean, format_bytes, int_range_words, is_int_in,
+                             require, require_fits, root_cause_line)
 
 _PACKAGE = Path(__file__).resolve().parent
 CLIP_ALGORITHMS = ("norm", "value")
+SEED_LIMIT = 2**32 - 1  # the largest seed numpy, hence Lightning's seed_everything, accepts
+MAX_THREADS = 1024
+DIRECTIONS = ("minimize", "maximize")
 
 
 def config_dir() -> Path:
@@ -28,17 +52,28 @@ def config_dir() -> Path:
 def build(node: DictConfig, prefix: str, **kwargs: Any) -> Any:
     """Instantiate a config node, reporting its constructor's ConfigError as one naming ``prefix.<key>``.
 
-    Keyword arguments go to the constructor as they are (Hydra would turn a dataclass into a config).
+    Every key of the node must be an argument of what it builds (:func:`check_arguments`). Keyword arguments
+    go to the constructor as they are (Hydra would turn a dataclass into a config).
     """
+    check_arguments(node, prefix, provided=kwargs)
     try:
         factory = instantiate(node, _partial_=True)
         return factory(**kwargs)
     except InstantiationException as error:
         if isinstance(error.__cause__, ConfigError):
-            raise error.__cause__.under(prefix) from None
+            raise _at_source(node, prefix, error.__cause__) from None
         raise
     except ConfigError as error:
-        raise error.under(prefix) from None
+        raise _at_source(node, prefix, error) from None
+
+
+def _at_source(node: DictConfig, prefix: str, error: ConfigError) -> ConfigError:
+    """A constructor's ConfigError on one of ``node``'s keys, named ``prefix.<key>``, or by the key it copies
+    when its value is an interpolation of another (``every_n_steps: ${diagnostics.probe_every}``)."""
+    child = node._get_node(error.setting) if error.setting in node else None
+    raw = child._value() if child is not None else None
+    source = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return ConfigError(source.group(1), error.value, error.allowed) if source else error.under(prefix)
 
 
 def build_diagnostics(diagnostics: DictConfig | None) -> list[Any]:
@@ -47,47 +82,602 @@ def build_diagnostics(diagnostics: DictConfig | None) -> list[Any]:
             if isinstance(node, DictConfig) and "_target_" in node]
 
 
-def check_arguments(node: DictConfig, prefix: str) -> None:
-    """Every key of a ``_target_`` node (``trainer``, ``optim``) must be an argument of what it builds, so that a
-    typo (``+trainer.max_step=5``) is refused by name before any job starts, with the closest argument."""
-    target = get_class(node._target_)
-    parameters = inspect.signature(target.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+def _settings(node: Mapping[str, Any]) -> list[str]:
+    """The keys of a ``_target_`` node that are arguments, not Hydra's own (``_target_``, ``_partial_``)."""
+    return [str(key) for key in node.keys() if not (str(key).startswith("_") and str(key).endswith("_"))]
+
+
+def check_arguments(node: DictConfig, prefix: str, provided: Iterable[str] = ()) -> None:
+    """Every key of a ``_target_`` node must be an argument of what it builds, so that a typo
+    (``+trainer.max_step=5``) is refused by name before any job starts, with the closest argument; an argument
+    rnnbench passes itself (``provided``: the model's ``task``) is not a setting."""
+    provided = set(provided)
+    raw = OmegaConf.to_container(node, resolve=False)  # a ${hydra:...} value resolves only in the job
+    for key in _settings(node):
+        require(key not in provided, f"{prefix}.{key}", raw[key], "nothing: rnnbench sets it itself")
+    try:
+        parameters = _parameters(get_class(node._target_))
+    except (ImportError, ValueError) as error:
+        raise ConfigError(f"{prefix}._target_", node.get("_target_"), f"an importable class ({error})") from None
+    if parameters is None:
         return
-    accepted = [name for name in parameters if name != "self"]
-    for key in node.keys():
-        if str(key).startswith("_") and str(key).endswith("_"):
+    for key in _settings(node):
+        require(key in parameters, f"{prefix}.{key}", raw[key],
+                f"an argument of {node._target_}{did_you_mean(key, parameters)}")
+
+
+def _parameters(target: Any) -> list[str] | None:
+    """The keyword arguments ``target`` takes (None: any, it has ``**kwargs``)."""
+    parameters = inspect.signature(target.__init__ if isinstance(target, type) else target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return [name for name in parameters if name != "self"]
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting may hold: ``accepts(value)``, and the words that say what is allowed."""
+
+    accepts: Callable[[Any], bool]
+    allowed: str
+
+    def check(self, setting: str, value: Any) -> None:
+        require(self.accepts(value), setting, value, self.allowed)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def integer(minimum: int, maximum: int | None = None, meaning: str = "") -> Rule:
+    """An integer in [minimum, maximum]."""
+    return Rule(lambda v: is_int_in(v, minimum, maximum), int_range_words(minimum, maximum) + meaning)
+
+
+def positive(meaning: str = "") -> Rule:
+    """A number > 0."""
+    return Rule(lambda v: _is_number(v) and v > 0, "a number > 0" + meaning)
+
+
+def one_of(*choices: Any, meaning: str = "") -> Rule:
+    """Exactly one of ``choices`` (``null`` for None)."""
+    words = ", ".join("null" if c is None else str(c) for c in choices)
+    return Rule(lambda v: any(v == c and type(v) is type(c) for c in choices), f"one of {words}{meaning}")
+
+
+def optional(rule: Rule, meaning: str) -> Rule:
+    """None (which means ``meaning``) or what ``rule`` accepts."""
+    return Rule(lambda v: v is None or rule.accepts(v), f"null ({meaning}) or {rule.allowed}")
+
+
+def never(reason: str) -> Rule:
+    """A key that is not a setting at all."""
+    return Rule(lambda v: False, reason)
+
+
+BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
+SINGLE_PROCESS = " (rnnbench runs each job in one process; run jobs side by side with hydra/launcher=joblib)"
+
+ROOT_RULES: dict[str, Rule] = {
+    "seed": integer(0, SEED_LIMIT),
+    "threads": Rule(lambda v: v in (None, "auto") or (_is_int(v) and 1 <= v <= MAX_THREADS),
+                    f"auto, null (torch's default: every core) or an integer in [1, {MAX_THREADS}]"),
+    "verbose": BOOLEAN,
+    "resume": BOOLEAN,
+    "checkpoint": Rule(lambda v: isinstance(v, bool) or v == "keep", "true, false or keep"),
+    "extra": Rule(lambda v: True, "anything: free-form notes kept in the record (+extra.KEY=VALUE)"),
+    "objective": Rule(lambda v: v is None or isinstance(v, str), "null or a record metric such as best/val/loss"),
+    "objective_direction": one_of(*DIRECTIONS),
+    "logger": Rule(lambda v: isinstance(v, DictConfig), "a config of the logger group (logger=csv|wandb|none)"),
+    "diagnostics": Rule(lambda v: v is None or isinstance(v, DictConfig),
+                        "a config of the diagnostics group (diagnostics=default|none)"),
+}
+COMPONENTS = ("data", "model", "optim", "trainer")  # config groups whose node builds one object
+
+TRAINER_RULES: dict[str, Rule] = {
+    "max_steps": Rule(lambda v: v == -1 and _is_int(v) or _is_int(v) and v >= 1,
+                      "an integer >= 1, or -1 to let trainer.max_epochs decide"),
+    "max_epochs": Rule(lambda v: v is None or _is_int(v) and (v == -1 or v >= 1),
+                       "-1 or null (trainer.max_steps decides) or an integer >= 1"),
+    "val_check_interval": Rule(lambda v: v is None or _is_int(v) and v >= 1 or isinstance(v, float) and 0 < v <= 1
+                               or isinstance(v, (str, DictConfig)),
+                               "null (once per epoch), an integer >= 1 (training batches), a fraction of an epoch "
+                               "in (0, 1] (with trainer.check_val_every_n_epoch set) or a duration 'DD:HH:MM:SS'"),
+    "check_val_every_n_epoch": optional(integer(1), "trainer.val_check_interval counts batches across epochs"),
+    "log_every_n_steps": integer(1),
+    "num_sanity_val_steps": Rule(lambda v: _is_int(v) and v >= -1,
+                                 "an integer >= 0, or -1 for every validation batch"),
+    "accumulate_grad_batches": integer(1),
+    "gradient_clip_val": optional(positive(), "no clipping"),
+    "gradient_clip_algorithm": one_of(*CLIP_ALGORITHMS),
+    "strategy": one_of("auto", "single_device", meaning=SINGLE_PROCESS),
+    "num_nodes": one_of(1, meaning=SINGLE_PROCESS),
+    "logger": never("nothing: rnnbench passes the job's loggers (choose them with logger=csv|wandb|none)"),
+    "callbacks": never("nothing: rnnbench passes its own callbacks (the diagnostics group configures them)"),
+    "default_root_dir": never("nothing: it is the job's output dir (hydra.run.dir, hydra.sweep.dir)"),
+}
+OPTIM_RULES: dict[str, Rule] = {
+    "lr": positive(),
+    "params": never("nothing: rnnbench passes the model's parameters"),
+}
+# torch's optimizers name some arguments in words ("Invalid learning rate: -1")
+OPTIM_WORDS = {"lr": ("learning rate",), "eps": ("epsilon",), "betas": ("beta",)}
+
+
+def objective_names(metric: str) -> list[str]:
+    """The record metrics a job can return to a sweeper, for a task whose metric is ``metric``."""
+    return ["train/loss", "val/loss", f"val/{metric}", "test/loss", f"test/{metric}", "best/val/loss",
+            f"best/val/{metric}"]
+
+
+@functools.cache
+def primary_keys() -> tuple[str, ...]:
+    """The top-level keys of the primary config, ``train.yaml`` (its own, not its groups')."""
+    return tuple(str(key) for key in OmegaConf.load(config_dir() / "train.yaml").keys() if key != "defaults")
+
+
+def group_choices(group: str) -> list[str]:
+    """The configs a group of rnnbench's tree offers (``data`` -> ``adding``, ``copy``, ...)."""
+    return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
+
+
+# ---------------------------------------------------------------------------------------------- walking
+
+
+def _hydra_resolved_later(raw: Any) -> bool:
+    """An interpolation of Hydra's run-time config (``${hydra:runtime.output_dir}``): it resolves in the job."""
+    return isinstance(raw, str) and "${hydra:" in raw.replace(" ", "")
+
+
+def _resolved(node: DictConfig | ListConfig, key: Any, name: str) -> Any:
+    """``node[key]`` resolved; an interpolation that does not resolve is a ConfigError naming ``name``."""
+    try:
+        return node[key]
+    except OmegaConfBaseException as error:
+        raw = node._get_node(key)._value()
+        reason = " ".join(str(error).split("\n")[0].split())
+        raise ConfigError(name, raw, f"an interpolation that resolves ({reason})") from None
+
+
+def resolved_leaves(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, resolved value)`` of every leaf under ``node``; an interpolation that does not resolve
+    (``${nope}``, ``${oc.env:UNSET}``) or a mandatory value left ``???`` is a ConfigError naming its key."""
+    keys = range(len(node)) if isinstance(node, ListConfig) else node.keys()
+    for key in keys:
+        name = f"{prefix}[{key}]" if isinstance(node, ListConfig) else f"{prefix}{'.' if prefix else ''}{key}"
+        child = node._get_node(key)
+        raw = child._value() if child is not None else None
+        if OmegaConf.is_missing(node, key):
+            raise ConfigError(name, "???", "a value (the config leaves it to be given: ???)")
+        if _hydra_resolved_later(raw):
             continue
-        require(key in accepted, f"{prefix}.{key}", node.get(key),
-                f"an argument of {node._target_}{did_you_mean(str(key), accepted)}")
+        value = _resolved(node, key, name)
+        if isinstance(value, (DictConfig, ListConfig)):
+            yield from resolved_leaves(value, name)
+        else:
+            yield name, value
 
 
-def validate(cfg: DictConfig) -> None:
-    """Refuse every bad value, in one line, before any work: each component checks its own arguments.
+def require_resolved_and_finite(node: DictConfig | ListConfig, prefix: str = "") -> None:
+    """Every interpolation under ``node`` resolves and every number is finite (no nan, no ±inf)."""
+    for name, value in resolved_leaves(node, prefix):
+        if isinstance(value, float):
+            require(math.isfinite(value), name, value, "a finite number (not nan or inf)")
 
-    Building the data module and the model is cheap (no data is generated or read until
-    ``setup``), so validation constructs them rather than repeating their rules here.
+
+# ---------------------------------------------------------------------------------------------- types
+
+
+SEQUENCES = (list, tuple, Sequence, Iterable)  # what a YAML list can stand for
+_OBJECT = " (a node with _target_)"
+
+
+def matches(value: Any, annotation: Any) -> bool:
+    """Whether a config value (a YAML scalar, list or mapping) can be what a type ``annotation`` describes;
+    an annotation this does not read (a protocol, a type variable) accepts anything."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return True
+    if annotation is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, argument) for argument in arguments)
+    if origin is typing.Literal:
+        return any(value == choice and type(value) is type(choice) for choice in arguments)
+    if annotation in (bool, int, float, str):
+        return {bool: isinstance(value, bool), int: _is_int(value), float: _is_number(value),
+                str: isinstance(value, str)}[annotation]
+    container = origin or annotation
+    if not isinstance(container, type):
+        return True
+    if issubclass(container, Mapping) or container is dict:
+        return isinstance(value, (DictConfig, dict))
+    if container in SEQUENCES:
+        if not isinstance(value, (ListConfig, list, tuple)):
+            return isinstance(value, DictConfig) and "_target_" in value
+        if container is tuple and arguments and Ellipsis not in arguments:
+            return len(value) == len(arguments) and all(matches(v, a) for v, a in zip(value, arguments))
+        return not arguments or all(matches(v, arguments[0]) for v in value)
+    return isinstance(value, container) or (isinstance(value, DictConfig) and "_target_" in value)
+
+
+def describe(annotation: Any) -> str:
+    """A type ``annotation`` in a user's words (``Optional[int]`` -> ``null or an integer``); a class is left
+    out of a union that offers a YAML value too (``float | Tensor`` -> ``a number``)."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in arguments if typing.get_origin(a) is not typing.Literal]
+        choices = [c for a in arguments if typing.get_origin(a) is typing.Literal for c in typing.get_args(a)]
+        words = list(dict.fromkeys(describe(m) for m in sorted(members, key=lambda m: m is not type(None))))
+        if choices:
+            words.append(describe(typing.Literal[tuple(choices)]))
+        plain = [w for w in words if not w.endswith(_OBJECT)]
+        return " or ".join(plain or words)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(dict.fromkeys(str(choice) for choice in arguments))
+    words = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if annotation in words:
+        return words[annotation]
+    container = origin or annotation
+    if isinstance(container, type) and (issubclass(container, Mapping) or container is dict):
+        return "a mapping"
+    if container is tuple and arguments and Ellipsis not in arguments:
+        return f"a list of {len(arguments)}: {', '.join(describe(a) for a in arguments)}"
+    if container in SEQUENCES:
+        return "a list" + (f" of {describe(arguments[0])}" if arguments else "")
+    return f"a {getattr(container, '__name__', container)}{_OBJECT}"
+
+
+def annotations_of(target: Any) -> dict[str, Any]:
+    """The evaluated annotations of ``target``'s constructor (or of a function); a name an annotation uses that
+    its module does not define at run time (``Run`` in ``WandbLogger``, imported only for type checkers) stands
+    for ``Any``, so the other arguments are still checked."""
+    function = target.__init__ if isinstance(target, type) else target
+    namespace = dict(getattr(function, "__globals__", {}))
+    for _ in range(16):
+        try:
+            return typing.get_type_hints(function, globalns=namespace)
+        except NameError as error:
+            if not getattr(error, "name", None) or error.name in namespace:
+                return {}
+            namespace[error.name] = Any
+        except TypeError:  # an annotation that does not evaluate here: nothing to check against
+            return {}
+    return {}
+
+
+def check_types(node: DictConfig, prefix: str, skip: Iterable[str]) -> None:
+    """Every setting of a ``_target_`` node but ``skip`` matches the type its constructor annotates."""
+    hints = annotations_of(get_class(node._target_))
+    for key in _settings(node):
+        if key in hints and key not in skip and not _hydra_resolved_later(node._get_node(key)._value()):
+            require(matches(node[key], hints[key]), f"{prefix}.{key}", node[key],
+                    f"{describe(hints[key])} (the type of {node._target_}'s argument {key})")
+
+
+# ---------------------------------------------------------------------------------------------- trials
+
+
+@contextlib.contextmanager
+def _quietly() -> Iterator[None]:
+    """Lightning's Trainer logs its devices and tips and may warn while it is built; none of that shows, and
+    the torch flags it sets (determinism, cudnn benchmark) are put back."""
+    import torch
+
+    disabled = logging.root.manager.disable
+    flags = (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+        benchmark, deterministic, warn_only, cublas = flags
+        torch.backends.cudnn.benchmark = benchmark
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
+
+
+def _trial_errors() -> tuple[type[BaseException], ...]:
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    # ImportError: a device or plugin whose package is not installed (trainer.accelerator=tpu needs torch_xla)
+    return MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError, InstantiationException
+
+
+def _attempt(settings: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Any, BaseException | None]:
+    """``(object, None)`` built from ``settings`` (a ``_target_`` mapping) and ``kwargs``, or ``(None, error)``."""
+    try:
+        with _quietly():
+            return instantiate(dict(settings), _partial_=True)(**kwargs), None
+    except _trial_errors() as error:
+        return None, error
+
+
+def trial_build(node: DictConfig, prefix: str, words: Mapping[str, Sequence[str]] = {}, **kwargs: Any) -> Any:
+    """Build what ``node`` configures (Lightning's Trainer, a torch optimizer) as a job would, but writing
+    nothing, and report the exception its constructor raises as a ConfigError on the key at fault.
+
+    The key at fault: of the keys its message names (``words``: other names the message may use for a key),
+    else of all, in that order, the first without which the object builds; else the first named.
     """
-    require(isinstance(cfg.get("seed"), int) and not isinstance(cfg.seed, bool) and cfg.seed >= 0,
-            "seed", cfg.get("seed"), "an integer >= 0")
-    if cfg.get("threads") not in (None, "auto"):
-        require(isinstance(cfg.threads, int) and not isinstance(cfg.threads, bool) and cfg.threads >= 1, "threads",
-                cfg.threads, "auto, null (torch's default: every core) or an integer >= 1")
+    settings = OmegaConf.to_container(node, resolve=True)
+    built, error = _attempt(settings, kwargs)
+    if error is None:
+        return built
+    message = root_cause_line(error).split(": ", 1)[-1]
+    keys = _settings(settings)
+    mentioned = sorted((match.start(), key) for key in keys for word in (key, *words.get(key, ()))
+                       if (match := re.search(rf"\b{re.escape(word)}\b", message, re.IGNORECASE)))
+    named = list(dict.fromkeys(key for _, key in mentioned))
+    candidates = named + [key for key in keys if key not in named]
+    culprit = next((key for key in candidates
+                    if _attempt({k: v for k, v in settings.items() if k != key}, kwargs)[1] is None),
+                   named[0] if named else None)
+    if culprit is None:
+        raise ConfigError(f"{prefix}._target_", node._target_, f"settings it accepts: {message}")
+    raise ConfigError(f"{prefix}.{culprit}", node[culprit], f"what {node._target_} accepts: {message}")
+
+
+# ---------------------------------------------------------------------------------------------- validate
+
+
+def check_node(node: DictConfig, prefix: str, rules: Mapping[str, Rule], filled: Iterable[str] = ()) -> None:
+    """A node rnnbench does not own: its keys are arguments, pass their rule, else match their annotated type
+    (but ``filled``, keys rnnbench fills in per job)."""
+    check_arguments(node, prefix)
+    for key in _settings(node):
+        if key in rules:
+            rules[key].check(f"{prefix}.{key}", node[key])
+    check_types(node, prefix, skip=set(rules) | set(filled))
+
+
+def check_loggers(loggers: DictConfig) -> None:
+    """Each logger's settings are arguments of the logger of their annotated type; a null one is filled per
+    job (the output dir, the run's name)."""
+    for name, node in loggers.items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            check_node(node, f"logger.{name}", LOGGER_RULES.get(node._target_, {}), filled=[
+                k for k in _settings(node) if _hydra_resolved_later(node._get_node(k)._value()) or node[k] is None])
+
+
+LOGGER_RULES: dict[str, dict[str, Rule]] = {  # rules for the settings whose annotation is not checked at run time
+    "pytorch_lightning.loggers.WandbLogger": {"offline": BOOLEAN, "log_model": one_of(True, False, "all")},
+}
+
+
+def check_root(cfg: DictConfig) -> None:
+    """The top-level keys: each component group chosen, each setting as its rule says, no unknown key."""
+    for group in COMPONENTS:
+        node = cfg.get(group)
+        require(isinstance(node, DictConfig) and "_target_" in node, group, node,
+                f"a config of the {group} group: one of {', '.join(group_choices(group))}")
+    for key, rule in ROOT_RULES.items():
+        rule.check(key, cfg.get(key))
+    known = list(dict.fromkeys([*COMPONENTS, *ROOT_RULES, *primary_keys()]))
+    for key in cfg.keys():
+        require(key in known, str(key), cfg.get(key),
+                f"nothing: rnnbench's config has no key {key!r}{did_you_mean(str(key), known)}")
+
+
+def check_memory(cfg: DictConfig, datamodule: Any, task: Any) -> None:
+    """Refuse, before the model is built, a training step that cannot fit in this machine's memory: the data,
+    the weights and gradients, and the activations of one batch (the model class's ``footprint``)."""
+    check_arguments(cfg.model, "model", provided=["task"])
+    model_class = get_class(cfg.model._target_)
+    footprint = getattr(model_class, "footprint", None)
+    samples = getattr(datamodule, "split_samples", None)
+    if footprint is None or samples is None:
+        return
+    batch = min(datamodule.batch_size, samples["train"])
+    settings = {key: cfg.model[key] for key in _settings(cfg.model)}
+    try:
+        needed = footprint(task, batch, settings) + datamodule.memory_bytes()
+    except ConfigError as error:
+        raise error.under("model") from None
+    data_defaults, model_defaults = defaults_of(type(datamodule).__init__), defaults_of(model_class.__init__)
+    growing = {f"data.{key}": (getattr(datamodule, key), data_defaults.get(key))
+               for key in ("batch_size", "seq_len") if hasattr(datamodule, key)}
+    growing.update({f"model.{key}": (settings[key], model_defaults.get(key))
+                    for key in ("hidden_size", "num_layers", "embedding_size", "param_budget")
+                    if settings.get(key) is not None})
+    require_fits(needed, f"training (the data, the model and one batch's activations: {format_bytes(needed)})",
+                 growing)
+
+
+def _batches(samples: int, batch_size: int, limit: Any) -> int:
+    """The batches Lightning runs of a split of ``samples`` under ``limit_<split>_batches`` (an int caps them,
+    a float keeps that fraction, rounded down)."""
+    batches = math.ceil(samples / batch_size)
+    return min(batches, limit) if _is_int(limit) else int(batches * limit)
+
+
+def check_epochs(trainer: DictConfig, datamodule: Any) -> None:
+    """The Trainer's checks that fire only once data is there: a fraction of a split that rounds to no batch,
+    validation more batches apart than an epoch has, and a run that would never end."""
+    defaults = defaults_of(get_class(trainer._target_).__init__)
+    setting = {key: trainer.get(key, defaults.get(key)) for key in (
+        "max_steps", "max_epochs", "val_check_interval", "check_val_every_n_epoch", "limit_train_batches",
+        "limit_val_batches", "limit_test_batches")}
+    max_epochs = setting["max_epochs"]
+    require(setting["max_steps"] != -1 or (_is_int(max_epochs) and max_epochs >= 1), "trainer.max_steps",
+            setting["max_steps"], f"an integer >= 1 while trainer.max_epochs={max_epochs} (with both unset the run "
+                                  f"would never end; to train for N epochs set trainer.max_epochs=N)")
+    samples = getattr(datamodule, "split_samples", None)
+    if samples is None:
+        return
+    batches = {}
+    for split, count in samples.items():
+        limit = setting[f"limit_{split}_batches"]
+        limit = 1.0 if limit is None else limit
+        batches[split] = _batches(count, datamodule.batch_size, limit)
+        full = math.ceil(count / datamodule.batch_size)
+        require(not (isinstance(limit, float) and limit > 0 and batches[split] == 0), f"trainer.limit_{split}_batches",
+                limit, f"0, a fraction >= {1 / full:.3g} (the {split} split has {full} batches) or an integer")
+    interval, every = setting["val_check_interval"], setting["check_val_every_n_epoch"]
+    validates = not (isinstance(setting["limit_val_batches"], (int, float)) and setting["limit_val_batches"] == 0)
+    if _is_int(interval) and every is not None and validates and batches["train"]:
+        require(interval <= batches["train"], "trainer.val_check_interval", interval,
+                f"an integer <= {batches['train']} (the training batches of an epoch) while "
+                f"trainer.check_val_every_n_epoch={every}; set that to null to count batches across epochs")
+
+
+def check_trainer(trainer: DictConfig, datamodule: Any, here: bool) -> None:
+    """Lightning's Trainer: rnnbench's rules, the argument types, then a Trainer built from the config (no
+    logger, no callbacks, nothing written), which must run in one process."""
+    from pytorch_lightning.strategies import SingleDeviceStrategy
+
+    check_node(trainer, "trainer", TRAINER_RULES)
+    check_epochs(trainer, datamodule)
+    if not here:
+        return
+    built = trial_build(trainer, "trainer", logger=False, callbacks=[], enable_checkpointing=False,
+                        enable_progress_bar=False)
+    require(isinstance(built.strategy, SingleDeviceStrategy), "trainer.devices", trainer.get("devices", "auto"),
+            f"1 (Lightning would start {type(built.strategy).__name__} over {built.num_devices} devices)"
+            f"{SINGLE_PROCESS}")
+
+
+def check_optim(optim: DictConfig) -> None:
+    """A torch optimizer: rnnbench's rules, the argument types, then the optimizer built on a dummy parameter."""
+    import torch
+
+    check_node(optim, "optim", OPTIM_RULES)
+    trial_build(optim, "optim", OPTIM_WORDS, params=[torch.nn.Parameter(torch.zeros(1))])
+
+
+def validate(cfg: DictConfig, here: bool = True) -> None:
+    """Refuse every bad value of a job's composed config, in one line naming its key, before any work.
+
+    Building the data module and the model is cheap (no data is generated or read until ``setup``, and a model
+    that cannot fit in memory is refused from its parameter count), so validation constructs them rather than
+    repeating their rules here. ``here=False``: the jobs run on other machines (a Slurm launcher), so the
+    checks of this machine's devices (a Trainer built here) are left to them.
+    """
+    require_resolved_and_finite(cfg)
+    check_root(cfg)
     datamodule = build(cfg.data, "data")
-    build(cfg.model, "model", task=datamodule.task)
-
+    task = datamodule.task
+    names = objective_names(task.metric)
+    require(cfg.get("objective") is None or cfg.objective in names, "objective", cfg.get("objective"),
+            f"null or a metric of the record: one of {', '.join(names)}{did_you_mean(str(cfg.objective), names)}")
+    check_memory(cfg, datamodule, task)
+    build(cfg.model, "model", task=task)
     build_diagnostics(cfg.get("diagnostics"))
+    check_loggers(cfg.logger)
+    check_trainer(cfg.trainer, datamodule, here)
+    check_optim(cfg.optim)
 
-    check_arguments(cfg.trainer, "trainer")
-    check_arguments(cfg.optim, "optim")
-    lr = cfg.optim.get("lr")
-    require(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0, "optim.lr", lr, "a number > 0")
-    clip = cfg.trainer.get("gradient_clip_val")
-    require(clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0),
-            "trainer.gradient_clip_val", clip, "null (no clipping) or a number > 0")
-    algorithm = cfg.trainer.get("gradient_clip_algorithm")
-    require(algorithm in CLIP_ALGORITHMS, "trainer.gradient_clip_algorithm", algorithm,
-            f"one of {', '.join(CLIP_ALGORITHMS)}")
-    max_steps = cfg.trainer.get("max_steps", -1)
-    require(max_steps == -1 or (isinstance(max_steps, int) and max_steps >= 1), "trainer.max_steps", max_steps,
-            "an integer >= 1, or -1 to let trainer.max_epochs decide")
+
+# ---------------------------------------------------------------------------------------------- hydra
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+SUBMITIT_LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def _joblib_backends() -> tuple[Any, ...]:
+    from joblib.parallel import BACKENDS, MAYBE_AVAILABLE_BACKENDS
+
+    return (None, *sorted(set(BACKENDS) | set(MAYBE_AVAILABLE_BACKENDS)))
+
+
+SUBMITIT_RULES: dict[str, Rule] = {
+    "timeout_min": integer(1, meaning=" (minutes)"),
+    "cpus_per_task": optional(integer(1), "the cluster's default"),
+    "gpus_per_node": optional(integer(0), "none"),
+    "tasks_per_node": one_of(1, meaning=SINGLE_PROCESS),
+    "nodes": one_of(1, meaning=SINGLE_PROCESS),
+    "mem_gb": optional(positive(), "the cluster's default"),
+}
+HYDRA_RULES: dict[str, dict[str, Rule]] = {  # launcher or sweeper _target_ -> its settings' rules
+    JOBLIB: {
+        "n_jobs": Rule(lambda v: _is_int(v) and v != 0, "an integer other than 0: the jobs run at once, or -1 for "
+                                                          "one per core (-2: all cores but one, ...)"),
+        "prefer": one_of(None, "processes", "threads"),
+        "require": one_of(None, "sharedmem"),
+        "verbose": integer(0),
+        "timeout": optional(positive(), "none"),
+        "batch_size": Rule(lambda v: v == "auto" or _is_int(v) and v >= 1, "auto or an integer >= 1"),
+        "pre_dispatch": Rule(lambda v: isinstance(v, str) or _is_int(v) and v >= 1,
+                             "all, an expression of n_jobs such as 2*n_jobs, or an integer >= 1"),
+        "mmap_mode": one_of(None, "r+", "r", "w+", "c"),
+    },
+    SUBMITIT_LOCAL: SUBMITIT_RULES,
+    SUBMITIT_SLURM: {
+        **SUBMITIT_RULES,
+        "array_parallelism": integer(1),
+        "cpus_per_gpu": optional(integer(1), "the cluster's default"),
+        "gpus_per_task": optional(integer(1), "the cluster's default"),
+        "signal_delay_s": integer(0),
+        "max_num_timeout": integer(0),
+    },
+    OPTUNA: {
+        "n_trials": integer(1),
+        "n_jobs": integer(1, meaning=" (trials per batch)"),
+        "direction": one_of(*DIRECTIONS, meaning=" (rnnbench's jobs return one objective)"),
+        "max_failure_rate": Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+        "sampler.seed": optional(integer(0, SEED_LIMIT), "a random seed"),
+        "sampler.n_startup_trials": integer(0),
+    },
+    BASIC_SWEEPER: {"max_batch_size": optional(integer(1), "every job in one batch")},
+}
+
+
+def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
+    """Refuse a bad Hydra setting of a command before any job starts: the launcher's and the sweeper's
+    settings (rules per plugin, :data:`HYDRA_RULES`), the output dir (``hydra.run.dir``, or ``hydra.sweep.dir``
+    for ``multirun``) resolving, and, for an Optuna sweep, an ``objective`` to optimise.
+
+    ``hydra_cfg`` is the ``hydra`` node of a config composed with ``return_hydra_config=True``.
+    """
+    launcher, sweeper = hydra_cfg.launcher, hydra_cfg.sweeper
+    require_resolved_and_finite(launcher, "hydra.launcher")
+    require_resolved_and_finite(sweeper, "hydra.sweeper")
+    output = "sweep" if multirun else "run"
+    directory = _resolved(hydra_cfg[output], "dir", f"hydra.{output}.dir")
+    require(isinstance(directory, str) and directory.strip() != "", f"hydra.{output}.dir", directory,
+            "a directory path")
+    for name, node in (("launcher", launcher), ("sweeper", sweeper)):
+        for key, rule in HYDRA_RULES.get(node.get("_target_"), {}).items():
+            value = OmegaConf.select(node, key, default=_ABSENT)
+            if value is not _ABSENT:
+                rule.check(_set_by(node, key, f"hydra.{name}.{key}"), value)
+    root = hydra_cfg._get_root()  # the composed config the hydra node belongs to (its job settings)
+    if multirun and root is not hydra_cfg and "objective" in root:
+        check_objective_for(sweeper, root.objective)
+
+
+def check_objective_for(sweeper: DictConfig, objective: Any) -> None:
+    """An Optuna sweep optimises the record metric ``objective`` names: it cannot be null."""
+    if sweeper.get("_target_") == OPTUNA:
+        require(objective is not None, "objective", objective,
+                "a record metric such as best/val/loss: hydra/sweeper=optuna optimises the value it names")
+
+
+def _set_by(node: DictConfig, key: str, name: str) -> str:
+    """The setting a user gives for ``node.key``: the key it interpolates (``${objective_direction}``), else
+    ``name``."""
+    parent, _, leaf = key.rpartition(".")
+    holder = OmegaConf.select(node, parent) if parent else node
+    raw = holder._get_node(leaf)._value() if isinstance(holder, DictConfig) and leaf in holder else None
+    match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return match.group(1) if match else name
+
+
+_ABSENT = object()

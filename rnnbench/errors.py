@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -37,10 +39,67 @@ def require(condition: bool, setting: str, value: Any, allowed: str) -> None:
         raise ConfigError(setting, value, allowed)
 
 
-def require_int(value: Any, setting: str, minimum: int) -> int:
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-            setting, value, f"an integer >= {minimum}")
+def is_int_in(value: Any, minimum: int, maximum: int | None = None) -> bool:
+    """Whether ``value`` is an integer (not a bool) in [minimum, maximum]."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum and \
+        (maximum is None or value <= maximum)
+
+
+def int_range_words(minimum: int, maximum: int | None = None) -> str:
+    """What :func:`is_int_in` accepts, in words."""
+    return f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+
+
+def require_int(value: Any, setting: str, minimum: int, maximum: int | None = None) -> int:
+    """``value``, if it is an integer (not a bool) in [minimum, maximum]; else a ConfigError on ``setting``."""
+    require(is_int_in(value, minimum, maximum), setting, value, int_range_words(minimum, maximum))
     return value
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine (``os.sysconf``); 0 where the system does not tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes in the largest binary unit that keeps the number >= 1 (``1.5 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.3g} {unit}" if count < 1e6 else f"{count:.2e} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
+    """The default value of each parameter of ``function`` that has one."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def require_fits(needed: float, what: str, settings: Mapping[str, tuple[Any, Any]]) -> None:
+    """Refuse a configuration whose ``what`` needs ``needed`` bytes, more than this machine's physical memory.
+
+    ``settings`` maps each setting the size grows with to ``(value, default)``; the one furthest above its
+    default (by ratio) is named, since that is the one to bring down.
+    """
+    memory = physical_memory()
+    if not memory or needed <= memory:
+        return
+
+    def ratio(item: tuple[str, tuple[Any, Any]]) -> float:
+        value, default = item[1]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return 0.0
+        base = default if isinstance(default, (int, float)) and default > 0 else 1
+        return value / base
+
+    setting, (value, _) = max(settings.items(), key=ratio)
+    raise ConfigError(setting, value, f"a smaller value: {what} would need at least {format_bytes(needed)}, "
+                                      f"more than this machine's {format_bytes(memory)} of memory")
+
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
                           OverrideParseException)
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.config import config_dir, validate
+from rnnbench.config import check_objective_for, config_dir, validate, validate_hydra
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -153,6 +153,7 @@ def preflight(arguments: list[str]) -> int:
             hydra_root = compose("train", overrides=structure_only, return_hydra_config=True)
             check_keys_exist([o for o in everything if not _shapes_composition(o, groups)], hydra_root)
             hydra_cfg = hydra_root.hydra
+            validate_hydra(hydra_cfg, multirun)
             params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
             check_group_choices(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
                                 groups)
@@ -169,6 +170,8 @@ def preflight(arguments: list[str]) -> int:
                 ConfigLoaderImpl._apply_overrides_to_config(
                     [o for o in parsed if not _shapes_composition(o, groups)], cfg)
                 validate(cfg)
+                if multirun:
+                    check_objective_for(hydra_cfg.sweeper, cfg.get("objective"))
                 checked += 1
     except (ConfigCompositionException, OverrideParseException) as error:
         raise _one_line(error) from None

@@ -67,6 +67,24 @@ def rnnbench_cli(tmp_path: Path):
     return _run
 
 
+FAILING_CELL = "faulty_cells.FailsWhileTraining"
+
+
+@pytest.fixture
+def failing_cell(tmp_path: Path) -> str:
+    """A user cell (saved in tmp_path, the runs' working directory) that passes every check before a job starts
+    and raises once training begins: a real failure inside a job. Returns its ``model.cell`` name."""
+    (tmp_path / "faulty_cells.py").write_text(
+        "import torch\n"
+        "from rnnbench.models.cells.simple import ElmanRNN\n\n\n"
+        "class FailsWhileTraining(ElmanRNN):\n"
+        "    def step_projected(self, p_t, state):\n"
+        "        if self.training and torch.is_grad_enabled():\n"
+        "            raise RuntimeError('injected fault: this cell fails in training')\n"
+        "        return super().step_projected(p_t, state)\n")
+    return FAILING_CELL
+
+
 # Tiny but real: enough steps for every task to learn something, small enough for seconds per run.
 FAST = ("threads=1", "trainer.max_steps=40", "trainer.val_check_interval=20", "model.hidden_size=16",
         "data.num_train=512", "data.num_val=128", "data.num_test=128", "data.batch_size=32")

@@ -13,10 +13,16 @@ from rnnbench.diagnostics import GateMonitor, GradientFlowProbe, GradientNormMon
 from rnnbench.diagnostics.gradient_flow import state_prefix
 from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
 from rnnbench.models import SequenceModel
+from rnnbench.tracking.record import Record
 from rnnbench.training.divergence import DivergenceMonitor
 from rnnbench.training.module import SequenceTaskModule
 
 from cells_under_test import all_cells
+
+
+def empty_record() -> Record:
+    """A record for the instruments to fill (the job fills the rest)."""
+    return Record(config={}, config_hash="", overrides=[], choices={}, output_dir="")
 
 
 class IndependentNorms(pl.Callback):
@@ -46,9 +52,9 @@ def fit(cell="gru", steps=30, lr=0.01, clip=None, seq_len=12, callbacks=(), opti
 def test_clip_rate_and_norms_match_an_independent_count(cell):
     monitor, reference = GradientNormMonitor(), IndependentNorms()
     fit(cell=cell, steps=30, clip=0.3, callbacks=[monitor, reference])
-    record = {}
+    record = empty_record()
     monitor.record_into(record)
-    section = record["gradients"]
+    section = record.gradients
     assert section["steps_measured"] == len(reference.norms) == 30
     assert section["clipped_steps"] == sum(n > 0.3 for n in reference.norms)
     assert section["clip_rate"] == pytest.approx(section["clipped_steps"] / 30)
@@ -78,9 +84,9 @@ def test_without_clipping_the_clip_rate_is_null_and_groups_are_logged():
     pl.Trainer(max_steps=10, logger=Capture(), log_every_n_steps=5, callbacks=[monitor], enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                accelerator="cpu").fit(module, datamodule=data)
-    record = {}
+    record = empty_record()
     monitor.record_into(record)
-    assert record["gradients"]["clip_rate"] is None
+    assert record.gradients["clip_rate"] is None
     step = logged[10]
     groups = [f"grad/layer{l}/{d}/{w}" for l in (0, 1) for d in ("forward", "backward")
               for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
@@ -102,19 +108,19 @@ def test_divergence_is_counted_not_dropped():
     trainer, _ = fit(cell="rnn", steps=40, lr=1e12, optimizer=torch.optim.SGD, nonlinearity="relu",
                      callbacks=[monitor, divergence])
     assert divergence.diverged_at_step is not None and trainer.global_step == divergence.diverged_at_step
-    record = {}
+    record = empty_record()
     monitor.record_into(record)
-    assert record["gradients"]["nonfinite"] >= 1 and math.isfinite(record["gradients"]["last_finite_norm"])
+    assert record.gradients["nonfinite"] >= 1 and math.isfinite(record.gradients["last_finite_norm"])
 
 
 def test_probes_run_at_start_cadence_and_end_and_match_the_direct_computation():
     flow, gates = GradientFlowProbe(every_n_steps=10, probe_size=16), GateMonitor(every_n_steps=10, probe_size=16)
     _, module = fit(cell="lstm", steps=25, callbacks=[flow, gates], num_layers=2)
     assert flow.probe_steps == gates.probe_steps == [0, 10, 20, 25]
-    record = {}
+    record = empty_record()
     flow.record_into(record)
     gates.record_into(record)
-    layers = record["gradients"]["layers"]
+    layers = record.gradients["layers"]
     assert [(e["layer"], e["direction"]) for e in layers] == [(0, "forward"), (1, "forward")]
     # The last probe equals a direct computation on the final weights and the same batch.
     inputs, targets = flow.batch
@@ -125,8 +131,8 @@ def test_probes_run_at_start_cadence_and_end_and_match_the_direct_computation():
     assert layers[1]["curve_last"] == pytest.approx(direct.hidden[1, 0].tolist(), rel=1e-9)
     assert len(layers[0]["curve_first"]) == 12 and layers[0]["cell_vanishing_log10"] is not None
     assert layers[0]["vanishing_log10_first"] != layers[0]["vanishing_log10"]  # training changed the curve
-    assert [row["layer"] for row in record["gates"]] == [0, 1]
-    assert 0 < record["gates"][0]["forget_mean"] < 1
+    assert [row["layer"] for row in record.gates] == [0, 1]
+    assert 0 < record.gates[0]["forget_mean"] < 1
 
 
 def test_textbook_picture_at_initialisation_on_adding_t100():
@@ -162,13 +168,13 @@ def test_every_instrument_runs_on_every_cell(cell):
         GateMonitor(every_n_steps=5, probe_size=8)
     _, module = fit(cell=cell, steps=6, clip=1.0, seq_len=6, callbacks=[norms, flow, gates], num_layers=2,
                     bidirectional=True)
-    record = {}
+    record = empty_record()
     for instrument in (norms, flow, gates):
         instrument.record_into(record)
     stack = module.model.stack
-    assert [(e["layer"], e["direction"]) for e in record["gradients"]["layers"]] == \
+    assert [(e["layer"], e["direction"]) for e in record.gradients["layers"]] == \
         [(0, "forward"), (0, "backward"), (1, "forward"), (1, "backward")]
-    for entry in record["gradients"]["layers"]:
+    for entry in record.gradients["layers"]:
         for name in stack.state_names:
             prefix = state_prefix(name)
             for key in ("vanishing_log10", "vanishing_log10_first", "vanishing_log10_min", "reach"):
@@ -177,9 +183,9 @@ def test_every_instrument_runs_on_every_cell(cell):
         assert entry["vanishing_log10_min"] <= min(0.0, entry["vanishing_log10"]) + 1e-9
         assert ("c" in stack.state_names) == (entry["cell_vanishing_log10"] is not None)
     _, step_gates = stack.cells[0].step(torch.zeros(1, 2), stack.cells[0].initial_state(1))
-    for row in record["gates"]:
+    for row in record.gates:
         assert {f"{g}_mean" for g in step_gates} | {"h_saturated", "h_dead"} <= set(row)
-    assert math.isfinite(record["gradients"]["max_norm"]) and record["gradients"]["steps_measured"] == 6
+    assert math.isfinite(record.gradients["max_norm"]) and record.gradients["steps_measured"] == 6
     assert set(norms.named_groups[i][0] for i in range(len(norms.named_groups))) == {
         f"layer{l}/{d}/{p}" for l in (0, 1) for d in ("forward", "backward")
         for p, _ in stack.cells[0].named_parameters()}
@@ -198,9 +204,9 @@ def test_per_step_bidirectional_probe_measures_each_direction_against_the_loss_i
     pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, limit_val_batches=0, callbacks=[flow],
                accelerator="cpu").fit(module, datamodule=data)
-    record = {}
+    record = empty_record()
     flow.record_into(record)
-    backward = record["gradients"]["layers"][1]
+    backward = record.gradients["layers"][1]
     assert backward["direction"] == "backward" and all(v > 0 for v in backward["curve_last"])
     inputs, targets = flow.batch
     model = module.model

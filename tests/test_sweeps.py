@@ -27,7 +27,9 @@ from rnnbench.sweeps.resume import command_signature
 from rnnbench.sweeps.threads import available_cores, threads_per_job
 from rnnbench.sweeps.wandb_sweep import agent_command, example_values, load_sweep_config
 from rnnbench.tracking import summary
+from rnnbench.tracking.record import new_record, write_json_atomic
 from rnnbench.tracking.wandb_offline import read_offline_run
+from rnnbench.training.checkpoints import checkpoint_step
 
 from conftest import FAST, cli_env
 
@@ -174,7 +176,7 @@ def test_a_sweep_stopped_by_its_launcher_still_gets_its_summary(tmp_path, capsys
     summarises the records of the sweep that on_multirun_start saw begin."""
     job = tmp_path / "0"
     job.mkdir()
-    (job / "result.json").write_text(json.dumps({"status": "running", "output_dir": str(job)}))
+    write_json_atomic(job / "result.json", new_record({"seed": 0}, [], {}, job))  # status: running
     monkeypatch.setattr(summary, "_open_sweep", {"dir": tmp_path, "expected": 4, "launcher": "JoblibLauncher"})
     assert summary.report_unfinished_sweep() == 1 and summary._open_sweep is None
     out = capsys.readouterr().out
@@ -222,19 +224,19 @@ def test_wandb_sweep_config_drives_rnnbench_train():
 
 
 @pytest.mark.slow
-def test_joblib_sweep_isolates_failures_and_gives_each_job_its_own_wandb_run(rnnbench_cli, tmp_path):
-    """4 jobs on 2 workers: completed, diverged (lr 1e12) and failed (no TPU) side by side; each job a
+def test_joblib_sweep_isolates_failures_and_gives_each_job_its_own_wandb_run(rnnbench_cli, tmp_path, failing_cell):
+    """4 jobs on 2 workers: completed, diverged (lr 1e12) and failed (a cell that raises) side by side; each job a
     W&B offline run of its own, the summary over all four, exit 1 only for the failures."""
     fast = [o for o in FAST if not o.startswith("threads=")]  # the launcher gives each job its share
     result = rnnbench_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.seq_len=10",
-                          "model.cell=rnn", "model.nonlinearity=relu", "optim=sgd", "optim.lr=0.01,1e12",
-                          "trainer.accelerator=cpu,tpu", *fast, *QUIET)
+                          f"model.cell=rnn,{failing_cell}", "model.nonlinearity=relu", "optim=sgd",
+                          "optim.lr=0.01,1e12", *fast, *QUIET)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "4 run(s): 1 completed, 1 diverged, 2 failed" in result.stdout
     sweep = sweep_dir_of(tmp_path)
-    found = {(r["config"]["optim"]["lr"], r["config"]["trainer"]["accelerator"]): r for r in records(sweep)}
-    assert found[(0.01, "cpu")]["status"] == "completed" and found[(1e12, "cpu")]["status"] == "diverged"
-    assert found[(0.01, "tpu")]["status"] == found[(1e12, "tpu")]["status"] == "failed"
+    found = {(r["config"]["optim"]["lr"], r["config"]["model"]["cell"]): r for r in records(sweep)}
+    assert found[(0.01, "rnn")]["status"] == "completed" and found[(1e12, "rnn")]["status"] == "diverged"
+    assert found[(0.01, failing_cell)]["status"] == found[(1e12, failing_cell)]["status"] == "failed"
     share = max(1, available_cores() // 2)
     run_ids = set()
     for record in found.values():
@@ -244,7 +246,7 @@ def test_joblib_sweep_isolates_failures_and_gives_each_job_its_own_wandb_run(rnn
         assert record["wandb"]["group"] == sweep.name
         run_ids.add(record["wandb"]["run_id"])
     assert len(run_ids) == 4
-    history = read_offline_run(next((Path(found[(0.01, "cpu")]["output_dir"]) / "wandb").glob("offline-run-*")))
+    history = read_offline_run(next((Path(found[(0.01, "rnn")]["output_dir"]) / "wandb").glob("offline-run-*")))
     assert len([row for row in history["history"] if "train/loss" in row]) == 4
     spans = sorted((r["started_at"], r["finished_at"]) for r in found.values())
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "no two jobs ran at once"
@@ -310,6 +312,7 @@ def test_killed_sweep_resumes_into_the_same_dir_without_rerunning_completed_jobs
     sweep = sweep_dir_of(tmp_path, "quickstart")
     before = {r["output_dir"]: r for r in records(sweep)}
     assert sorted(r["status"] for r in before.values()) == ["completed", "running"]
+    checkpointed = {d: checkpoint_step(Path(d) / "checkpoints" / "last.ckpt") for d in before}
 
     result = subprocess.run([*command, "resume=true"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
                             timeout=300)
@@ -322,8 +325,9 @@ def test_killed_sweep_resumes_into_the_same_dir_without_rerunning_completed_jobs
     for output_dir, record in before.items():
         if record["status"] == "completed":
             assert after[output_dir]["started_at"] == record["started_at"]  # skipped, not re-run
-        else:
-            assert after[output_dir]["started_at"] != record["started_at"]  # the killed job ran again
+        else:  # the killed job ran on, from its last checkpoint when it had one (else from step 0)
+            assert after[output_dir]["resumed_from_step"] == checkpointed[output_dir]
+            assert after[output_dir]["steps"] == 150 and after[output_dir]["finished_at"] is not None
 
 
 @pytest.mark.slow

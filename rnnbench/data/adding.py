@@ -20,6 +20,15 @@ class AddingProblem(InMemoryDataModule):
         super().__init__(batch_size, seed)
         self.seq_len = require_int(seq_len, "seq_len", 2)
         self.sizes = split_sizes(num_train, num_val, num_test)
+        self.require_memory(seq_len=self.seq_len, **dict(zip(("num_train", "num_val", "num_test"), self.sizes)))
+
+    @property
+    def split_samples(self) -> dict[str, int]:
+        return dict(zip(("train", "val", "test"), self.sizes))
+
+    def memory_bytes(self) -> int:
+        """Values, markers and their (N, T, 2) stack, float32: 16 bytes per sample and step."""
+        return 16 * sum(self.sizes) * self.seq_len
 
     @property
     def task(self) -> Task:

@@ -29,6 +29,15 @@ class CopyMemory(InMemoryDataModule):
         super().__init__(batch_size, seed)
         self.seq_len = require_int(seq_len, "seq_len", 1)
         self.sizes = split_sizes(num_train, num_val, num_test)
+        self.require_memory(seq_len=self.seq_len, **dict(zip(("num_train", "num_val", "num_test"), self.sizes)))
+
+    @property
+    def split_samples(self) -> dict[str, int]:
+        return dict(zip(("train", "val", "test"), self.sizes))
+
+    def memory_bytes(self) -> int:
+        """Inputs and targets, (N, T + 20) int64 each: 16 bytes per sample and step."""
+        return 16 * sum(self.sizes) * (self.seq_len + 2 * RECALL)
 
     @property
     def task(self) -> Task:

@@ -12,6 +12,7 @@ from rnnbench.data.task import Task
 from rnnbench.errors import require
 
 LAYOUTS = {"rows": (8, 8), "pixels": (64, 1)}  # name -> (steps, features per step)
+SAMPLES, PIXELS = 1797, 64  # scikit-learn's digits
 
 
 class Digits(InMemoryDataModule):
@@ -29,6 +30,18 @@ class Digits(InMemoryDataModule):
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             require(isinstance(fraction, float) and 0 < fraction < 0.5, name, fraction, "a fraction in (0, 0.5)")
         self.layout, self.fractions = layout, (val_fraction, test_fraction)
+
+    @property
+    def split_samples(self) -> dict[str, int]:
+        """What ``build_splits``' two ``train_test_split`` calls give (scikit-learn rounds each test share up)."""
+        val_fraction, test_fraction = self.fractions
+        test = math.ceil(test_fraction * SAMPLES)
+        val = math.ceil(val_fraction / (1 - test_fraction) * (SAMPLES - test))
+        return {"train": SAMPLES - test - val, "val": val, "test": test}
+
+    def memory_bytes(self) -> int:
+        """scikit-learn's float64 images and their float32 copy."""
+        return SAMPLES * PIXELS * 12
 
     @property
     def task(self) -> Task:

@@ -95,6 +95,6 @@ class Task:
         return predictions, targets
 
     def validate_model(self, bidirectional: bool) -> None:
-        require(not (bidirectional and self.causal), "model.bidirectional", bidirectional,
+        require(not (bidirectional and self.causal), "bidirectional", bidirectional,
                 f"false for the causal task '{self.name}' (a backward direction would read the future)")
 

@@ -16,12 +16,15 @@ import torch
 
 from rnnbench.data.base import InMemoryDataModule, Split, split_sizes
 from rnnbench.data.task import Task
-from rnnbench.errors import ConfigError, DataError, require_int
+from rnnbench.errors import ConfigError, DataError, defaults_of, require, require_int
 
 log = logging.getLogger(__name__)
 
 D2L_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
 D2L_SHA256 = "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
+D2L_CHARACTERS = 173_428  # the preprocessed length of the file with D2L_SHA256
+COUNTED_BYTES = 64 << 20  # a local file up to this size is counted when the data module is built
+WINDOW_COUNTS = ("num_train", "num_val", "num_test")
 # d2l's Vocab sorts its tokens, so ' ' < '<unk>' < 'a' ... 'z'; d2l's preprocessing leaves no unknowns.
 VOCABULARY = (" ", "<unk>", *string.ascii_lowercase)
 _INDEX = {token: i for i, token in enumerate(VOCABULARY)}
@@ -98,11 +101,57 @@ class TimeMachine(InMemoryDataModule):
         super().__init__(batch_size, seed)
         self.seq_len = require_int(seq_len, "seq_len", 1)
         self.sizes = split_sizes(num_train, num_val, num_test)
+        require(path is None or isinstance(path, str), "path", path, "null (the cache, else a download) or the "
+                                                                     "path of a local text file")
+        for name, value in (("cache_dir", cache_dir), ("url", url)):
+            require(isinstance(value, str) and value != "", name, value, "a non-empty string")
+        require(isinstance(sha256, str) and len(sha256) == 64 and all(c in string.hexdigits for c in sha256),
+                "sha256", sha256, "64 hexadecimal digits (the SHA-256 of the file at url)")
         self.path = None if path is None else Path(path).expanduser().resolve()
         if self.path is not None:
             check_text_file(self.path, "path")
         self.cache_file = Path(cache_dir).expanduser() / "timemachine.txt"
         self.url, self.sha256 = url, sha256
+        self.require_long_enough()
+        self.require_memory(seq_len=self.seq_len, **dict(zip(WINDOW_COUNTS, self.sizes)))
+
+    @property
+    def split_samples(self) -> dict[str, int]:
+        return dict(zip(("train", "val", "test"), self.sizes))
+
+    def memory_bytes(self) -> int:
+        """The windows' inputs and targets, int64 each: 16 bytes per window and step."""
+        return 16 * sum(self.sizes) * self.seq_len
+
+    def text_length(self) -> int | None:
+        """The preprocessed text's length, where known without a download: d2l's file (known by its sha256), or
+        ``path`` counted; for a ``path`` over 64 MiB its size in bytes, an upper bound. None: not known."""
+        if self.path is None:
+            return D2L_CHARACTERS if self.sha256 == D2L_SHA256 else None
+        size = self.path.stat().st_size
+        if size > COUNTED_BYTES:
+            return size
+        return len(preprocess(self.path.read_text(encoding="utf-8", errors="replace")))
+
+    def require_long_enough(self) -> None:
+        """Refuse, before anything is read into tensors, windows the text cannot hold: the three stretches need
+        ``num_train + num_val + num_test + 3 * seq_len`` characters. Names ``seq_len`` if a shorter one would do,
+        else ``path`` (a text of one's own) or the window count furthest above its default."""
+        available, windows = self.text_length(), sum(self.sizes)
+        if available is None or available >= windows + 3 * self.seq_len:
+            return
+        text = f"the text at {self.path}" if self.path is not None else "d2l's text"
+        if available >= windows + 3:
+            raise ConfigError("seq_len", self.seq_len, f"an integer in [1, {(available - windows) // 3}]: {text} "
+                                                       f"holds {available} characters, for {windows} windows "
+                                                       f"(num_train + num_val + num_test)")
+        needed = f"{windows + 3 * self.seq_len} characters after preprocessing for num_train + num_val + " \
+                 f"num_test = {windows} windows of seq_len={self.seq_len}"
+        if self.path is not None:
+            raise ConfigError("path", str(self.path), f"a text of at least {needed} (it holds {available})")
+        defaults = defaults_of(TimeMachine.__init__)
+        name, value = max(zip(WINDOW_COUNTS, self.sizes), key=lambda item: item[1] / defaults[item[0]])
+        raise ConfigError(name, value, f"a smaller count: {text} holds {available} characters, {needed} are needed")
 
     @property
     def task(self) -> Task:

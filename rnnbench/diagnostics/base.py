@@ -12,6 +12,8 @@ from torch import Tensor
 from rnnbench.errors import require_int
 from rnnbench.models.stack import LayerStack
 from rnnbench.tracking.loggers import wandb_loggers
+from rnnbench.tracking.record import Record
+from rnnbench.training.checkpoints import CallbackState
 
 
 def layer_stack(pl_module: pl.LightningModule) -> LayerStack:
@@ -29,18 +31,19 @@ def wandb_runs(trainer: pl.Trainer) -> list[Any]:
     return [logger.experiment for logger in wandb_loggers(trainer.loggers)]
 
 
-def gradients_section(record: dict[str, Any]) -> dict[str, Any]:
+def gradients_section(record: Record) -> dict[str, Any]:
     """The record's ``gradients`` section, created on first use."""
-    if record.get("gradients") is None:
-        record["gradients"] = {}
-    return record["gradients"]
+    if record.gradients is None:
+        record.gradients = {}
+    return record.gradients
 
 
-class Diagnostic(pl.Callback):
-    """A Lightning callback whose findings also go into the run's ``result.json``."""
+class Diagnostic(CallbackState, pl.Callback):
+    """A Lightning callback whose findings also go into the run's ``result.json``, and whose state
+    (:attr:`checkpointed`) goes into the run's checkpoints."""
 
     @abstractmethod
-    def record_into(self, record: dict[str, Any]) -> None:
+    def record_into(self, record: Record) -> None:
         """Add this instrument's summary to ``record`` (the ``gradients`` section, or its own)."""
 
 
@@ -56,6 +59,7 @@ class Probe(Diagnostic):
         self.probe_size = require_int(probe_size, "probe_size", 1)
         self.batch: tuple[Tensor, Tensor] | None = None
         self.probe_steps: list[int] = []
+        self.checkpointed = ("probe_steps",)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         inputs, targets = next(iter(trainer.datamodule.val_dataloader()))

@@ -10,6 +10,7 @@ from torch import Tensor
 from rnnbench.diagnostics.base import Probe, log_scalars, layer_stack
 from rnnbench.diagnostics.measures.gates import gate_statistics
 from rnnbench.errors import require
+from rnnbench.tracking.record import Record
 
 
 class GateMonitor(Probe):
@@ -26,6 +27,7 @@ class GateMonitor(Probe):
                 "a number in (0, 0.5)")
         self.saturation = saturation
         self.last: list[dict[str, Any]] = []
+        self.checkpointed = (*self.checkpointed, "last")
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int) -> None:
@@ -35,5 +37,5 @@ class GateMonitor(Probe):
         if metrics:
             log_scalars(trainer, metrics, step)
 
-    def record_into(self, record: dict[str, Any]) -> None:
-        record["gates"] = self.last or None
+    def record_into(self, record: Record) -> None:
+        record.gates = self.last or None

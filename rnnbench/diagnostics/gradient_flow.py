@@ -12,6 +12,7 @@ from rnnbench.diagnostics.base import Probe, gradients_section, layer_stack, log
 from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
 from rnnbench.errors import require
 from rnnbench.models.stack import DIRECTION_NAMES
+from rnnbench.tracking.record import Record
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 MEASURES = ("vanishing_log10", "vanishing_log10_min", "reach")  # per state, layer and direction
@@ -47,6 +48,7 @@ class GradientFlowProbe(Probe):
         require(dtype in DTYPES, "dtype", dtype, f"one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[dtype]
         self.snapshots: list[dict[str, Any]] = []  # one per probe, in order
+        self.checkpointed = (*self.checkpointed, "snapshots")
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int) -> None:
@@ -105,7 +107,7 @@ class GradientFlowProbe(Probe):
         for run in runs:
             run.log({"grad_flow/curve": chart, "grad_flow/table": table, "trainer/global_step": last["step"]})
 
-    def record_into(self, record: dict[str, Any]) -> None:
+    def record_into(self, record: Record) -> None:
         section = gradients_section(record)
         section["probe_steps"] = list(self.probe_steps)
         if not self.snapshots:

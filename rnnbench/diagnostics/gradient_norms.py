@@ -14,6 +14,7 @@ from torch import Tensor
 from rnnbench.diagnostics.base import gradients_section, Diagnostic, log_scalars, layer_stack
 from rnnbench.diagnostics.measures.gradient_norms import cell_parameter_groups, grad_norm_tensor
 from rnnbench.errors import require, require_int
+from rnnbench.tracking.record import Record
 
 
 class GradientNormMonitor(Diagnostic):
@@ -51,6 +52,8 @@ class GradientNormMonitor(Diagnostic):
         self.clip_value: float | None = None
         self.clip_by_value = False
         self._pending: list[Tensor] = []
+        self.checkpointed = ("steps", "clipped_steps", "spikes", "nonfinite", "max_norm", "last_norm",
+                             "last_finite_norm", "history", "_last_clipped")
         self._groups: tuple[list[str], Tensor] | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -127,7 +130,18 @@ class GradientNormMonitor(Diagnostic):
     def clip_rate(self) -> float | None:
         return self.clipped_steps / self.steps if self.clip_value and self.steps else (0.0 if self.clip_value else None)
 
-    def record_into(self, record: dict[str, Any]) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        self._flush()  # the per-step norms still on the device belong to steps the checkpoint covers
+        state = super().state_dict()
+        state["history"] = list(state["history"])  # a deque would not load with weights_only=True
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        maxlen = self.history.maxlen
+        super().load_state_dict(state_dict)
+        self.history = deque(self.history, maxlen=maxlen)
+
+    def record_into(self, record: Record) -> None:
         section = gradients_section(record)
         section.update(final_norm=self.last_norm, max_norm=self.max_norm if self.steps else None,
                        clip_rate=self.clip_rate(), clipped_steps=self.clipped_steps, spikes=self.spikes,

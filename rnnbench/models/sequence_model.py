@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,12 +13,16 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from rnnbench.data.task import Task
-from rnnbench.errors import ConfigError, require, require_int
+from rnnbench.errors import ConfigError, defaults_of, require, require_fits, require_int
+from rnnbench.models.cells.base import Cell
 from rnnbench.models.cells.registry import accepts_option, cell_options_problem, resolve_cell
 from rnnbench.models.budget import hidden_size_for_budget
 from rnnbench.models.encoders import build_encoder
 from rnnbench.models.initialization import init_recurrent, set_forget_bias
 from rnnbench.models.stack import LayerStack
+
+BYTES_PER_PARAMETER = 8  # float32 weights and their gradients: the least training holds per parameter
+BYTES_PER_VALUE = 4      # float32 activations
 
 
 class SequenceModel(nn.Module):
@@ -59,39 +66,14 @@ class SequenceModel(nn.Module):
                  recurrent_init: str = "default", cell_options: Mapping[str, Any] | None = None,
                  compile: bool = False, param_budget: int | None = None):
         super().__init__()
-        if param_budget is not None:
-            settings = dict(cell=cell, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                            nonlinearity=nonlinearity, embedding_size=embedding_size, cell_options=cell_options)
-            hidden_size, _ = hidden_size_for_budget(param_budget, lambda h: SequenceModel(task, hidden_size=h,
-                                                                                          **settings))
-        cell_class = resolve_cell(cell)
-        options = _plain(cell_options)
-        problem = cell_options_problem(cell_class, options)
-        if problem:
-            key, allowed = problem
-            raise ConfigError(f"cell_options.{key}", options[key], allowed)
-        if nonlinearity is not None:
-            require(accepts_option(cell_class, "nonlinearity") and "nonlinearity" not in options, "nonlinearity",
-                    nonlinearity, f"null for cell {cell} (it takes no nonlinearity, or cell_options sets it)")
-            options["nonlinearity"] = nonlinearity
-        if embedding_size is not None:
-            require_int(embedding_size, "embedding_size", 1)
-        require(forget_bias is None or (isinstance(forget_bias, (int, float)) and not isinstance(forget_bias, bool)),
-                "forget_bias", forget_bias, "null, or a number")
-        require(isinstance(bidirectional, bool), "bidirectional", bidirectional, "true or false")
-        require(isinstance(compile, bool), "compile", compile, "true or false")
-        task.validate_model(bidirectional)
-
+        settings = plan(task, cell, hidden_size, num_layers, bidirectional, dropout, nonlinearity, embedding_size,
+                        forget_bias, cell_options, compile, param_budget)
+        hidden_size = settings.hidden_size
         self.task = task
         self.encoder, input_size = build_encoder(task, embedding_size)
-        try:
-            self.stack = LayerStack(cell_class, input_size, hidden_size, num_layers, bidirectional, dropout,
-                                    name=str(cell), **options)
-        except ConfigError as error:  # a cell's own argument check: name the option as the user gave it
-            given_as_model_key = {"nonlinearity"} if nonlinearity is not None else set()
-            if error.setting in options and error.setting not in given_as_model_key:
-                raise error.under("cell_options") from None
-            raise
+        with cell_option_errors(settings.options, nonlinearity):
+            self.stack = LayerStack(settings.cell_class, input_size, hidden_size, num_layers, bidirectional,
+                                    dropout, name=str(cell), **settings.options)
         init_recurrent(self.stack, recurrent_init)
         if forget_bias is not None:
             set_forget_bias(self.stack, forget_bias)
@@ -102,6 +84,23 @@ class SequenceModel(nn.Module):
         self.head = nn.Linear(hidden_size * self.num_directions, task.output_size)
         self.hidden_size, self.param_budget = hidden_size, param_budget
         self.parameters_count = sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def footprint(cls, task: Task, batch_size: int, settings: Mapping[str, Any]) -> int:
+        """A lower bound on the bytes one training step of the model ``settings`` (``model.*``, without
+        ``_target_``) takes on batches of ``batch_size``: its weights and gradients, and the activations
+        backpropagation keeps (every layer-direction's states at every step, the encoded input, the head's
+        outputs). Checks the settings as the constructor does, and builds nothing but two small meta models."""
+        bound = inspect.signature(cls.__init__).bind(None, task, **settings)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        for unused in ("self", "recurrent_init"):  # applied to the built cells; checked by the constructor
+            del arguments[unused]
+        counted = plan(**arguments)
+        directions = 2 if arguments["bidirectional"] else 1
+        per_step = counted.input_size + arguments["num_layers"] * directions * counted.hidden_size * \
+            counted.state_count + (task.output_size if task.per_step else 0)
+        return BYTES_PER_PARAMETER * counted.parameters + BYTES_PER_VALUE * batch_size * task.seq_len * per_step
 
     def encode(self, inputs: Tensor) -> Tensor:
         """Raw inputs -> the (B, T, input_size) float sequence the layer stack reads."""
@@ -119,6 +118,95 @@ class SequenceModel(nn.Module):
         stack = self.compiled_stack if self.compiled_stack is not None and self.training else self.stack
         output, final = stack(self.encode(inputs))
         return self.readout(output, final[0])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a model's settings come to, checked and counted before anything is allocated."""
+
+    cell_class: type[Cell]
+    options: dict[str, Any]   # the cell's constructor arguments, nonlinearity included
+    hidden_size: int          # as given, or as param_budget chose it
+    input_size: int           # features the layer stack reads
+    state_count: int          # state tensors per layer-direction (h; h and c for an LSTM)
+    parameters: int
+
+
+def plan(task: Task, cell: str, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float,
+         nonlinearity: str | None, embedding_size: int | None, forget_bias: float | None,
+         cell_options: Mapping[str, Any] | None, compile: bool, param_budget: int | None) -> Plan:
+    """Check a SequenceModel's settings (a ConfigError names the first bad one) and count its parameters.
+
+    A model whose weights and gradients alone exceed this machine's memory is refused here, before any
+    weight is allocated or any layer looped over (the count comes from 1- and 2-layer stacks on the meta
+    device). ``recurrent_init`` is checked where it is applied, to the built cells.
+    """
+    cell_class = resolve_cell(cell)
+    options = _plain(cell_options)
+    problem = cell_options_problem(cell_class, options)
+    if problem:
+        key, allowed = problem
+        raise ConfigError(f"cell_options.{key}", options[key], allowed)
+    if nonlinearity is not None:
+        require(accepts_option(cell_class, "nonlinearity") and "nonlinearity" not in options, "nonlinearity",
+                nonlinearity, f"null for cell {cell} (it takes no nonlinearity, or cell_options sets it)")
+        options["nonlinearity"] = nonlinearity
+    if embedding_size is not None:
+        require_int(embedding_size, "embedding_size", 1)
+    require(forget_bias is None or (isinstance(forget_bias, (int, float)) and not isinstance(forget_bias, bool)),
+            "forget_bias", forget_bias, "null, or a number")
+    require(isinstance(bidirectional, bool), "bidirectional", bidirectional, "true or false")
+    require(isinstance(compile, bool), "compile", compile, "true or false")
+    require_int(num_layers, "num_layers", 1)
+    task.validate_model(bidirectional)
+
+    def count(size: int) -> int:
+        with cell_option_errors(options, nonlinearity):
+            return parameter_estimate(task, cell_class, size, num_layers, bidirectional, dropout, embedding_size,
+                                      options, str(cell))
+
+    if param_budget is not None:
+        hidden_size, parameters = hidden_size_for_budget(param_budget, count)
+    else:
+        parameters = count(hidden_size)
+    defaults = defaults_of(SequenceModel.__init__)
+    size = ("param_budget", param_budget) if param_budget is not None else ("hidden_size", hidden_size)
+    growing = {name: (value, defaults[name]) for name, value in
+               (size, ("num_layers", num_layers), ("embedding_size", embedding_size)) if value is not None}
+    require_fits(BYTES_PER_PARAMETER * parameters, f"the weights and gradients of {parameters:.3g} parameters",
+                 growing)
+    input_size = embedding_size if embedding_size is not None else task.input_size
+    return Plan(cell_class, options, hidden_size, input_size, len(cell_class.state_names), parameters)
+
+
+def parameter_estimate(task: Task, cell_class: type[Cell], hidden_size: int, num_layers: int, bidirectional: bool,
+                       dropout: float, embedding_size: int | None, options: Mapping[str, Any], name: str) -> int:
+    """The whole model's parameter count (encoder, stack, head), from its 1- and 2-layer stacks on the meta
+    device: every layer above the first reads the same D*H features, so each has the second layer's count."""
+    with torch.device("meta"):
+        encoder, input_size = build_encoder(task, embedding_size)
+        one, two = (LayerStack(cell_class, input_size, hidden_size, layers, bidirectional, dropout, name=name,
+                               **options) for layers in (1, 2))
+        head = nn.Linear(hidden_size * one.num_directions, task.output_size)
+    first, second = _count(one), _count(two) - _count(one)
+    return _count(encoder) + first + (num_layers - 1) * second + _count(head)
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@contextmanager
+def cell_option_errors(options: Mapping[str, Any], nonlinearity: str | None) -> Iterator[None]:
+    """A cell's own argument check names the option as the user gave it: ``cell_options.KEY`` (``nonlinearity``
+    is a model key when given as one)."""
+    try:
+        yield
+    except ConfigError as error:
+        given_as_model_key = {"nonlinearity"} if nonlinearity is not None else set()
+        if error.setting in options and error.setting not in given_as_model_key:
+            raise error.under("cell_options") from None
+        raise
 
 
 def _plain(options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -87,7 +87,10 @@ class LayerStack(nn.Module):
             return cell(input_size, hidden_size, **options)
         except ConfigError:
             raise
-        except Exception as error:  # a user's constructor
+        except Exception as error:  # a user's constructor, or a size no tensor can hold
+            if isinstance(error, RuntimeError) and "overflow" in str(error):
+                raise ConfigError("hidden_size", hidden_size, "a smaller size: a weight of the cell would have "
+                                                              "more entries than a tensor can hold") from None
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ConfigError("cell", self.cell_name, f"a cell that builds as Cell(input_size, hidden_size, "
                                                       f"**cell_options): {type(error).__name__}: {first}") from None

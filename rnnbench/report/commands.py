@@ -6,9 +6,15 @@ import argparse
 import sys
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"rnnbench: warning: {line}", file=sys.stderr)
+
+
 def _report_error(error: Exception) -> int:
     from rnnbench.report.plot import NoData
 
+    _warn(getattr(error, "warnings", []))  # the records skipped on the way, which may explain the error
     print(f"rnnbench: error: {error}", file=sys.stderr)
     return 1 if isinstance(error, NoData) else 2
 
@@ -45,8 +51,7 @@ def table_command(arguments: list[str]) -> int:
         else:
             result = build_table(runs, metrics=options.metric, by=options.by)
         text = result.render(options.format)
-        for warning in result.warnings:
-            print(f"rnnbench: warning: {warning}", file=sys.stderr)
+        _warn(result.warnings)  # the skipped and duplicate records among them
         if options.format in ("csv", "json"):
             for note in result.notes:
                 print(f"rnnbench: note: {note}", file=sys.stderr)
@@ -80,8 +85,7 @@ def plot_command(arguments: list[str]) -> int:
         from rnnbench.report.plot import plot as draw
 
         runs = load_runs(options.dirs)
-        for warning in code_differences(runs.runs) + [f"skipped unreadable record {s}" for s in runs.skipped]:
-            print(f"rnnbench: warning: {warning}", file=sys.stderr)
+        _warn(code_differences(runs.runs) + runs.warnings())
         for path in draw(runs, options.kind, by=options.by, output=options.output):
             print(path)
     except (ReportError, OSError) as error:

@@ -26,6 +26,7 @@ import numpy as np
 
 from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, display, history_path, layer_entry,
                                      read_history, sort_key, varying_keys)
+from rnnbench.tracking.record import COMPLETED, DIVERGED, FINISHED
 
 __all__ = ["KINDS", "DPI", "FIGSIZE", "NoData", "plot"]
 
@@ -37,7 +38,6 @@ CLIP_KEY = "trainer.gradient_clip_val"
 GRADIENT_LABEL = r"$\Vert\partial\ell_T/\partial h_t\Vert$ (log scale)"
 DISTANCE_LABEL = "distance from the loss (time steps)"
 STEP_LABEL = "optimizer step"
-FINISHED = ("completed", "diverged")
 
 
 class NoData(ReportError):
@@ -150,7 +150,7 @@ def _probe_step(runs: Sequence[Run], index: int) -> str:
 
 
 def plot_gradient_flow(runset: RunSet, by: Sequence[str], output: Path) -> list[Path]:
-    runs = [run for run in runset.runs if run.status == "completed"
+    runs = [run for run in runset.runs if run.status == COMPLETED
             and (_curve(layer_entry(run.gradients), "curve_first") is not None
                  or _curve(layer_entry(run.gradients), "curve_last") is not None)]
     if not runs:
@@ -188,7 +188,7 @@ def plot_curves(runset: RunSet, by: Sequence[str], output: Path) -> list[Path]:
     columns = ("train/loss", "val/loss")
     histories: list[tuple[Run, dict[str, list[tuple[int, float]]]]] = []
     for run in runset.runs:
-        path = history_path(run) if run.status == "completed" else None
+        path = history_path(run) if run.status == COMPLETED else None
         if path is not None:
             try:
                 history = read_history(path, columns)
@@ -268,7 +268,7 @@ def plot_clip_rate(runset: RunSet, by: Sequence[str], output: Path) -> list[Path
                 continue
             rates = [r for r in (_clip_rate(run) for run in at) if r is not None and math.isfinite(r)]
             xs.append(position[value])
-            fractions.append(sum(run.status == "diverged" for run in at) / len(at))
+            fractions.append(sum(run.status == DIVERGED for run in at) / len(at))
             means.append(float(np.mean(rates)) if rates else np.nan)
             lows.append(min(rates) if rates else np.nan)
             highs.append(max(rates) if rates else np.nan)

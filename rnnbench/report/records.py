@@ -11,12 +11,17 @@ path into the record (``steps``, ``throughput.samples_per_second``, ``wall_secon
 from the run's learning-curve history (``csv/metrics.csv``): the optimizer steps done when ``<metric>``
 was first logged below (``<``) or above (``>``) the threshold; infinity when the run never got there (a
 censored value: the table reports how many runs reached it and the median over all of them).
+
+Readers never trust a record blindly: :func:`read_records` skips a file that is unreadable, not rnnbench's,
+of another schema or with the wrong types where readers look (:func:`check_sections`), naming it and why, and
+counts each run once however often it is found (through two of the given dirs, or as a copy of its record).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.errors import RnnbenchError
-from rnnbench.tracking.record import RECORD_NAME, find_records, flatten, read_record
+from rnnbench.tracking.record import RECORD_NAME, RecordError, find_records, flatten, read_record
 
-__all__ = ["ReportError", "Run", "RunSet", "load_runs", "varying_keys", "display", "sort_key", "parse_value",
-           "matches", "value_counts", "code_differences", "LAYER_FIELDS", "history_path", "read_history", "hashable"]
+__all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_sections", "varying_keys", "display",
+           "sort_key", "parse_value", "matches", "value_counts", "code_differences", "history_path", "read_history",
+           "hashable"]
 
 # Settings that never explain a difference in results: seeds (the samples), logging, bookkeeping.
 BOOKKEEPING_KEYS = frozenset({"seed", "threads", "resume", "objective", "objective_direction", "data.seed"})
@@ -38,13 +44,17 @@ PATH_LEAVES = frozenset({"path", "cache_dir", "save_dir", "dir", "url", "default
 CHOICE_EXCLUDED = frozenset({"logger"})
 # Versions whose difference can change results (wandb only logs).
 VERSION_KEYS = ("python", "torch", "pytorch_lightning", "torchmetrics", "numpy", "hydra_core")
-LAYER_FIELDS = ("vanishing_log10", "vanishing_log10_first", "reach", "cell_vanishing_log10")
 _LAYER_METRIC = re.compile(r"layer(\d+)\.(forward|backward)\.(\w+)$")
 _STEPS_TO = re.compile(r"steps_to:(?P<metric>[^<>]+)(?P<op>[<>])(?P<threshold>.+)$")
 
 
 class ReportError(RnnbenchError):
-    """Records or arguments the reporting tools cannot work with (reported as one line, exit 2)."""
+    """Records or arguments the reporting tools cannot work with (reported as one line, exit 2), after the
+    ``warnings`` that explain it (the records skipped on the way)."""
+
+    def __init__(self, message: str, warnings: Sequence[str] = ()):
+        super().__init__(message)
+        self.warnings = list(warnings)
 
 
 def is_bookkeeping(key: str) -> bool:
@@ -162,16 +172,24 @@ class Run:
 
 @dataclass
 class RunSet:
-    """Every run below some dirs, in natural path order, and the records that could not be read."""
+    """Every run below some dirs, in natural path order; the records that could not be read (``path: why``) and
+    how many duplicate records of runs already counted were dropped."""
 
     runs: list[Run]
     skipped: list[str] = field(default_factory=list)
+    duplicates: int = 0
 
-    def __iter__(self):
-        return iter(self.runs)
+    def warnings(self) -> list[str]:
+        """One line per skipped record, and one for the duplicates dropped."""
+        return loading_warnings(self.skipped, self.duplicates)
 
-    def __len__(self) -> int:
-        return len(self.runs)
+
+def loading_warnings(skipped: Sequence[str], duplicates: int) -> list[str]:
+    lines = [f"skipped {line}" for line in skipped]
+    if duplicates:
+        lines.append(f"dropped {duplicates} duplicate record(s) of runs already counted (the same file found through "
+                     "two of the dirs, or a copy of a record: the same output_dir and started_at, or W&B run id)")
+    return lines
 
 
 def _natural(text: str) -> tuple:
@@ -192,13 +210,126 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def load_runs(dirs: Iterable[str | Path]) -> RunSet:
-    """Every ``result.json`` below ``dirs`` (a record file itself may be named too).
+_TEXT, _INT, _NUMBER, _DICT, _LIST = (str,), (int,), (int, float), (dict,), (list,)
+# Inside the sections, what readers rely on (a value may be null): section -> key -> JSON types.
+_SECTION_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "task": {"name": _TEXT, "metric": _TEXT, "metric_mode": _TEXT, "seq_len": _INT, "baseline_loss": _NUMBER,
+             "baseline_metric": _NUMBER, "reference": _DICT},
+    "gradients": {"layers": _LIST, "probe_steps": _LIST},
+    "progress": {"max_steps": _INT, "steps_per_second": _NUMBER, "updated_at": _TEXT},
+    "wandb": {"run_id": _TEXT}}
 
-    Raises ReportError for a path that does not exist or holds no record. A record that cannot be read
-    (not JSON, not an object) is skipped and named in ``skipped``.
+
+def _wrong(path: Path | str, key: str, value: Any, types: tuple[type, ...]) -> RecordError:
+    return RecordError(f"{path}: {key}={value!r:.60} is not a {' or '.join(t.__name__ for t in types)}")
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def check_sections(record: dict[str, Any], path: Path | str = RECORD_NAME) -> dict[str, Any]:
+    """``record`` (already checked by :func:`rnnbench.tracking.record.check_record`) if the values the readers
+    use inside its sections have the types they rely on (null allowed), else :class:`RecordError` naming
+    ``path`` and the first problem: ``seed`` a number or text; ``overrides`` text; the ``task`` fields, a
+    reference's scores numbers; ``gradients.layers`` a list of objects whose ``layer`` is a number and
+    ``direction`` text, ``gradients.probe_steps`` numbers; the ``progress`` heartbeat; ``wandb.run_id`` text."""
+    seed = record.get("seed")
+    if seed is not None and not _is(seed, (int, float, str)):
+        raise _wrong(path, "seed", seed, (int, float, str))
+    for override in record["overrides"]:
+        if not isinstance(override, str):
+            raise _wrong(path, "overrides[]", override, _TEXT)
+    for section, types in _SECTION_TYPES.items():
+        node = record.get(section) or {}
+        for key, wanted in types.items():
+            value = node.get(key)
+            if value is not None and not _is(value, wanted):
+                raise _wrong(path, f"{section}.{key}", value, wanted)
+    reference = (record.get("task") or {}).get("reference") or {}
+    for key, value in reference.items():
+        wanted = _TEXT if key == "name" else _NUMBER
+        if value is not None and not _is(value, wanted):
+            raise _wrong(path, f"task.reference.{key}", value, wanted)
+    gradients = record.get("gradients") or {}
+    for entry in gradients.get("layers") or []:
+        if not isinstance(entry, dict):
+            raise _wrong(path, "gradients.layers[]", entry, _DICT)
+        for key, wanted in (("layer", _INT), ("direction", _TEXT)):
+            if entry.get(key) is not None and not _is(entry[key], wanted):
+                raise _wrong(path, f"gradients.layers[].{key}", entry[key], wanted)
+    for step in gradients.get("probe_steps") or []:
+        if not _is(step, _INT):
+            raise _wrong(path, "gradients.probe_steps[]", step, _INT)
+    return record
+
+
+def _identities(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """What names one run across copies of its record: its output dir and start time, and its W&B run id."""
+    found = []
+    if record.get("started_at"):
+        found.append(("run", os.path.normpath(record["output_dir"]), record["started_at"]))
+    run_id = (record.get("wandb") or {}).get("run_id")
+    if run_id:
+        found.append(("wandb", run_id))
+    return found
+
+
+def _at_home(path: Path, record: Mapping[str, Any]) -> bool:
+    """Whether the record lies in its own run dir (the original rather than a copy)."""
+    try:
+        return path.resolve().parent == Path(record["output_dir"]).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def read_records(paths: Iterable[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str], int]:
+    """The records at ``paths`` as ``(path, record)`` in the order given, each run once; the files skipped, as
+    ``path: why``; and how many duplicates were dropped: a path that resolves to a file already read, or a record
+    of a run already read (the same ``output_dir`` and ``started_at``, or the same W&B run id). Of two copies of
+    one run the one in the run's own dir is kept, else the first."""
+    records: list[tuple[Path, dict[str, Any]]] = []
+    seen_files: set[Path] = set()
+    seen_runs: dict[tuple[str, ...], int] = {}
+    skipped: list[str] = []
+    duplicates = 0
+    for path in paths:
+        resolved = Path(os.path.realpath(path))
+        if resolved in seen_files:
+            duplicates += 1
+            continue
+        seen_files.add(resolved)
+        try:
+            record = check_sections(read_record(path), path)
+        except RecordError as error:
+            lines = str(error).splitlines()
+            skipped.append(lines[0] if lines else f"{path}: {type(error).__name__}")
+            continue
+        identities = _identities(record)
+        earlier = next((seen_runs[i] for i in identities if i in seen_runs), None)
+        if earlier is None:
+            for identity in identities:
+                seen_runs[identity] = len(records)
+            records.append((path, record))
+            continue
+        duplicates += 1
+        kept_path, kept = records[earlier]
+        if _at_home(path, record) and not _at_home(kept_path, kept):
+            records[earlier] = (path, record)
+        for identity in identities:
+            seen_runs.setdefault(identity, earlier)
+    return records, skipped, duplicates
+
+
+def load_runs(dirs: Iterable[str | Path]) -> RunSet:
+    """Every ``result.json`` below ``dirs`` (a record file itself may be named too), each run once.
+
+    Raises ReportError for a path that does not exist or holds no record, and when no record could be read. A
+    record that cannot be read (see :func:`read_records`) is skipped and named in ``skipped``; duplicates are
+    counted in ``duplicates``.
     """
-    paths: set[Path] = set()
+    dirs = list(dirs)
+    paths: list[Path] = []
     for directory in dirs:
         root = Path(directory)
         if not root.exists():
@@ -211,21 +342,14 @@ def load_runs(dirs: Iterable[str | Path]) -> RunSet:
             found = find_records(root)
         if not found:
             raise ReportError(f"no {RECORD_NAME} below {directory}")
-        paths.update(p.resolve() for p in found)
-    runs, skipped = [], []
-    for path in sorted(paths, key=lambda p: _natural(str(p))):
-        try:
-            record = read_record(path)
-        except (OSError, ValueError) as error:
-            skipped.append(f"{path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
-            continue
-        if not isinstance(record, dict):
-            skipped.append(f"{path}: not a JSON object")
-            continue
-        runs.append(Run(path, record, settings_of(record)))
+        paths += found
+    records, skipped, duplicates = read_records(paths)
+    runs = sorted((Run(path.resolve(), record, settings_of(record)) for path, record in records),
+                  key=lambda run: _natural(str(run.path)))
     if not runs:
-        raise ReportError(f"no readable {RECORD_NAME} below {', '.join(map(str, dirs))}")
-    return RunSet(runs, skipped)
+        raise ReportError(f"no readable {RECORD_NAME} below {', '.join(map(str, dirs))}",
+                          loading_warnings(skipped, duplicates))
+    return RunSet(runs, skipped, duplicates)
 
 
 def all_keys(runs: Iterable[Run]) -> list[str]:
@@ -327,9 +451,10 @@ def code_differences(runs: Sequence[Run]) -> list[str]:
 def history_path(run: Run) -> Path | None:
     """The run's CSVLogger history: ``<run dir>/csv/metrics.csv``, or where ``logger.csv`` put it."""
     candidates = [run.directory / "csv" / "metrics.csv"]
-    csv_logger = ((run.record.get("config") or {}).get("logger") or {}).get("csv")
+    logger = run.record["config"].get("logger")
+    csv_logger = logger.get("csv") if isinstance(logger, Mapping) else None
     if isinstance(csv_logger, Mapping):
-        root = Path(csv_logger["save_dir"]) if csv_logger.get("save_dir") else run.directory
+        root = Path(str(csv_logger["save_dir"])) if csv_logger.get("save_dir") else run.directory
         candidates.append(root / str(csv_logger.get("name") or "") / str(csv_logger.get("version") or "")
                           / "metrics.csv")
     for candidate in candidates:

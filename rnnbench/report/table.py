@@ -1,8 +1,9 @@
 """``rnnbench table``: one row per group of runs, each metric as mean ± std (n) over seeds.
 
 Rows group the runs by the settings that vary between them (seed and bookkeeping excluded) or by
-``--by`` keys; ``n`` counts the completed runs (seeds) that have the metric. Diverged and failed runs
-and the fraction of runs that completed, diverged and failed has its own columns. :func:`build_comparison` makes
+``--by`` keys; ``n`` counts the completed runs (seeds) that have the metric. The fractions of the group's runs
+that completed, diverged and failed have their own columns; interrupted, running and killed runs count in
+their totals only (a note says how many). :func:`build_comparison` makes
 the ``--compare`` table instead: the difference of means between two values of one setting, with a Welch (or
 paired, or bootstrap) interval, its p-value and Holm's adjustment over the comparison's rows. Runs of different
 tasks (or sequence lengths, or input layouts) are never pooled in one row: those settings join the grouping.
@@ -22,11 +23,14 @@ from rnnbench.report.records import (ReportError, Run, RunSet, all_keys, code_di
                                      is_bookkeeping, matches, parse_value, sort_key, varying_keys)
 from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMPLES, SEED, Difference, Summary,
                                         bootstrap_difference, holm, paired_difference, summarize, welch_difference)
+from rnnbench.tracking.record import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING
 
 __all__ = ["Table", "build_table", "build_comparison", "default_metrics", "FORMATS", "format_number",
            "format_summary"]
 
 FORMATS = ("markdown", "csv", "latex", "json")
+# The statuses whose fraction of a group's runs has a column (interrupted, running: in the totals only).
+FRACTION_STATUSES = (COMPLETED, DIVERGED, FAILED)
 # The metric look-ups of the task that the baseline note covers.
 _TASK_PREFIXES = ("test/", "val/", "best/val/", "train/")
 
@@ -349,7 +353,7 @@ def _groups(runs: Sequence[Run], keys: Sequence[str]) -> list[tuple[tuple, list[
 
 def _values(runs: Sequence[Run], metric: str) -> list[tuple[Any, float]]:
     """``(seed, value)`` of every completed run that has the metric."""
-    found = [(run.seed, run.value(metric)) for run in runs if run.status == "completed"]
+    found = [(run.seed, run.value(metric)) for run in runs if run.status == COMPLETED]
     return [(seed, value) for seed, value in found if value is not None]
 
 
@@ -406,12 +410,16 @@ def _context(runs: Sequence[Run], runset: RunSet, group_keys: Sequence[str], met
     if other:
         notes.append("rows pool runs that differ in " + "; ".join(f"{k} ({_distinct(runs, k)})" for k in other)
                      + ": add --by KEY to separate them")
-    warnings += [f"skipped unreadable record {line}" for line in runset.skipped]
-    completed = [run for run in runs if run.status == "completed"]
+    warnings += runset.warnings()
+    completed = [run for run in runs if run.status == COMPLETED]
     for metric in metrics:
         if not any(run.value(metric) is not None for run in completed):
             warnings.append(f"metric {metric!r} is in no completed run's record (blank column)")
-    running = sum(run.status not in ("completed", "diverged", "failed") for run in runs)
+    interrupted = sum(run.status == INTERRUPTED for run in runs)
+    if interrupted:
+        notes.append(f"{interrupted} run(s) interrupted (SIGINT or SIGTERM) before finishing: not counted as "
+                     "completed (resume=true continues them)")
+    running = sum(run.status == RUNNING for run in runs)
     if running:
         notes.append(f"{running} run(s) still running, or killed before finishing: not counted")
     hashes: dict[str, int] = {}
@@ -479,7 +487,7 @@ def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
 
 def _status_cells(members: Sequence[Run]) -> list[Cell]:
     return [Fraction(sum(r.status == status for r in members), len(members))
-            for status in ("completed", "diverged", "failed")]
+            for status in FRACTION_STATUSES]
 
 
 def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequence[str] | None = None) -> Table:
@@ -490,7 +498,7 @@ def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequen
     split = _never_pooled(runs, keys)
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(runs)
     _check_metrics(runs, metrics)
-    columns = [*split, *metrics, "completed", "diverged", "failed"]
+    columns = [*split, *metrics, *FRACTION_STATUSES]
     rows: list[list[Cell]] = []
     for values, members in _groups(runs, split):
         rows.append([*(Key(v) for v in values), *(_metric_cell(members, m) for m in metrics), *_status_cells(members)])
@@ -606,10 +614,12 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
         notes.append(f"the sides also differ in what {key} sets: " + "; ".join(
             f"{k} ({_distinct(a_runs, k)} against {_distinct(b_runs, k)})" for k in apart))
     for name, side in ((a_name, a_runs), (b_name, b_runs)):
-        diverged = sum(r.status == "diverged" for r in side)
-        failed = sum(r.status == "failed" for r in side)
-        if diverged or failed:
-            notes.append(f"{name}: {diverged} diverged and {failed} failed run(s) are not in its mean")
+        diverged = sum(r.status == DIVERGED for r in side)
+        failed = sum(r.status == FAILED for r in side)
+        interrupted = sum(r.status == INTERRUPTED for r in side)
+        if diverged or failed or interrupted:
+            notes.append(f"{name}: {diverged} diverged and {failed} failed run(s)"
+                         + (f" and {interrupted} interrupted" if interrupted else "") + " are not in its mean")
     methods = sorted({d.method for *_, d in entries if d.defined})
     described = {"welch": "Welch's t-interval (independent seeds, unequal variances)",
                  "paired": "the paired t-interval of per-seed differences (both sides ran the same seeds)",

@@ -1,19 +1,23 @@
 """``rnnbench status DIR``: the state of a running or finished sweep (or run), from its records alone, so a
-user can check it from another terminal or node: completed, diverged, failed, running (with steps, speed and
-ETA from the run's heartbeat), killed (a running record whose heartbeat stopped), not started."""
+user can check it from another terminal or node: completed, diverged, failed, interrupted (SIGINT or SIGTERM),
+running (with steps, speed and ETA from the run's heartbeat), killed (a running record whose heartbeat stopped),
+not started. A result.json that cannot be read or is not an rnnbench record is skipped with a warning."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rnnbench.report.records import loading_warnings, read_records
 from rnnbench.screen.progress import format_duration, status_line
 from rnnbench.screen.sweep_lines import job_label, outcome, parse_timestamp
-from rnnbench.tracking.record import RECORD_NAME
+from rnnbench.tracking.record import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RUNNING
+
+KILLED = "killed"  # not a record's status: a running record whose heartbeat stopped
 
 STALE_SECONDS = 120.0  # a running record whose heartbeat (every 10 s of training) is older than this: killed
 
@@ -41,61 +45,74 @@ def expected_jobs(sweep_dir: Path) -> int | None:
     return sum(1 for _ in job_overrides(overrides, params, multirun=True))
 
 
-def describe(root: Path, now: float | None = None) -> list[str]:
-    """The lines ``rnnbench status`` prints for ``root``."""
+def _warn(line: str) -> None:
+    print(f"rnnbench: warning: {line}", file=sys.stderr)
+
+
+def describe(root: Path, now: float | None = None, warn: Callable[[str], None] = _warn) -> list[str]:
+    """The lines ``rnnbench status`` prints for ``root``; ``warn`` gets one line per record skipped (unreadable,
+    not rnnbench's, wrongly typed) and one for the duplicate records dropped (see
+    :func:`rnnbench.report.records.read_records`)."""
     now = time.time() if now is None else now
-    records: list[tuple[Path, dict[str, Any]]] = []
-    unreadable = []
-    for path in sorted(root.rglob(RECORD_NAME)):
-        try:
-            records.append((path, json.loads(path.read_text())))
-        except (OSError, ValueError):
-            unreadable.append(path)
+    records, skipped, duplicates = read_records(sorted(root.rglob(RECORD_NAME)))
+    for line in loading_warnings(skipped, duplicates):
+        warn(line)
     varying = _varying(records)
-    counts = {"completed": 0, "diverged": 0, "failed": 0, "running": 0, "killed": 0}
+    counts = {COMPLETED: 0, DIVERGED: 0, FAILED: 0, INTERRUPTED: 0, RUNNING: 0, KILLED: 0}
     details, running_left = [], []
     for path, record in records:
-        status = record.get("status")
+        status = record["status"]
         label = job_label(record, varying)
-        if status == "running":
+        if status == RUNNING:
             progress = record.get("progress") or {}
             age = _age(progress.get("updated_at") or record.get("started_at"), now)
             if age is not None and age > STALE_SECONDS:
-                counts["killed"] += 1
+                counts[KILLED] += 1
                 details.append(f"  killed    {label}: no heartbeat for {format_duration(age)} "
-                               f"(last at step {record.get('steps')}); resume=true runs it again")
+                               f"(last at step {record['steps']}); resume=true runs it again")
                 continue
-            counts["running"] += 1
-            total, rate, steps = progress.get("max_steps"), progress.get("steps_per_second") or 0.0, record.get("steps") or 0
+            counts[RUNNING] += 1
+            total, rate, steps = progress.get("max_steps"), progress.get("steps_per_second") or 0.0, record["steps"]
             details.append(f"  running   {label}: {status_line(steps, total, rate, {})}")
             if total and rate:
                 running_left.append((total - steps) / rate)
+        elif status == INTERRUPTED:
+            counts[INTERRUPTED] += 1
+            details.append(f"  interrupted {label}: {_interrupted(record)}")
         elif status in counts:
             counts[status] += 1
-            if status != "completed":
+            if status != COMPLETED:
                 details.append(f"  {status:<9} {label}: {outcome(record)}")
     expected = expected_jobs(root)
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     not_started = max(0, (expected or 0) - len(records))
     if not_started:
         parts.append(f"{not_started} not started")
-    if unreadable:
-        parts.append(f"{len(unreadable)} unreadable record(s)")
+    if skipped:
+        parts.append(f"{len(skipped)} unreadable record(s) skipped")
     header = f"{root}: {len(records) + not_started} job(s): {', '.join(parts) or 'no records yet'}"
-    walls = [r.get("wall_seconds") for _, r in records if r.get("status") in ("completed", "diverged")
-             and isinstance(r.get("wall_seconds"), (int, float))]
-    if counts["running"] and (not_started == 0 or walls):
+    walls = [r["wall_seconds"] for _, r in records if r["status"] in FINISHED and r.get("wall_seconds") is not None]
+    if counts[RUNNING] and (not_started == 0 or walls):
         # jobs run about as many at a time as are running now; each new one takes the mean finished job's time
-        eta = max(running_left or [0.0]) + (not_started * sum(walls) / len(walls) / counts["running"] if walls else 0)
+        eta = max(running_left or [0.0]) + (not_started * sum(walls) / len(walls) / counts[RUNNING] if walls else 0)
         header += f"; ETA {format_duration(eta)}"
-    return [header, *details, *(f"  unreadable {p}" for p in unreadable)]
+    return [header, *details]
+
+
+def _interrupted(record: dict[str, Any]) -> str:
+    """``at step 120, val/mse 0.031, 14 s; resume=true continues it``."""
+    metric = (record.get("task") or {}).get("metric")
+    value = record["metrics"].get(f"val/{metric}")
+    seconds = record.get("wall_seconds")
+    return (f"at step {record['steps']}" + (f", val/{metric} {value:.4g}" if value is not None else "")
+            + (f", {format_duration(seconds)}" if seconds is not None else "") + "; resume=true continues it")
 
 
 def _varying(records: list[tuple[Path, dict[str, Any]]]) -> list[str]:
     """The override keys whose values differ between the records (what tells the jobs apart)."""
     values: dict[str, set[str]] = {}
     for _, record in records:
-        for override in record.get("overrides") or []:
+        for override in record["overrides"]:
             key, _, value = override.lstrip("+~").partition("=")
             values.setdefault(key, set()).add(value)
     return [k for k, v in values.items() if len(v) > 1 and k not in ("threads", "resume")]

@@ -22,11 +22,11 @@ def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
 
 
 def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name: str | None,
-                  group: str | None, tags: list[str]) -> list[Logger]:
+                  group: str | None, tags: list[str], wandb_id: str | None = None) -> list[Logger]:
     """Instantiate every logger under ``logger``; settings the config leaves null are filled per job.
 
     Every logger writes under ``save_dir``, the job's own absolute output dir (W&B loses run files
-    when given a relative dir in a multirun).
+    when given a relative dir in a multirun). ``wandb_id``: the W&B run a resumed job continues (one run, not two).
     """
     loggers = []
     for node in (logger_configs or {}).values():
@@ -35,6 +35,8 @@ def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name:
         defaults: dict[str, Any] = {"save_dir": save_dir}
         if is_wandb(node):
             defaults.update(name=run_name, group=group, tags=tags)
+            if wandb_id is not None:
+                defaults.update(id=wandb_id, resume="allow")
         logger = instantiate(node, **{k: v for k, v in defaults.items() if node.get(k) is None})
         if is_wandb(node):
             _drop_anonymous(logger)

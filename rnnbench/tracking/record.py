@@ -2,11 +2,15 @@
 
 Schema (``schema`` = 1); every key is always present, ``null`` where it does not apply:
 
-- ``status``: ``running`` (written at start; a record left so means the job was killed),
-  ``completed``, ``diverged`` (a non-finite loss stopped training) or ``failed``.
+- ``status``: ``running`` (written at start; a record left so after its job ended means the job was killed),
+  ``completed``, ``diverged`` (a non-finite loss stopped training), ``failed`` or ``interrupted`` (SIGINT or
+  SIGTERM: ``steps`` and the ``metrics`` of the last validation are kept; ``resume=true`` continues it from its
+  checkpoint). ``completed`` and ``diverged`` are results (:data:`FINISHED`): ``resume=true`` skips them.
 - ``error`` / ``traceback``: one-line message and full traceback for ``failed`` runs.
+- ``resumed_from_step``: the checkpoint's step when ``resume=true`` continued this run, else null;
+  ``checkpoint``: the run's last checkpoint (``checkpoints/last.ckpt`` in its dir) while it exists, else null.
 - ``config``: the resolved config (secrets redacted); ``config_hash``: SHA-256 of what determines
-  the result (the config without ``logger``, ``resume`` and ``threads``; seed included);
+  the result (the config without ``logger``, ``resume``, ``threads``, ``verbose``, ``checkpoint``; seed included);
   ``overrides``: the job's command-line overrides; ``choices``: the config-group choices; ``seed``.
 - ``task``: name, metric, metric_mode, seq_len, baseline_loss, baseline_metric, and ``reference`` (null, or a
   reference model on the same splits: ``name`` and its ``val/<metric>``, ``test/<metric>``; digits: logistic
@@ -53,29 +57,110 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "result.json"
-FINAL_STATUSES = ("completed", "diverged", "failed")
-NON_RESULT_KEYS = ("logger", "resume", "threads")
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|credential)", re.IGNORECASE)
+NON_RESULT_KEYS = ("logger", "resume", "threads", "verbose", "checkpoint")
 _PACKAGES = ("torch", "pytorch-lightning", "hydra-core", "wandb", "torchmetrics", "numpy")
 
+# The statuses a record can hold, defined once.
+RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED = "running", "completed", "diverged", "failed", "interrupted"
+STATUSES = (RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED)
+FINISHED = (COMPLETED, DIVERGED)  # a result: resume=true skips it, a sweep's exit status counts it a success
 
-def redact(value: Any) -> Any:
-    """Copy of a config tree with every value under a secret-looking key replaced."""
-    if isinstance(value, Mapping):
-        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    return value
+
+class RecordError(ValueError):
+    """A ``result.json`` that cannot be read, is not rnnbench's, or breaks the schema; the message names the file."""
+
+
+@dataclass
+class Record:
+    """The typed schema of ``result.json`` (see the module docstring); each instrument fills its own section."""
+
+    config: dict[str, Any]
+    config_hash: str
+    overrides: list[str]
+    choices: dict[str, Any]
+    output_dir: str
+    seed: Any = None
+    schema: int = SCHEMA_VERSION
+    status: str = RUNNING
+    error: str | None = None
+    traceback: str | None = None
+    task: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0
+    progress: dict[str, Any] | None = None
+    diverged_at_step: int | None = None
+    resumed_from_step: int | None = None
+    checkpoint: str | None = None
+    gradients: dict[str, Any] | None = None
+    gates: list[dict[str, Any]] | None = None
+    wall_seconds: float | None = None
+    train_seconds: float | None = None
+    throughput: dict[str, Any] | None = None
+    parameters: int | None = None
+    model_size: dict[str, Any] | None = None
+    wandb: dict[str, Any] | None = None
+    device: str | None = None
+    threads: int | None = None
+    versions: dict[str, Any] = field(default_factory=lambda: versions())
+    git: dict[str, Any] | None = field(default_factory=lambda: git_state())
+    started_at: str = field(default_factory=lambda: now())
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def update(self, **values: Any) -> None:
+        """Set several fields at once; a name the schema lacks is a bug, refused."""
+        for name, value in values.items():
+            if name not in self.__dataclass_fields__:
+                raise AttributeError(f"the record has no field {name!r}")
+            setattr(self, name, value)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+# What a reader may rely on: these keys exist with these JSON types (None allowed where the schema says null).
+_REQUIRED_TYPES: dict[str, tuple[type, ...]] = {
+    "schema": (int,), "status": (str,), "config": (dict,), "config_hash": (str,), "overrides": (list,),
+    "metrics": (dict,), "steps": (int,), "output_dir": (str,)}
+_OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
+    "error": (str,), "task": (dict,), "gradients": (dict,), "gates": (list,), "throughput": (dict,),
+    "wall_seconds": (int, float), "train_seconds": (int, float), "diverged_at_step": (int,),
+    "resumed_from_step": (int,), "wandb": (dict,), "progress": (dict,), "model_size": (dict,), "git": (dict,),
+    "choices": (dict,), "versions": (dict,), "started_at": (str,), "finished_at": (str,)}
+
+
+def check_record(payload: Any, path: Path | str = RECORD_NAME) -> dict[str, Any]:
+    """``payload`` if it is an rnnbench record of a known schema with the types readers rely on, else
+    :class:`RecordError` naming ``path`` and the first problem."""
+    if not isinstance(payload, dict) or "schema" not in payload or "config_hash" not in payload:
+        raise RecordError(f"{path}: not an rnnbench record (no schema and config_hash)")
+    if payload.get("schema") != SCHEMA_VERSION:
+        raise RecordError(f"{path}: schema {payload.get('schema')!r} is not {SCHEMA_VERSION}")
+    for key, types in {**_REQUIRED_TYPES, **_OPTIONAL_TYPES}.items():
+        value = payload.get(key)
+        if value is None and key in _OPTIONAL_TYPES:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise RecordError(f"{path}: {key}={value!r:.60} is not a {' or '.join(t.__name__ for t in types)}")
+    if payload["status"] not in STATUSES:
+        raise RecordError(f"{path}: status={payload['status']!r} is not one of {', '.join(STATUSES)}")
+    bad = [k for k, v in payload["metrics"].items() if v is not None and not isinstance(v, (int, float))]
+    if bad:
+        raise RecordError(f"{path}: metrics[{bad[0]!r}]={payload['metrics'][bad[0]]!r:.60} is not a number")
+    return payload
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "", leaf: Callable[[Any], Any] = lambda v: v) -> dict[str, Any]:
@@ -138,14 +223,26 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` so that readers see the old file or the new one, never half of one."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any] | Record) -> None:
+    """Write ``payload`` so that readers see the old file or the new one, never half of one, with the
+    permissions of any other file the process writes (``mkstemp`` alone would make it private).
+
+    An ``OSError`` (a full or read-only disk) leaves the old file as it was and removes the temporary one."""
+    if isinstance(payload, Record):
+        payload = payload.to_json()
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(strict(payload), indent=2, allow_nan=False, default=str) + "\n"
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
-            json.dump(strict(payload), f, indent=2, allow_nan=False, default=str)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -155,8 +252,15 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+    """The record at ``path``, checked by :func:`check_record`; :class:`RecordError` if it is unreadable,
+    not JSON, foreign or breaks the schema."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path}: unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})") \
+            from None
+    return check_record(payload, path)
 
 
 def find_records(*roots: Path) -> list[Path]:
@@ -165,36 +269,7 @@ def find_records(*roots: Path) -> list[Path]:
 
 
 def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping[str, Any],
-               output_dir: Path) -> dict[str, Any]:
-    """A record in state ``running``, with every key of the schema present."""
-    return {
-        "schema": SCHEMA_VERSION,
-        "status": "running",
-        "error": None,
-        "traceback": None,
-        "config": redact(config),
-        "config_hash": config_hash(config),
-        "overrides": list(overrides),
-        "choices": dict(choices),
-        "seed": config.get("seed"),
-        "task": None,
-        "metrics": {},
-        "steps": 0,
-        "progress": None,
-        "diverged_at_step": None,
-        "gradients": None,
-        "gates": None,
-        "wall_seconds": None,
-        "train_seconds": None,
-        "throughput": None,
-        "parameters": None,
-        "model_size": None,
-        "output_dir": str(output_dir),
-        "wandb": None,
-        "device": None,
-        "threads": None,
-        "versions": versions(),
-        "git": git_state(),
-        "started_at": now(),
-        "finished_at": None,
-    }
+               output_dir: Path) -> Record:
+    """A record in state ``running`` for the resolved ``config`` (already scrubbed of secrets)."""
+    return Record(config=dict(config), config_hash=config_hash(config), overrides=list(overrides),
+                  choices=dict(choices), output_dir=str(output_dir), seed=config.get("seed"))

@@ -39,6 +39,7 @@ class RunStatistics(pl.Callback):
         self.best: dict[str, float] = {}
         self.train_seconds = 0.0
         self.last_validation_step: int | None = None
+        self.last_validation: dict[str, float] = {}  # val/<name> at the latest validation
         self._fit_start: Clocks = (0.0, 0.0)
         self._validation_start: Clocks = (0.0, 0.0)
         self._validation: Clocks = (0.0, 0.0)        # validation time since the fit started
@@ -47,6 +48,7 @@ class RunStatistics(pl.Callback):
         self._window_end: tuple[Clocks, Clocks] | None = None
         self._window_samples = 0
         self._window_steps = 0
+        self._earlier_train_seconds = 0.0  # a resumed run's training time before its checkpoint
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start, self._validation = _clocks(), (0.0, 0.0)
@@ -62,7 +64,22 @@ class RunStatistics(pl.Callback):
         self._window_steps += 1
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.train_seconds = time.perf_counter() - self._fit_start[0] - self._validation[0]
+        self.train_seconds = self._train_seconds_so_far()
+
+    def _train_seconds_so_far(self) -> float:
+        return self._earlier_train_seconds + time.perf_counter() - self._fit_start[0] - self._validation[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps (a resumed run's throughput is measured over its own steps only)."""
+        return {"best": dict(self.best), "last_validation_step": self.last_validation_step,
+                "last_validation": dict(self.last_validation),
+                "train_seconds": self._train_seconds_so_far()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = dict(state_dict["best"])
+        self.last_validation_step = state_dict["last_validation_step"]
+        self.last_validation = dict(state_dict.get("last_validation", {}))
+        self._earlier_train_seconds = float(state_dict["train_seconds"])
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validation_start = _clocks()
@@ -73,6 +90,7 @@ class RunStatistics(pl.Callback):
         if trainer.sanity_checking:
             return
         self.last_validation_step = trainer.global_step
+        self.last_validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         for name in ("loss", self.task.metric):
             value = trainer.callback_metrics.get(f"val/{name}")
             if value is None:

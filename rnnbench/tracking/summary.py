@@ -11,7 +11,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rnnbench.tracking.record import find_records, read_record
+from rnnbench.tracking.record import RecordError, find_records, read_record
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,17 @@ SMALL_SWEEP = 24  # a sweep of at most this many runs ends with its `rnnbench ta
 
 MAX_LISTED = 10
 LABELS = {"running": "killed"}  # a record still 'running' after its job ended: the job was killed
+
+
+def read_records(root: Path) -> list[dict[str, Any]]:
+    """Every readable record below ``root``; each unreadable or foreign one is named in a warning and left out."""
+    records = []
+    for path in find_records(root):
+        try:
+            records.append(read_record(path))
+        except RecordError as error:
+            print(f"rnnbench: warning: skipped {error}", flush=True)
+    return records
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[Counter, list[str]]:
@@ -76,7 +87,7 @@ def _report(where: Path, records: list[dict[str, Any]], expected: int | None = N
 def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
     """Print the summary of every record below ``sweep_dir`` (and, for a small sweep, its table and the commands
     for more); return the exit status it implies."""
-    records = [read_record(path) for path in find_records(sweep_dir)]
+    records = read_records(sweep_dir)
     status = _report(sweep_dir.resolve(), records, expected)
     finished = [r for r in records if r.get("status") in ("completed", "diverged")]
     if finished:
@@ -139,7 +150,7 @@ class RunSummary(Callback):
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         global exit_status
         output_dir = Path(config.hydra.runtime.output_dir)
-        records = [read_record(path) for path in find_records(output_dir)]
+        records = read_records(output_dir)
         if len(records) == 1 and records[0].get("status") != "running":
             print(run_line(records[0], output_dir.resolve()), flush=True)
             exit_status = 0 if records[0].get("status") in ("completed", "diverged") else 1

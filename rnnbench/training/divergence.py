@@ -7,8 +7,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from rnnbench.training.checkpoints import CallbackState
 
-class DivergenceMonitor(pl.Callback):
+
+class DivergenceMonitor(CallbackState, pl.Callback):
     """Watches the training loss; at the first NaN or infinity it records the step and stops the trainer.
 
     The first bad step is kept on the loss's device and read by the host every ``check_every``
@@ -22,6 +24,7 @@ class DivergenceMonitor(pl.Callback):
         self.check_every = check_every
         self.diverged_at_step: int | None = None
         self._first_bad: torch.Tensor | None = None
+        self.checkpointed = ("diverged_at_step", "_first_bad")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:

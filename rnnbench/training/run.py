@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import shutil
+import sys
 import time
 import traceback
 import warnings
@@ -24,7 +28,12 @@ from rnnbench.screen.progress import Heartbeat, StepProgressBar
 from rnnbench.screen.quiet import route_library_output
 from rnnbench.sweeps.threads import auto_threads
 from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_loggers, wandb_record
-from rnnbench.tracking.record import RECORD_NAME, flatten, new_record, now, read_record, write_json_atomic
+from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
+                                      RecordError, flatten, new_record, now, read_record, write_json_atomic)
+from rnnbench.tracking.secrets import Secrets
+from rnnbench.sweeps.locks import JOB_LOCK, DirLock
+from rnnbench.training.checkpoints import RandomState, checkpoint_path, checkpoint_step, last_checkpoint
+from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
 from rnnbench.tracking.run_statistics import RunStatistics
 from rnnbench.training.divergence import DivergenceMonitor
 from rnnbench.training.module import SequenceTaskModule
@@ -33,54 +42,153 @@ log = logging.getLogger(__name__)
 
 # Batches are gathered from in-memory tensors: worker processes would only add IPC.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# A resumed run's data module continues the batch order from the checkpoint's step itself
+# (rnnbench.data.base.ResumableBatches), which Lightning cannot see.
+warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Train and test the configured model; write ``result.json`` whatever happens.
+    """Train and test the configured model; write ``result.json`` whatever happens (see :class:`Job`).
 
     Returns the value of the metric named by ``objective`` (for sweepers that optimise), or None.
     """
-    hydra = HydraConfig.get()
-    route_library_output(bool(cfg.get("verbose")))
-    output_dir = Path(hydra.runtime.output_dir)
-    record_path = output_dir / RECORD_NAME
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
-    record = new_record(resolved, list(hydra.overrides.task), choices, output_dir)
-
-    previous = _finished_record(record_path, record["config_hash"]) if cfg.get("resume") else None
-    if previous is not None:
-        log.info("resume: %s already %s for this config; skipped", record_path, previous["status"])
-        return objective_value(cfg, previous)
-
-    write_json_atomic(record_path, record)
-    started = time.perf_counter()
-    try:
-        _fit_and_test(cfg, record, output_dir, hydra)
-    except RnnbenchError as error:
-        record.update(status="failed", error=str(error))
-        log.error("%s", error)
-    except KeyboardInterrupt:
-        record.update(status="failed", error="interrupted (KeyboardInterrupt)")
-        raise
-    except Exception as error:  # a job's failure must not take the sweep down; the record says why
-        message = root_cause_line(error)
-        record.update(status="failed", error=message, traceback=traceback.format_exc())
-        log.error("run failed: %s (traceback in %s)", message, record_path)
-    finally:
-        finish_wandb(0 if record["status"] in ("completed", "diverged") else 1)
-        record.update(wall_seconds=time.perf_counter() - started, finished_at=now())
-        write_json_atomic(record_path, record)
-    return objective_value(cfg, record)
+    return Job(cfg, HydraConfig.get()).run()
 
 
-def _finished_record(path: Path, config_hash: str) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    previous = read_record(path)
-    if previous.get("config_hash") == config_hash and previous.get("status") in ("completed", "diverged"):
-        return previous
-    return None
+class Job:
+    """One job in its output dir: the record, the lock, resume, signals, secrets, and the order of the writes.
+
+    The order protects what matters most: the final record is written first, small and before anything optional
+    (W&B's finish, removing the checkpoint, scrubbing files), so a full disk or a kill there never loses a result.
+    """
+
+    def __init__(self, cfg: DictConfig, hydra: DictConfig):
+        self.cfg, self.hydra = cfg, hydra
+        self.output_dir = Path(hydra.runtime.output_dir)
+        self.record_path = self.output_dir / RECORD_NAME
+        self.secrets = Secrets.from_environment(list(hydra.overrides.task))
+        self.checkpoint = checkpoint_path(self.output_dir)
+
+    def run(self) -> float | None:
+        cfg, hydra = self.cfg, self.hydra
+        route_library_output(bool(cfg.get("verbose")))
+        sys.argv[:] = self.secrets.scrub_overrides(sys.argv)  # W&B records the command line
+        self.secrets.scrub_files(self.output_dir / ".hydra")
+        if hydra.mode == RunMode.MULTIRUN:
+            self.secrets.scrub_file(Path(hydra.sweep.dir) / "multirun.yaml")
+        resolved = self.secrets.scrub_tree(OmegaConf.to_container(cfg, resolve=True))
+        choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
+        record = new_record(resolved, self.secrets.scrub_overrides(hydra.overrides.task), choices, self.output_dir)
+        watch = ParentWatch().start() if launched_by_another_process() else None
+        try:
+            with DirLock(self.output_dir, JOB_LOCK).acquire(wait=JOB_LOCK_WAIT, what="this job"):
+                return self._run_locked(record)
+        except RnnbenchError as error:  # the job dir is another process's: leave its files alone
+            log.error("rnnbench: error: %s", self.secrets.scrub(str(error)))
+            return objective_value(self.cfg, record.to_json())
+        finally:
+            if watch is not None:
+                watch.stop()
+
+    def _run_locked(self, record: Record) -> float | None:
+        cfg = self.cfg
+        remove_stray_temporaries(self.output_dir)
+        previous = self._previous_record()
+        if previous is not None and previous.get("config_hash") == record.config_hash:
+            if cfg.get("resume") and previous.get("status") in FINISHED:
+                log.info("resume: %s already %s for this config; skipped", self.record_path, previous["status"])
+                return objective_value(cfg, previous)
+        elif previous is not None:
+            set_aside(self.record_path, "replaced")  # another config's record: kept beside, never overwritten
+            previous = None
+        resume_step = checkpoint_step(self.checkpoint) if cfg.get("resume") and previous is not None else None
+        if previous is not None and cfg.get("resume"):
+            record.wandb = previous.get("wandb")  # the W&B run to continue (by id)
+            record.started_at = previous.get("started_at") or record.started_at
+        record.resumed_from_step = resume_step
+        write_json_atomic(self.record_path, record)
+        started = time.perf_counter()
+        stop: Interrupted | None = None
+        training = Training(cfg, self.hydra, record, self.output_dir, self.secrets, resume_step)
+        try:
+            with interrupt_on_signals():
+                training.fit_and_test()
+        except Interrupted as interrupted:
+            stop = interrupted
+            training.keep_progress()
+            record.update(status=INTERRUPTED, error=str(interrupted))
+            log.warning("rnnbench: %s at step %d; resume=true continues it from its last checkpoint",
+                        interrupted, record.steps)
+        except RnnbenchError as error:
+            record.update(status=FAILED, error=str(error))
+            log.error("%s", error)
+        except Exception as error:  # a job's failure must not take the sweep down; the record says why
+            message = root_cause_line(error)
+            record.update(status=FAILED, error=message, traceback=traceback.format_exc())
+            log.error("run failed: %s (traceback in %s)", message, self.record_path)
+        record.update(error=self.secrets.scrub(record.error) if record.error else None,
+                      traceback=self.secrets.scrub(record.traceback) if record.traceback else None,
+                      progress=None, wall_seconds=time.perf_counter() - started, finished_at=now())
+        self._write_final(record)
+        # what follows is optional: a failure here must not change the result already on disk
+        with interrupt_on_signals():  # a second Ctrl-C during clean-up is answered once the files are closed
+            finish_wandb(0 if record.status in FINISHED else 1)
+            if record.status in FINISHED and self.checkpoint.exists() and cfg.get("checkpoint") != "keep":
+                shutil.rmtree(self.checkpoint.parent, ignore_errors=True)
+            self.secrets.scrub_files(self.output_dir)
+        if stop is not None:
+            raise stop
+        return objective_value(cfg, record.to_json())
+
+    def _previous_record(self) -> dict[str, Any] | None:
+        """This dir's record, if any; an unreadable or foreign one is set aside (kept, renamed) and counts as none."""
+        if not self.record_path.exists():
+            return None
+        try:
+            return read_record(self.record_path)
+        except RecordError as error:
+            aside = set_aside(self.record_path, "unreadable")
+            log.warning("rnnbench: warning: %s; kept as %s and the job runs again", error, aside.name)
+            return None
+
+    def _write_final(self, record: Record) -> None:
+        """The final record; on a full or read-only disk, a smaller one (no curves, no traceback), then one line."""
+        try:
+            write_json_atomic(self.record_path, record)
+            return
+        except OSError as error:
+            first = error
+        small = dataclasses.replace(record, traceback=None, gradients=None, gates=None)
+        try:
+            write_json_atomic(self.record_path, small)
+            log.error("rnnbench: error: %s: %s; wrote the record without its gradient curves",
+                      self.record_path, first.strerror or first)
+        except OSError as error:
+            log.error("rnnbench: error: cannot write %s: %s; the job's result (%s) is lost",
+                      self.record_path, error.strerror or error, record.status)
+
+
+JOB_LOCK_WAIT = 60.0  # seconds a job waits for an orphan of a killed sweep to stop writing its dir
+
+
+def launched_by_another_process() -> bool:
+    """Whether this job runs in a worker process (joblib, submitit) rather than in the process that launched the
+    sweep (``RNNBENCH_LAUNCHER_PID``, set by the launch path)."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    return launcher is not None and launcher != str(os.getpid())
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename ``path`` to ``<name>.<why>-<UTC time>`` beside it; return the new path."""
+    aside = path.with_name(f"{path.name}.{why}-{now().replace(':', '')}")
+    os.replace(path, aside)
+    return aside
+
+
+def remove_stray_temporaries(directory: Path) -> None:
+    """Remove temporary records a killed writer left (``.result.json.*.tmp``)."""
+    for stray in directory.glob(f".{RECORD_NAME}.*.tmp"):
+        stray.unlink(missing_ok=True)
 
 
 def objective_value(cfg: DictConfig, record: dict[str, Any]) -> float | None:
@@ -89,7 +197,7 @@ def objective_value(cfg: DictConfig, record: dict[str, Any]) -> float | None:
     if not name:
         return None
     value = record["metrics"].get(name)
-    if record["status"] != "completed" or value is None or value != value:
+    if record["status"] != COMPLETED or value is None or value != value:
         maximize = cfg.get("objective_direction", "minimize") == "maximize"
         return float("-inf") if maximize else float("inf")
     return float(value)
@@ -110,72 +218,106 @@ def _group(cfg: DictConfig, hydra: DictConfig) -> str | None:
     return None
 
 
-def _fit_and_test(cfg: DictConfig, record: dict[str, Any], output_dir: Path, hydra: DictConfig) -> None:
-    validate(cfg)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+class Training:
+    """Build data, model, loggers and trainer from the config, fit (from a checkpoint when resuming), test, and fill
+    the record; :meth:`keep_progress` fills it for a run stopped midway."""
 
-    datamodule = build(cfg.data, "data")
-    task = datamodule.task
-    model = build(cfg.model, "model", task=task)
-    module = SequenceTaskModule(model, instantiate(cfg.optim))
-    parameters = sum(p.numel() for p in model.parameters())
-    threads = cfg.get("threads")
-    if threads == "auto":
-        threads = auto_threads(parameters, datamodule.batch_size)
-    if threads:
-        torch.set_num_threads(threads)
-    data_settings = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "batch_size"}
-    record.update(task={**task_summary(task), "reference": cached_reference(datamodule, data_settings)},
-                  parameters=parameters, threads=torch.get_num_threads(),
-                  model_size={"hidden_size": model.hidden_size, "parameters": parameters,
-                              "param_budget": model.param_budget})
+    def __init__(self, cfg: DictConfig, hydra: DictConfig, record: Record, output_dir: Path, secrets: Secrets,
+                 resume_step: int | None):
+        self.cfg, self.hydra, self.record, self.output_dir = cfg, hydra, record, output_dir
+        self.secrets, self.resume_step = secrets, resume_step
+        self.trainer: pl.Trainer | None = None
+        self.statistics: RunStatistics | None = None
+        self.loggers: list[Any] = []
 
-    tags = [task.name, cfg.model.cell, f"layers={cfg.model.num_layers}",
-            "bidirectional" if cfg.model.bidirectional else "unidirectional"]
-    loggers = build_loggers(cfg.get("logger"), save_dir=str(output_dir), group=_group(cfg, hydra), tags=tags,
-                            run_name=hydra.job.override_dirname or None)
-    describe_run(loggers, flatten(record["config"]), task, parameters)
-    record["wandb"] = wandb_record(loggers)
+    def fit_and_test(self) -> None:
+        cfg, record, output_dir, hydra = self.cfg, self.record, self.output_dir, self.hydra
+        validate(cfg)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    statistics, divergence = RunStatistics(task), DivergenceMonitor()
-    diagnostics = build_diagnostics(cfg.get("diagnostics"))
-    record_path = output_dir / RECORD_NAME
+        datamodule = build(cfg.data, "data")
+        task = datamodule.task
+        model = build(cfg.model, "model", task=task)
+        module = SequenceTaskModule(model, instantiate(cfg.optim))
+        parameters = sum(p.numel() for p in model.parameters())
+        threads = cfg.get("threads")
+        if threads == "auto":
+            threads = auto_threads(parameters, datamodule.batch_size)
+        if threads:
+            torch.set_num_threads(threads)
+        data_settings = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items()
+                         if k != "batch_size"}
+        record.update(task={**task_summary(task), "reference": cached_reference(datamodule, data_settings)},
+                      parameters=parameters, threads=torch.get_num_threads(),
+                      model_size={"hidden_size": model.hidden_size, "parameters": parameters,
+                                  "param_budget": model.param_budget})
 
-    def beat(steps: int, total: int | None, rate: float) -> None:  # the running record, for `rnnbench status`
-        write_json_atomic(record_path, {**record, "steps": steps, "progress": {
-            "max_steps": total, "steps_per_second": rate, "updated_at": now()}})
+        tags = [task.name, cfg.model.cell, f"layers={cfg.model.num_layers}",
+                "bidirectional" if cfg.model.bidirectional else "unidirectional"]
+        previous_wandb = record.wandb or {}
+        self.loggers = build_loggers(
+            cfg.get("logger"), save_dir=str(output_dir), group=_group(cfg, hydra), tags=tags,
+            run_name=self.secrets.scrub_override(hydra.job.override_dirname) or None,
+            wandb_id=previous_wandb.get("run_id") if self.resume_step is not None else None)
+        describe_run(self.loggers, flatten(record.config), task, parameters)
+        record.wandb = wandb_record(self.loggers)
 
-    callbacks = [statistics, divergence, *diagnostics, Heartbeat(beat, threads=torch.get_num_threads())]
-    # a single run shows its progress; a sweep prints a line per finished job instead (rnnbench.screen)
-    show_progress = bool(cfg.trainer.get("enable_progress_bar")) and hydra.mode != RunMode.MULTIRUN
-    if show_progress:
-        callbacks.append(StepProgressBar(task.metric))
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
-                                      default_root_dir=str(output_dir), enable_progress_bar=show_progress)
-    record["device"] = str(trainer.strategy.root_device)
-    trainer.fit(module, datamodule=datamodule)
+        self.statistics, divergence = RunStatistics(task), DivergenceMonitor()
+        diagnostics = build_diagnostics(cfg.get("diagnostics"))
+        record_path = output_dir / RECORD_NAME
 
-    metrics: dict[str, float] = {}
-    if divergence.diverged_at_step is None:
-        if statistics.last_validation_step != trainer.global_step:
-            trainer.validate(module, datamodule=datamodule, verbose=False)
+        def beat(steps: int, total: int | None, rate: float) -> None:  # the running record, for `rnnbench status`
+            write_json_atomic(record_path, dataclasses.replace(record, steps=steps, progress={
+                "max_steps": total, "steps_per_second": rate, "updated_at": now()}))
+
+        callbacks = [self.statistics, divergence, *diagnostics, RandomState(),
+                     Heartbeat(beat, threads=torch.get_num_threads())]
+        if cfg.get("checkpoint", True):
+            callbacks.append(last_checkpoint(output_dir))
+            record.checkpoint = str(checkpoint_path(output_dir))
+        # a single run shows its progress; a sweep prints a line per finished job instead (rnnbench.screen)
+        show_progress = bool(cfg.trainer.get("enable_progress_bar")) and hydra.mode != RunMode.MULTIRUN
+        if show_progress:
+            callbacks.append(StepProgressBar(task.metric))
+        self.trainer = trainer = instantiate(
+            cfg.trainer, logger=self.loggers or False, callbacks=callbacks, default_root_dir=str(output_dir),
+            enable_progress_bar=show_progress, enable_checkpointing=bool(cfg.get("checkpoint", True)))
+        record.device = str(trainer.strategy.root_device)
+        if self.resume_step is not None:
+            log.info("resume: continuing %s from its checkpoint at step %d", output_dir, self.resume_step)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint_path(output_dir)), weights_only=True)
+        else:
+            trainer.fit(module, datamodule=datamodule)
+
+        metrics: dict[str, float] = {}
+        if divergence.diverged_at_step is None:
+            if self.statistics.last_validation_step != trainer.global_step:
+                trainer.validate(module, datamodule=datamodule, verbose=False)
+            metrics.update(_numbers(trainer.callback_metrics))
+            trainer.test(module, datamodule=datamodule, verbose=False)
+            status = COMPLETED
+        else:
+            status = DIVERGED
+            log.warning("loss became non-finite at step %d: run ends as diverged", divergence.diverged_at_step)
         metrics.update(_numbers(trainer.callback_metrics))
-        trainer.test(module, datamodule=datamodule, verbose=False)
-        status = "completed"
-    else:
-        status = "diverged"
-        log.warning("loss became non-finite at step %d: run ends as diverged", divergence.diverged_at_step)
-    metrics.update(_numbers(trainer.callback_metrics))
-    metrics.update(statistics.best)
-    for diagnostic in diagnostics:
-        diagnostic.record_into(record)
-    throughput = statistics.throughput()
-    record.update(status=status, metrics=metrics, steps=trainer.global_step,
-                  diverged_at_step=divergence.diverged_at_step, train_seconds=statistics.train_seconds,
-                  throughput=throughput)
-    for logger in wandb_loggers(loggers):
-        logger.experiment.summary.update({"status": status, "steps": trainer.global_step, **statistics.best,
-                                          **(throughput or {})})
+        metrics.update(self.statistics.best)
+        for diagnostic in diagnostics:
+            diagnostic.record_into(record)
+        throughput = self.statistics.throughput()
+        record.update(status=status, metrics=metrics, steps=trainer.global_step,
+                      diverged_at_step=divergence.diverged_at_step, train_seconds=self.statistics.train_seconds,
+                      throughput=throughput)
+        for logger in wandb_loggers(self.loggers):
+            logger.experiment.summary.update({"status": status, "steps": trainer.global_step,
+                                              **self.statistics.best, **(throughput or {})})
+
+    def keep_progress(self) -> None:
+        """A run stopped midway keeps its steps and the metrics of its last validation."""
+        if self.trainer is None or self.statistics is None:
+            return
+        self.record.update(steps=self.trainer.global_step,
+                           metrics={**self.statistics.last_validation, **self.statistics.best},
+                           train_seconds=self.statistics._train_seconds_so_far())
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
