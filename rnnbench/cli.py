@@ -24,58 +24,20 @@ HYDRA_INSPECTION_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info
 
 
 def train(arguments: list[str]) -> int:
-    import rnnbench.sweeps  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
-    from rnnbench.errors import RnnbenchError
-    from rnnbench.tracking.secrets import Secrets
-    from rnnbench.tracking import summary
-
-    jobs = None
     if "--version" in arguments:
         print(version())
         return 0
-    if not any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
-        from hydra.errors import HydraException
+    import rnnbench.sweeps  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
 
-        from rnnbench.preflight import preflight
-        from rnnbench.sweeps.resume import resume_arguments
+    if any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
+        from rnnbench import app  # --help, --cfg, ...: Hydra inspects or prints, nothing runs
 
-        try:
-            jobs = preflight(arguments)
-            arguments = resume_arguments(arguments)  # resume=true: continue the latest dir of this command
-        except RnnbenchError as error:
-            print(f"rnnbench: error: {Secrets.from_environment(arguments).scrub(str(error))}", file=sys.stderr)
-            return 2
-        except HydraException as error:  # preflight reports composition errors; this is the resume lookup's
-            message = Secrets.from_environment(arguments).scrub(' '.join(str(error).split()))
-            print(f"rnnbench: error: {message}", file=sys.stderr)
-            return 2
-    import os
+        sys.argv = ["rnnbench train", *arguments]
+        app.train()
+        return 0
+    from rnnbench.launch import train as launch
 
-    from rnnbench import app
-    from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals, stop_descendants
-
-    summary.expected_jobs = jobs
-    sys.argv = ["rnnbench train", *arguments]
-    os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
-    for index, literal in enumerate(Secrets.literals(arguments)):  # every process scrubs them (Secrets)
-        os.environ[f"RNNBENCH_SECRET_LITERAL_{index}"] = literal
-    try:
-        with interrupt_on_signals():
-            app.train()
-    except Interrupted as stop:
-        # Ctrl-C or SIGTERM: the jobs of other processes (joblib, submitit) stop too and write their records
-        stop_descendants()
-        print(f"rnnbench: {stop}", flush=True)
-        summary.report_unfinished_sweep()
-        return stop.exit_status
-    except SystemExit:
-        # Hydra exits after reporting an error; if that error stopped a sweep midway (a joblib worker
-        # was killed, say), the jobs' records still tell what happened: summarise them.
-        status = summary.report_unfinished_sweep()
-        if status is None:
-            raise
-        return status
-    return summary.exit_status
+    return launch(arguments)
 
 
 def table(arguments: list[str]) -> int:

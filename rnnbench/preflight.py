@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
+from dataclasses import dataclass
 from collections.abc import Iterator
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import (ConfigCompositionException, InstantiationException, MissingConfigException,
                           OverrideParseException)
 from omegaconf import DictConfig, OmegaConf
 
+import rnnbench.sweeps  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
 from rnnbench.config import check_objective_for, config_dir, validate, validate_hydra
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
+from rnnbench.value_overrides import with_value_overrides
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -128,11 +129,20 @@ def check_keys_exist(value_overrides: list[Override], cfg: DictConfig) -> None:
 _ABSENT = object()
 
 
-def preflight(arguments: list[str]) -> int:
-    """Compose and validate the config of every job ``rnnbench train ARGUMENTS`` would run.
+@dataclass(frozen=True)
+class Checked:
+    """What validating a command found: how many jobs its grid holds (an Optuna search: the first value of each
+    interval, once), and its composed config with Hydra's settings (``hydra.sweep.dir``, the launcher, the
+    sweeper) and the command's fixed values, which the launch path resolves its run or sweep dir from."""
 
-    Returns the number of jobs checked; raises :class:`RnnbenchError` with a one-line message.
-    """
+    multirun: bool
+    jobs: int
+    hydra_root: DictConfig
+
+
+def check_every_job(arguments: list[str]) -> Checked:
+    """Compose and validate the config of every job ``rnnbench train ARGUMENTS`` would run, composing once per
+    distinct set of config-group choices; raise :class:`RnnbenchError` with a one-line message."""
     import torch
 
     multirun, overrides = split_multirun(arguments)
@@ -151,7 +161,9 @@ def preflight(arguments: list[str]) -> int:
             structure_only = [o.input_line for o in everything if _shapes_composition(o, groups)
                               and not (multirun and o.is_sweep_override())]
             hydra_root = compose("train", overrides=structure_only, return_hydra_config=True)
-            check_keys_exist([o for o in everything if not _shapes_composition(o, groups)], hydra_root)
+            values = [o for o in everything if not _shapes_composition(o, groups)]
+            check_keys_exist(values, hydra_root)
+            hydra_root = with_value_overrides(hydra_root, [o for o in values if not o.is_sweep_override()])
             hydra_cfg = hydra_root.hydra
             validate_hydra(hydra_cfg, multirun)
             params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
@@ -159,16 +171,12 @@ def preflight(arguments: list[str]) -> int:
                                 groups)
             composed: dict[tuple[str, ...], DictConfig] = {}
             for job in job_overrides(overrides, params if multirun else {}, multirun):
-                # Composing is the slow part (~0.5 s): compose once per distinct set of config-group
-                # choices, then set each job's values the way Hydra does after composing.
                 parsed = OverridesParser.create().parse_overrides(job)
                 structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
                 if structure not in composed:
                     composed[structure] = compose("train", overrides=list(structure))
                     check_keys_exist([o for o in parsed if not _shapes_composition(o, groups)], composed[structure])
-                cfg = copy.deepcopy(composed[structure])
-                ConfigLoaderImpl._apply_overrides_to_config(
-                    [o for o in parsed if not _shapes_composition(o, groups)], cfg)
+                cfg = with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)])
                 validate(cfg)
                 if multirun:
                     check_objective_for(hydra_cfg.sweeper, cfg.get("objective"))
@@ -179,4 +187,9 @@ def preflight(arguments: list[str]) -> int:
         raise RnnbenchError(root_cause_line(error)) from None
     finally:
         torch.set_num_threads(threads)
-    return checked
+    return Checked(multirun, checked, hydra_root)
+
+
+def preflight(arguments: list[str]) -> int:
+    """Validate every job of ``rnnbench train ARGUMENTS`` (:func:`check_every_job`); return how many there are."""
+    return check_every_job(arguments).jobs

@@ -104,3 +104,116 @@ def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_p
     notes = [record(p.parent)["config"]["extra"] for p in tmp_path.rglob("result.json")]
     assert notes and all(n == {"note": "<redacted>", "api_key": "<redacted>", "password": "<redacted>"}
                          for n in notes)
+
+
+# ------------------------------------------------------------------ sweeps: workers, parents, locks
+
+SWEEP = ["-m", "data=adding", "data.seq_len=10", "model.hidden_size=8", "trainer.max_steps=1500",
+         "trainer.val_check_interval=50", "logger=csv", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "hydra.sweep.dir=sweep"]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc: no psutil needed)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return {p for p in found if alive(p)}
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def start_sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rnnbench", "train", *SWEEP, *extra], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+
+
+def wait_for_checkpoints(tmp_path: Path, process: subprocess.Popen, jobs: int = 2) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if len(list((tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))) >= jobs:
+            return
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        time.sleep(0.1)
+    pytest.fail("the sweep's jobs never checkpointed")
+
+
+def statuses(tmp_path: Path) -> list[str]:
+    return sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/result.json"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_joblib_sweep_and_its_workers_and_every_record_says_interrupted(tmp_path):
+    process = start_sweep(tmp_path)
+    wait_for_checkpoints(tmp_path, process)
+    workers = descendants(process.pid)
+    assert workers, "joblib started no worker process"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert "Traceback" not in stdout + stderr
+    assert "rnnbench: the sweep was interrupted" in stdout and "2 run(s): 2 interrupted" in stdout
+    assert statuses(tmp_path) == ["interrupted", "interrupted"]
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if alive(p)], "orphaned workers"
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_joblib_parent_stops_its_workers_and_an_immediate_resume_finishes_the_sweep(tmp_path):
+    process = start_sweep(tmp_path)
+    wait_for_checkpoints(tmp_path, process)
+    workers = descendants(process.pid)
+    process.kill()  # the parent only: its workers are left without it
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if alive(p)], "the workers outlived their parent"
+    assert statuses(tmp_path) == ["interrupted", "interrupted"]  # each worker's ParentWatch stopped its job cleanly
+    resumed = train(tmp_path, *SWEEP, "resume=true")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "2 run(s): 2 completed" in resumed.stdout
+    for path in (tmp_path / "sweep").glob("*/result.json"):
+        done = json.loads(path.read_text())
+        assert done["steps"] == 1500 and done["resumed_from_step"] % 50 == 0 and done["resumed_from_step"] > 0
+
+
+@pytest.mark.slow
+def test_a_second_sweep_into_a_dir_in_use_is_refused_and_a_killed_ones_lock_is_not_stale(tmp_path):
+    first = start_sweep(tmp_path, "trainer.max_steps=100000")
+    wait_for_checkpoints(tmp_path, first)
+    second = train(tmp_path, *SWEEP)
+    assert first.poll() is None, "the first sweep ended before the second one tried"
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rnnbench: error: sweep is in use by pid {first.pid}"), lines
+    assert "cannot start until it ends" in lines[0]
+    assert len(list((tmp_path / "sweep").glob("*/csv/metrics.csv"))) == 2  # nothing beside the first's jobs
+    workers = descendants(first.pid)
+    first.kill()  # its lock file stays behind, but the kernel released the lock with the process
+    first.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    again = train(tmp_path, *SWEEP, "trainer.max_steps=100")  # another config into the same dir
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "2 run(s): 2 completed" in again.stdout
+    assert len(list((tmp_path / "sweep").glob("*/result.json.replaced-*"))) == 2  # the first's records kept aside

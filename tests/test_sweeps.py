@@ -171,19 +171,6 @@ def test_summary_counts_killed_jobs_and_jobs_that_never_ran(tmp_path, capsys):
     assert "killed  multirun/x/2" in out and "resume=true" in out
 
 
-def test_a_sweep_stopped_by_its_launcher_still_gets_its_summary(tmp_path, capsys, monkeypatch):
-    """joblib raises when a worker is killed, so Hydra never calls on_multirun_end: the CLI then
-    summarises the records of the sweep that on_multirun_start saw begin."""
-    job = tmp_path / "0"
-    job.mkdir()
-    write_json_atomic(job / "result.json", new_record({"seed": 0}, [], {}, job))  # status: running
-    monkeypatch.setattr(summary, "_open_sweep", {"dir": tmp_path, "expected": 4, "launcher": "JoblibLauncher"})
-    assert summary.report_unfinished_sweep() == 1 and summary._open_sweep is None
-    out = capsys.readouterr().out
-    assert "JoblibLauncher raised" in out and "1 run(s): 1 killed, 3 without a record (never ran)" in out
-    assert summary.report_unfinished_sweep() is None  # nothing left open: the CLI re-raises Hydra's exit
-
-
 def test_optuna_records_an_infinite_objective_as_the_worst_completed_trial():
     """run() returns +inf (-inf when maximising) for diverged and failed jobs: optuna 2.10 takes it."""
     import optuna

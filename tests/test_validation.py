@@ -132,3 +132,47 @@ def test_a_bad_user_cell_is_refused_naming_model_cell(case, tmp_path, monkeypatc
     text = str(error.value)
     assert text.startswith(f"model.cell='cellmod_{n}.Peephole' is not allowed: ") and "\n" not in text
     assert message.format(n=n) in text
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.hidden_size=48", "optim.lr=0.003"],  # plain values
+    ["model.cell=rnn", "+model.cell_options.nonlinearity=relu"],  # an added key
+    ["++trainer.max_steps=7", "++trainer.new_flag=true"],  # forced: replace one, add one
+    ["~trainer.max_steps"],  # a deleted key
+    ["data.seq_len='12'", "seed=3"],  # a quoted value
+])
+def test_value_overrides_on_a_composed_config_equal_hydras_compose(overrides):
+    """rnnbench.value_overrides wraps the one private Hydra call rnnbench makes; this pins it to Hydra's own
+    result: composing the config-group choices, then setting the values, equals composing everything at once."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from rnnbench.config import config_dir
+    from rnnbench.value_overrides import with_value_overrides
+
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        whole = compose("train", overrides=["model=lstm", *overrides])
+        groups = compose("train", overrides=["model=lstm"])
+    applied = with_value_overrides(groups, OverridesParser.create().parse_overrides(overrides))
+    assert OmegaConf.to_container(applied) == OmegaConf.to_container(whole)
+    assert OmegaConf.to_container(groups) != OmegaConf.to_container(whole)  # a copy: the composed config is kept
+
+
+@pytest.mark.parametrize("arguments,composes", [
+    (["-m", "model.cell=rnn,lstm,gru", "seed=0,1,2", "resume=true"], 2),  # values only: one compose for 9 jobs
+    (["-m", "model=rnn,lstm", "seed=0,1,2"], 3),  # one per group choice, plus Hydra's settings
+    (["model=gru", "seed=4"], 2),
+])
+def test_the_launch_path_composes_once_per_distinct_set_of_group_choices(arguments, composes, monkeypatch):
+    import rnnbench.preflight as preflight_module
+    from rnnbench.launch import plan
+
+    calls = []
+    real = preflight_module.compose
+    monkeypatch.setattr(preflight_module, "compose", lambda *a, **k: calls.append(k["overrides"]) or real(*a, **k))
+    launch = plan(arguments)
+    assert len(calls) == composes, calls
+    assert launch.arguments[-1].startswith("hydra.sweep.dir='multirun/" if "-m" in arguments else "hydra.run.dir='")
+    assert launch.expected_jobs == (9 if "seed=0,1,2" in arguments and "model.cell=rnn,lstm,gru" in arguments else
+                                    6 if "model=rnn,lstm" in arguments else 1)

@@ -2,9 +2,9 @@
 
 Run and sweep dirs carry a timestamp (``multirun/<experiment>/<time>``), so running a command again
 would start a new dir. With ``resume=true`` and no explicit ``hydra.sweep.dir`` (``hydra.run.dir``
-for a single run), :func:`resume_arguments` looks in the dirs the command's own dir pattern allows
+for a single run), :func:`resolve_output_dir` looks in the dirs the command's own dir pattern allows
 (its ``${now:...}`` parts as wildcards) for the latest one whose saved overrides are this command's,
-and passes ``hydra.sweep.dir=<it>``. In there, every job whose ``result.json`` is completed or
+and the launch path pins ``hydra.sweep.dir=<it>``. In there, every job whose ``result.json`` is completed or
 diverged for the identical config is skipped (:func:`rnnbench.training.run.run` does that) and the
 rest run again, each in its own job dir as before.
 
@@ -14,17 +14,14 @@ Overrides that do not change any job's result are ignored when comparing command
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import open_dict, read_write
-
-from rnnbench.config import config_dir
-from rnnbench.preflight import split_multirun
+from omegaconf import DictConfig, open_dict, read_write
 
 IGNORED_KEYS = ("resume", "threads")
 IGNORED_HYDRA_PREFIXES = ("hydra.mode", "hydra.sweep.dir", "hydra.run.dir", "hydra/launcher", "hydra.launcher.")
@@ -61,14 +58,12 @@ def _saved_signature(saved: Path) -> tuple[tuple[str, ...], tuple[str, ...]] | N
         return None
 
 
-def _dir_pattern(overrides: list[str], multirun: bool) -> str | None:
+def dir_pattern(hydra_root: DictConfig, multirun: bool) -> str | None:
     """The glob of every dir this command could have written to (``${now:...}`` parts as ``*``), or
-    None when the dir has no timestamp (the same command always reuses it: nothing to find)."""
-    parser = OverridesParser.create()
-    base = [o.input_line for o in parser.parse_overrides(overrides) if not (multirun and o.is_sweep_override())]
-    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="resume"):
-        cfg = compose("train", overrides=base, return_hydra_config=True)
-    node = cfg.hydra.sweep if multirun else cfg.hydra.run
+    None when the dir has no timestamp (the same command always reuses it: nothing to find).
+    ``hydra_root`` is the command's composed config with Hydra's settings (the launch path's)."""
+    node = copy.deepcopy(hydra_root).hydra
+    node = node.sweep if multirun else node.run
     raw = node._get_node("dir")._value()
     if not isinstance(raw, str) or not _NOW.search(raw):
         return None
@@ -77,11 +72,10 @@ def _dir_pattern(overrides: list[str], multirun: bool) -> str | None:
         return str(node.dir)
 
 
-def find_previous(overrides: list[str], multirun: bool) -> tuple[Path | None, str | None]:
-    """(the latest earlier dir of this command or None, the glob searched or None)."""
-    pattern = _dir_pattern(overrides, multirun)
+def find_previous(overrides: list[str], pattern: str | None, multirun: bool) -> Path | None:
+    """The latest earlier dir matching ``pattern`` whose saved command is this one, else None."""
     if pattern is None:
-        return None, None
+        return None
     parsed = OverridesParser.create().parse_overrides(overrides)
     wanted = command_signature([o.input_line for o in parsed if not o.is_hydra_override()],
                                [o.input_line for o in parsed if o.is_hydra_override()])
@@ -89,29 +83,47 @@ def find_previous(overrides: list[str], multirun: bool) -> tuple[Path | None, st
     matches = [Path(saved).parent if multirun else Path(saved).parent.parent
                for saved in sorted(map(str, Path().glob(f"{pattern}/{saved_name}")))
                if _saved_signature(Path(saved)) == wanted]
-    return (matches[-1] if matches else None), pattern
+    return matches[-1] if matches else None
+
+
+def resume_requested(overrides: list[str]) -> bool:
+    return _resume_requested(OverridesParser.create().parse_overrides(overrides))
+
+
+def output_dir_of(hydra_root: DictConfig, multirun: bool) -> Path:
+    """The run dir (the sweep dir with ``-m``) Hydra would make for the command now: its ``${now:...}`` resolved."""
+    return Path(str(hydra_root.hydra.sweep.dir if multirun else hydra_root.hydra.run.dir))
+
+
+def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: bool) -> tuple[Path, bool]:
+    """(the dir this command writes to, whether it continues an earlier one).
+
+    With ``resume=true`` and no dir on the command line, the latest earlier dir of the same command (printed);
+    else the dir Hydra would make now."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    fresh = output_dir_of(hydra_root, multirun)
+    if not _resume_requested(parsed) or any(_key(o) == key for o in parsed):
+        return fresh, _resume_requested(parsed) and fresh.exists()
+    pattern = dir_pattern(hydra_root, multirun)
+    previous = find_previous(overrides, pattern, multirun)
+    what = "sweep" if multirun else "run"
+    if previous is None:
+        if pattern is not None:
+            print(f"rnnbench: resume: no earlier {what} of this command in {pattern}; starting a new one", flush=True)
+        return fresh, False
+    print(f"rnnbench: resume: continuing the {what} in {previous}", flush=True)
+    return previous, True
+
+
+def pin_output_dir(arguments: list[str], directory: Path, multirun: bool) -> list[str]:
+    """``arguments`` with ``hydra.sweep.dir`` (``hydra.run.dir`` without ``-m``) set to ``directory``, so that
+    Hydra writes where the launch path resolved, locked and will summarise."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    kept = [a for a in arguments if not a.startswith(f"{key}=")]
+    return [*kept, f"{key}={_quote(directory)}"]
 
 
 def _quote(path: Path) -> str:
     text = str(path).replace("\\", "\\\\").replace("'", "\\'")
     return f"'{text}'"
-
-
-def resume_arguments(arguments: list[str]) -> list[str]:
-    """``arguments`` plus ``hydra.sweep.dir=<previous>`` (``hydra.run.dir`` without ``-m``) when they
-    ask for ``resume=true``, name no dir themselves and an earlier dir of the same command exists."""
-    multirun, overrides = split_multirun(arguments)
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    if not _resume_requested(parsed):
-        return arguments
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    if any(_key(o) == key for o in parsed):
-        return arguments
-    previous, pattern = find_previous(overrides, multirun)
-    what = "sweep" if multirun else "run"
-    if previous is None:
-        if pattern is not None:
-            print(f"rnnbench: resume: no earlier {what} of this command in {pattern}; starting a new one", flush=True)
-        return arguments
-    print(f"rnnbench: resume: continuing the {what} in {previous}", flush=True)
-    return [*arguments, f"{key}={_quote(previous)}"]

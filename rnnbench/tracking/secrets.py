@@ -31,6 +31,9 @@ SECRET_VARIABLE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.
 SECRET_KEY = re.compile(r"(api[_-]?key|access[_-]?key|private[_-]?key|token|secret|password|passwd|credential)",
                         re.IGNORECASE)
 USER_LISTED = "RNNBENCH_SECRET_VARS"
+# The launch path passes the literal secrets of the command line to every job process in variables named so
+# (their names contain SECRET, so each process scrubs them like any credential of its environment).
+SECRET_LITERAL_PREFIX = "RNNBENCH_SECRET_LITERAL_"
 # Files a job writes that are text (scrubbed in place at its end); binary ones (.wandb, .ckpt) are kept clean at
 # their source instead.
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".csv", ".log", ".txt", ".md", ".html", ".svg")

@@ -1,4 +1,6 @@
-"""The end of a run or sweep: a one-screen summary of its records, and the process's exit status."""
+"""The end of a run or sweep: a one-screen summary of its records, and the exit status they imply.
+
+Everything here reads the records on disk, so it works whatever launcher ran the jobs and however it ended."""
 
 from __future__ import annotations
 
@@ -8,23 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from rnnbench.tracking.record import RecordError, find_records, read_record
 
 log = logging.getLogger(__name__)
 
-# Set by the callback, read by the CLI once Hydra returns: 0 unless a job failed for a reason
-# other than divergence (a diverged run is a result, not an error), was killed, or never ran.
-exit_status = 0
-# Set by the CLI before a sweep starts: how many jobs its grid holds (None: unknown). An Optuna
-# sweep's n_trials takes its place.
-expected_jobs: int | None = None
-# The sweep dir of a multirun that started in this process and has not been summarised yet: a
-# launcher that raises (joblib, when a worker is killed) skips on_multirun_end, and the CLI then
-# calls report_unfinished_sweep().
-_open_sweep: dict[str, Any] | None = None
 SMALL_SWEEP = 24  # a sweep of at most this many runs ends with its `rnnbench table`
 
 MAX_LISTED = 10
@@ -73,9 +63,9 @@ def _report(where: Path, records: list[dict[str, Any]], expected: int | None = N
     lines.extend(problems[:MAX_LISTED])
     if len(problems) > MAX_LISTED:
         lines.append(f"  ... and {len(problems) - MAX_LISTED} more (status in each result.json)")
-    if counts["running"] or missing > 0:
+    if counts["running"] or counts["interrupted"] or missing > 0:
         lines.append("  rerun the same command with resume=true to finish them "
-                     "(completed and diverged jobs are skipped)")
+                     "(completed and diverged jobs are skipped; interrupted ones continue from their checkpoint)")
     optuna = _optuna_line(where)
     if optuna:
         lines.append(optuna)
@@ -129,57 +119,11 @@ def run_line(record: dict[str, Any], where: Path) -> str:
     return "; ".join([", ".join(parts), f"record: {where / 'result.json'}"])
 
 
-def report_unfinished_sweep() -> int | None:
-    """Summarise a multirun of this process that ended without Hydra's on_multirun_end (its launcher
-    raised); None if there is none. The CLI calls this when Hydra exits with an error."""
-    global exit_status, _open_sweep
-    if _open_sweep is None:
-        return None
-    sweep, _open_sweep = _open_sweep, None
-    if sweep.get("lines") is not None:
-        sweep["lines"].stop()
-    print(f"rnnbench: the sweep stopped early: {sweep['launcher']} raised (see above)", flush=True)
-    exit_status = max(1, report_sweep(sweep["dir"], sweep["expected"]))
-    return exit_status
-
-
-class RunSummary(Callback):
-    """Hydra callback: after a run or a whole sweep, read the records from disk (so it works with any
-    launcher, in-process or not), print the summary and set :data:`exit_status`."""
-
-    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global exit_status
-        output_dir = Path(config.hydra.runtime.output_dir)
-        records = read_records(output_dir)
-        if len(records) == 1 and records[0].get("status") != "running":
-            print(run_line(records[0], output_dir.resolve()), flush=True)
-            exit_status = 0 if records[0].get("status") in ("completed", "diverged") else 1
-            return
-        exit_status = _report(output_dir, records, expected=1)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _open_sweep
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        from rnnbench.screen.sweep_lines import SweepLines
-
-        n_trials = config.hydra.sweeper.get("n_trials")
-        if str(config.hydra.sweeper.get("sampler", {}).get("_target_", "")).endswith("GridSampler"):
-            n_trials = None  # Optuna's grid sampler stops at the grid's size
-        expected = n_trials if isinstance(n_trials, int) else expected_jobs
-        parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-        varying = [o.key_or_group for o in parsed if o.is_sweep_override()]
-        varying += [str(k) for k in (config.hydra.sweeper.get("params") or {}) if str(k) not in varying]
-        sweep_dir = Path(config.hydra.sweep.dir)
-        print(f"rnnbench: {expected or 'a'} job(s) into {sweep_dir.resolve()}", flush=True)
-        _open_sweep = {"dir": sweep_dir, "expected": expected,
-                       "launcher": str(config.hydra.launcher.get("_target_", "the launcher")).rsplit(".", 1)[-1],
-                       "lines": SweepLines(sweep_dir, expected, varying).start()}
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        # The launcher returned: every job ran and its record tells how it ended (no count to check).
-        global exit_status, _open_sweep
-        if _open_sweep is not None and _open_sweep.get("lines") is not None:
-            _open_sweep["lines"].stop()
-        _open_sweep = None
-        exit_status = report_sweep(Path(config.hydra.sweep.dir))
+def report_run(output_dir: Path) -> int:
+    """Print the line of a single run (or, if its record is missing or still says running, the summary of what
+    is there); return the exit status it implies: 0 for completed or diverged, else 1."""
+    records = read_records(output_dir)
+    if len(records) == 1 and records[0].get("status") != "running":
+        print(run_line(records[0], output_dir.resolve()), flush=True)
+        return 0 if records[0].get("status") in ("completed", "diverged") else 1
+    return _report(output_dir, records, expected=1)

@@ -8,7 +8,8 @@ SIGTERM handling only stops the fit loop at the next batch and exits 0; Ctrl-C t
 
 :class:`ParentWatch` is for worker processes (joblib's loky workers): when the process that launched the sweep
 dies (``kill -9``), the worker's parent changes and the watch sends the worker a SIGTERM, so no orphan keeps
-training and writing beside a ``resume=true`` that follows.
+training and writing beside a ``resume=true`` that follows; once the job has written its ``interrupted`` record,
+the worker process exits (it would otherwise wait for its next task from a parent that is gone).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,15 +41,33 @@ def _raise(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
 
+_stopping = False
+
+
+def _stop_descendants_then_raise(signum: int, frame: object) -> None:
+    """The launching process's handler: its workers get SIGTERM and write their ``interrupted`` records before
+    this process unwinds (a launcher that sees the exception would otherwise kill them first: joblib's does).
+    A second signal while they stop raises at once."""
+    global _stopping
+    if not _stopping:
+        _stopping = True
+        try:
+            stop_descendants()
+        finally:
+            _stopping = False
+    raise Interrupted(signum)
+
+
 @contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere a no-op)."""
+def interrupt_on_signals(stop_workers: bool = False) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere a no-op).
+    With ``stop_workers`` (the process that launched a sweep), every descendant process is stopped first."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
     for signum in SIGNALS:
-        signal.signal(signum, _raise)
+        signal.signal(signum, _stop_descendants_then_raise if stop_workers else _raise)
     try:
         yield
     finally:
@@ -56,26 +76,48 @@ def interrupt_on_signals() -> Iterator[None]:
 
 
 class ParentWatch:
-    """A daemon thread that sends this process SIGTERM once its parent process is gone (checked every second)."""
+    """One daemon thread per worker process that watches its parent (every ``interval`` s). Once the parent is
+    gone, a running job is sent SIGTERM (it writes its ``interrupted`` record, then :meth:`job_ended` says to exit)
+    and an idle worker exits at once: it would otherwise wait for a next task from a parent that is gone."""
+
+    _this_process: "ParentWatch | None" = None
 
     def __init__(self, interval: float = 1.0):
         self.parent = os.getppid()
         self.interval = interval
-        self._stop = threading.Event()
+        self.orphaned = False
+        self._running = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="rnnbench-parent-watch", daemon=True)
 
-    def start(self) -> "ParentWatch":
-        self._thread.start()
-        return self
+    @classmethod
+    def for_this_process(cls) -> "ParentWatch":
+        if cls._this_process is None or cls._this_process.parent != os.getppid():
+            cls._this_process = cls()
+            cls._this_process._thread.start()
+        return cls._this_process
 
-    def stop(self) -> None:
-        self._stop.set()
+    def job_started(self) -> None:
+        with self._lock:
+            self._running = True
+
+    def job_ended(self) -> bool:
+        """Whether the parent died during the job (the worker should exit now that the job's record is written)."""
+        with self._lock:
+            self._running = False
+            return self.orphaned
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            if os.getppid() != self.parent:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+        while True:
+            time.sleep(self.interval)
+            if os.getppid() == self.parent:
+                continue
+            with self._lock:
+                self.orphaned = True
+                if not self._running:
+                    os._exit(128 + signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
 
 
 def descendants(pid: int | None = None) -> list[int]:
@@ -103,9 +145,7 @@ def descendants(pid: int | None = None) -> list[int]:
 def stop_descendants(signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
     """Send ``signum`` to every descendant of this process and wait up to ``timeout`` s for them to exit
     (each job writes its ``interrupted`` record first); SIGKILL what is left. Returns how many were signalled."""
-    import time
-
-    pids = descendants()
+    pids = [pid for pid in descendants() if not _bookkeeper(pid)]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
@@ -124,6 +164,20 @@ def stop_descendants(signum: int = signal.SIGTERM, timeout: float = 30.0) -> int
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     return len(pids)
+
+
+BOOKKEEPERS = ("resource_tracker", "semaphore_tracker")  # loky's and multiprocessing's: they end with their parent
+
+
+def _bookkeeper(pid: int) -> bool:
+    """A helper process of a launcher that cleans up after the others and exits when its parent does (signalled,
+    it would print a traceback and leak what it tracks)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    return any(name in command for name in BOOKKEEPERS)
 
 
 def _zombie(pid: int) -> bool:

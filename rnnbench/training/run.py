@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -79,7 +80,9 @@ class Job:
         resolved = self.secrets.scrub_tree(OmegaConf.to_container(cfg, resolve=True))
         choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
         record = new_record(resolved, self.secrets.scrub_overrides(hydra.overrides.task), choices, self.output_dir)
-        watch = ParentWatch().start() if launched_by_another_process() else None
+        watch = ParentWatch.for_this_process() if launched_by_another_process() else None
+        if watch is not None:
+            watch.job_started()
         try:
             with DirLock(self.output_dir, JOB_LOCK).acquire(wait=JOB_LOCK_WAIT, what="this job"):
                 return self._run_locked(record)
@@ -87,8 +90,9 @@ class Job:
             log.error("rnnbench: error: %s", self.secrets.scrub(str(error)))
             return objective_value(self.cfg, record.to_json())
         finally:
-            if watch is not None:
-                watch.stop()
+            if watch is not None and watch.job_ended():  # the parent is gone and the record is written: end here
+                logging.shutdown()
+                os._exit(Interrupted(signal.SIGTERM).exit_status)
 
     def _run_locked(self, record: Record) -> float | None:
         cfg = self.cfg

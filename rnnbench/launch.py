@@ -1,0 +1,132 @@
+"""The one launch path of ``rnnbench train``: from the command line to the exit status.
+
+1. **Validate** every job before any starts (:func:`rnnbench.preflight.check_every_job`): compose once per
+   distinct set of config-group choices, set each job's values on a copy, check them; a bad input ends here
+   with one line (exit 2) and nothing written.
+2. **Resolve the dir**: the run or sweep dir Hydra would make now, or with ``resume=true`` the latest earlier
+   dir of the same command (:mod:`rnnbench.sweeps.resume`); it is then pinned on Hydra's command line
+   (``hydra.sweep.dir=...``), so Hydra writes exactly where this process locked and will summarise.
+3. **Lock** that dir (:class:`rnnbench.sweeps.locks.DirLock`): a second ``rnnbench train`` into a dir in use is
+   refused in one line; a lock left by a killed process is released by the kernel, so it never blocks.
+4. **Run Hydra** (:mod:`rnnbench.app`) with SIGINT and SIGTERM turned into :class:`Interrupted`: a sweep's
+   worker processes are stopped too, and every job writes its record.
+5. **Summarise from the records** in the pinned dir (:mod:`rnnbench.tracking.summary`) and return the exit
+   status they imply: 0 when every job completed or diverged, 1 when one failed, was killed or never ran,
+   ``128 + signal`` when interrupted, 2 for a refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from rnnbench.errors import RnnbenchError
+from rnnbench.preflight import Checked, check_every_job, split_multirun
+from rnnbench.sweeps.locks import SWEEP_LOCK, DirLock
+from rnnbench.sweeps.resume import pin_output_dir, resolve_output_dir
+from rnnbench.tracking import summary
+from rnnbench.tracking.secrets import SECRET_LITERAL_PREFIX, Secrets
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated command, ready for Hydra."""
+
+    arguments: list[str]  # Hydra's command line: the user's, with the run or sweep dir pinned
+    multirun: bool
+    directory: Path  # the run dir, or the sweep dir with -m
+    expected_jobs: int | None  # how many records the sweep should end with (None: its sweeper decides)
+    varying: list[str]  # the keys that vary from job to job (for the sweep's per-job lines)
+
+
+def plan(arguments: list[str]) -> Plan:
+    """Validate ``arguments`` and resolve where they write; raise :class:`RnnbenchError` (one line) if refused."""
+    checked = check_every_job(arguments)
+    multirun, overrides = split_multirun(arguments)
+    directory, _ = resolve_output_dir(overrides, checked.hydra_root, multirun)
+    return Plan(pin_output_dir(arguments, directory, multirun), multirun, directory,
+                expected_jobs(checked), varying_keys(overrides, checked))
+
+
+def expected_jobs(checked: Checked) -> int | None:
+    """The grid's job count; an Optuna search's ``n_trials`` (its grid sampler stops at the grid's size)."""
+    sweeper = checked.hydra_root.hydra.sweeper
+    n_trials = sweeper.get("n_trials")
+    if isinstance(n_trials, int) and not str((sweeper.get("sampler") or {}).get("_target_", "")).endswith(
+            "GridSampler"):
+        return n_trials
+    return checked.jobs if checked.multirun else 1
+
+
+def varying_keys(overrides: list[str], checked: Checked) -> list[str]:
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    varying = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    params = checked.hydra_root.hydra.sweeper.get("params") or {}
+    return varying + [str(k) for k in params if str(k) not in varying]
+
+
+def train(arguments: list[str]) -> int:
+    """``rnnbench train ARGUMENTS``: validate, resolve, lock, run, summarise; return the exit status."""
+    try:
+        launch = plan(arguments)
+    except (RnnbenchError, HydraException) as error:
+        message = " ".join(str(error).split())
+        print(f"rnnbench: error: {Secrets.from_environment(arguments).scrub(message)}", file=sys.stderr)
+        return 2
+    try:
+        lock = DirLock(launch.directory, SWEEP_LOCK).acquire(what="this command")
+    except RnnbenchError as error:
+        print(f"rnnbench: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        return run_hydra(launch, arguments)
+    finally:
+        lock.release()
+
+
+def run_hydra(launch: Plan, arguments: list[str]) -> int:
+    from rnnbench import app
+    from rnnbench.screen.sweep_lines import SweepLines
+    from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals, stop_descendants
+
+    sys.argv = ["rnnbench train", *launch.arguments]
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
+    for index, literal in enumerate(Secrets.literals(arguments)):  # every process scrubs them (Secrets)
+        os.environ[f"{SECRET_LITERAL_PREFIX}{index}"] = literal
+    lines = None
+    if launch.multirun:
+        print(f"rnnbench: {launch.expected_jobs or 'a'} job(s) into {launch.directory.resolve()}", flush=True)
+        lines = SweepLines(launch.directory, launch.expected_jobs, launch.varying).start()
+    stopped: str | None = None
+    status: int | None = None
+    try:
+        with interrupt_on_signals(stop_workers=True):
+            app.train()
+    except Interrupted as stop:
+        # Ctrl-C or SIGTERM: the jobs of other processes (joblib, submitit) were stopped first and wrote their
+        # records; anything still left below this process stops now
+        stop_descendants()
+        print(f"rnnbench: {stop}", flush=True)
+        stopped, status = "was interrupted", stop.exit_status
+    except SystemExit:
+        # Hydra exits after reporting an error (a joblib worker was killed, say); the jobs' records still tell
+        # what happened: summarise them.
+        if not launch.multirun or not launch.directory.exists():
+            raise
+        stopped, status = "stopped early: its launcher raised (see above)", 1
+    finally:
+        if lines is not None:
+            lines.stop()
+    if not launch.multirun:
+        found = summary.report_run(launch.directory)
+        return status if status is not None else found
+    if stopped is not None:
+        print(f"rnnbench: the sweep {stopped}", flush=True)
+        found = max(1, summary.report_sweep(launch.directory, launch.expected_jobs))
+        return status if status is not None else found
+    return summary.report_sweep(launch.directory)
