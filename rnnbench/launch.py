@@ -25,12 +25,15 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from rnnbench.errors import RnnbenchError
+from rnnbench.errors import RnnbenchError, root_cause_line
 from rnnbench.preflight import Checked, check_every_job, split_multirun
 from rnnbench.sweeps.locks import SWEEP_LOCK, DirLock
 from rnnbench.sweeps.resume import pin_output_dir, resolve_output_dir
 from rnnbench.tracking import summary
 from rnnbench.tracking.secrets import SECRET_LITERAL_PREFIX, Secrets
+
+
+HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,9 @@ def train(arguments: list[str]) -> int:
         return 2
     try:
         lock = DirLock(launch.directory, SWEEP_LOCK).acquire(what="this command")
-    except RnnbenchError as error:
+    except RnnbenchError as error:  # in use (2: refused), or not writable (1: the machine's fault, not the input's)
         print(f"rnnbench: error: {error}", file=sys.stderr)
-        return 2
+        return 1 if str(error).startswith("cannot write") else 2
     try:
         return run_hydra(launch, arguments)
     finally:
@@ -98,6 +101,8 @@ def run_hydra(launch: Plan, arguments: list[str]) -> int:
     os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
     for index, literal in enumerate(Secrets.literals(arguments)):  # every process scrubs them (Secrets)
         os.environ[f"{SECRET_LITERAL_PREFIX}{index}"] = literal
+    traceback_wanted = HYDRA_FULL_ERROR in os.environ
+    os.environ[HYDRA_FULL_ERROR] = "1"  # Hydra raises its errors to this function instead of printing a traceback
     lines = None
     if launch.multirun:
         print(f"rnnbench: {launch.expected_jobs or 'a'} job(s) into {launch.directory.resolve()}", flush=True)
@@ -113,17 +118,20 @@ def run_hydra(launch: Plan, arguments: list[str]) -> int:
         stop_descendants()
         print(f"rnnbench: {stop}", flush=True)
         stopped, status = "was interrupted", stop.exit_status
-    except SystemExit:
-        # Hydra exits after reporting an error (a joblib worker was killed, say); the jobs' records still tell
-        # what happened: summarise them.
-        if not launch.multirun or not launch.directory.exists():
+    except Exception as error:
+        # Hydra itself failed between jobs (a full disk as it saved a job's config, a joblib worker killed): one
+        # line, then what the jobs' records tell. HYDRA_FULL_ERROR set by the user: Hydra's traceback instead.
+        if traceback_wanted:
             raise
+        secrets = Secrets.from_environment(arguments)
+        where = f" (writing under {launch.directory})" if isinstance(error, OSError) and not error.filename else ""
+        print(f"rnnbench: error: {secrets.scrub(root_cause_line(error))}{where}", file=sys.stderr, flush=True)
         stopped, status = "stopped early: its launcher raised (see above)", 1
     finally:
         if lines is not None:
             lines.stop()
     if not launch.multirun:
-        found = summary.report_run(launch.directory)
+        found = summary.report_run(launch.directory) if launch.directory.exists() else 1
         return status if status is not None else found
     if stopped is not None:
         print(f"rnnbench: the sweep {stopped}", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -217,3 +218,96 @@ def test_a_second_sweep_into_a_dir_in_use_is_refused_and_a_killed_ones_lock_is_n
     assert again.returncode == 0, again.stderr[-2000:]
     assert "2 run(s): 2 completed" in again.stdout
     assert len(list((tmp_path / "sweep").glob("*/result.json.replaced-*"))) == 2  # the first's records kept aside
+
+
+# ------------------------------------------------------------------ full and read-only disks
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs at tmp_path/disk (needs root and mount: skipped with the reason otherwise), unmounted after."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of ``disk``."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+
+
+DISK_RUN = ["data=adding", "data.seq_len=10", "model.hidden_size=8", "trainer.val_check_interval=50", "logger=csv",
+            "threads=1"]
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_mid_sweep_fails_that_job_in_one_line_and_keeps_the_finished_record(tmp_path, small_disk):
+    command = [sys.executable, "-m", "rnnbench", "train", "-m", *DISK_RUN, "trainer.max_steps=100000", "seed=0,1",
+               f"hydra.sweep.dir={small_disk}/sweep", "+trainer.max_time=00:00:00:04"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cli_env())
+    first = small_disk / "sweep" / "0" / "result.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if first.exists() and json.loads(first.read_text())["status"] == "completed":
+            break
+        time.sleep(0.05)
+    fill(small_disk)  # the second job starts on a full disk
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stdout[-2000:] + stderr[-2000:]
+    assert "Traceback" not in stdout + stderr
+    finished = json.loads(first.read_text())
+    assert finished["status"] == "completed" and finished["steps"] > 0 and "test/mse" in finished["metrics"]
+    # Hydra could not save the second job's config: one line, and the summary counts that job as never run
+    assert stderr.strip().splitlines()[-1] == ("rnnbench: error: OSError: [Errno 28] No space left on device "
+                                               f"(writing under {small_disk}/sweep)")
+    assert "1 run(s): 1 completed, 1 without a record (never ran)" in stdout and "resume=true" in stdout
+
+
+@pytest.mark.slow
+def test_a_full_disk_before_the_start_is_one_line(tmp_path, small_disk):
+    fill(small_disk)
+    result = train(tmp_path, *DISK_RUN, "trainer.max_steps=20", f"hydra.run.dir={small_disk}/run")
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"rnnbench: error: cannot write in {small_disk}/run: No space left on device; this command cannot start there"]
+
+
+@pytest.mark.slow
+def test_resume_on_a_read_only_disk_is_one_line_and_leaves_the_records_alone(tmp_path, small_disk):
+    done = train(tmp_path, *DISK_RUN, "trainer.max_steps=20", f"hydra.run.dir={small_disk}/run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    before = (small_disk / "run" / "result.json").read_bytes()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    result = train(tmp_path, *DISK_RUN, "trainer.max_steps=20", f"hydra.run.dir={small_disk}/run", "resume=true")
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"rnnbench: error: cannot write in {small_disk}/run: Read-only file system; this command cannot start there"]
+    assert (small_disk / "run" / "result.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_while_a_job_trains_still_gets_its_failed_record(tmp_path, small_disk):
+    process = subprocess.Popen([sys.executable, "-m", "rnnbench", "train", *DISK_RUN, "trainer.max_steps=100000",
+                                "+trainer.max_time=00:00:01:00", f"hydra.run.dir={small_disk}/run"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    checkpoint = small_disk / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fill(small_disk)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1 and "Traceback" not in stdout + stderr, stdout[-2000:] + stderr[-2000:]
+    record = json.loads((small_disk / "run" / "result.json").read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    assert record["steps"] >= 50  # the steps done before the disk filled are counted
+    assert f"rnnbench: failed, {record['steps']} steps" in stdout

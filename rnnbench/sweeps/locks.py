@@ -33,6 +33,13 @@ class DirLock:
         return "another process"
 
     def acquire(self, wait: float = 0.0, what: str = "this dir") -> "DirLock":
+        try:
+            return self._acquire(wait, what)
+        except OSError as error:  # a full or read-only disk, a dir we may not write
+            raise RnnbenchError(f"cannot write in {self.path.parent}: {error.strerror or error}; {what} "
+                                "cannot start there") from None
+
+    def _acquire(self, wait: float, what: str) -> "DirLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait
         while True:
@@ -49,8 +56,12 @@ class DirLock:
             if os.fstat(fd).st_ino != _inode(self.path):  # released and removed while we waited: take a fresh one
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()}\n".encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()}\n".encode())
+            except OSError:
+                os.close(fd)
+                raise
             self._fd = fd
             return self
 

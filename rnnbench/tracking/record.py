@@ -251,6 +251,33 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any] | Record) -> None:
             os.unlink(temporary)
 
 
+class SpaceReserve:
+    """Disk space held back for a job's final record: a file of ``size`` bytes (``.rnnbench-reserve`` in the job
+    dir) taken when the job starts and given back just before the final record is written again after a full
+    disk refused it, so that a disk that fills up during training never costs the result."""
+
+    NAME = ".rnnbench-reserve"
+
+    def __init__(self, directory: Path, size: int = 256 << 10):  # records are 5-20 KB, 8 layers deep ~100 KB
+        self.path = Path(directory) / self.NAME
+        self.size = size
+
+    def take(self) -> "SpaceReserve":
+        """Allocate the space (really, not sparse); an ``OSError`` here means the disk is already full."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 & ~_umask())
+        try:
+            os.posix_fallocate(fd, 0, self.size)
+        except OSError:
+            os.close(fd)
+            self.release()
+            raise
+        os.close(fd)
+        return self
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """The record at ``path``, checked by :func:`check_record`; :class:`RecordError` if it is unreadable,
     not JSON, foreign or breaks the schema."""

@@ -30,7 +30,8 @@ from rnnbench.screen.quiet import route_library_output
 from rnnbench.sweeps.threads import auto_threads
 from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_loggers, wandb_record
 from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
-                                      RecordError, flatten, new_record, now, read_record, write_json_atomic)
+                                      RecordError, SpaceReserve, flatten, new_record, now, read_record,
+                                      write_json_atomic)
 from rnnbench.tracking.secrets import Secrets
 from rnnbench.sweeps.locks import JOB_LOCK, DirLock
 from rnnbench.training.checkpoints import RandomState, checkpoint_path, checkpoint_step, last_checkpoint
@@ -69,6 +70,7 @@ class Job:
         self.record_path = self.output_dir / RECORD_NAME
         self.secrets = Secrets.from_environment(list(hydra.overrides.task))
         self.checkpoint = checkpoint_path(self.output_dir)
+        self.reserve = SpaceReserve(self.output_dir)
 
     def run(self) -> float | None:
         cfg, hydra = self.cfg, self.hydra
@@ -111,6 +113,14 @@ class Job:
             record.started_at = previous.get("started_at") or record.started_at
         record.resumed_from_step = resume_step
         write_json_atomic(self.record_path, record)
+        try:
+            self.reserve.take()
+        except OSError as error:
+            record.update(status=FAILED, error=f"{self.output_dir}: {error.strerror or error}: no room to run the job",
+                          finished_at=now())
+            self._write_final(record)
+            log.error("rnnbench: error: %s", record.error)
+            return objective_value(cfg, record.to_json())
         started = time.perf_counter()
         stop: Interrupted | None = None
         training = Training(cfg, self.hydra, record, self.output_dir, self.secrets, resume_step)
@@ -124,9 +134,11 @@ class Job:
             log.warning("rnnbench: %s at step %d; resume=true continues it from its last checkpoint",
                         interrupted, record.steps)
         except RnnbenchError as error:
+            training.keep_progress()
             record.update(status=FAILED, error=str(error))
             log.error("%s", error)
         except Exception as error:  # a job's failure must not take the sweep down; the record says why
+            training.keep_progress()  # the steps done, and the last validation's metrics
             message = root_cause_line(error)
             record.update(status=FAILED, error=message, traceback=traceback.format_exc())
             log.error("run failed: %s (traceback in %s)", message, self.record_path)
@@ -134,6 +146,7 @@ class Job:
                       traceback=self.secrets.scrub(record.traceback) if record.traceback else None,
                       progress=None, wall_seconds=time.perf_counter() - started, finished_at=now())
         self._write_final(record)
+        self.reserve.release()
         # what follows is optional: a failure here must not change the result already on disk
         with interrupt_on_signals():  # a second Ctrl-C during clean-up is answered once the files are closed
             finish_wandb(0 if record.status in FINISHED else 1)
@@ -156,20 +169,24 @@ class Job:
             return None
 
     def _write_final(self, record: Record) -> None:
-        """The final record; on a full or read-only disk, a smaller one (no curves, no traceback), then one line."""
-        try:
-            write_json_atomic(self.record_path, record)
+        """The final record; on a full disk, again once the job's reserved space is given back, then a smaller
+        one (no curves, no traceback); then one line."""
+        attempts = (record, record, dataclasses.replace(record, traceback=None, gradients=None, gates=None))
+        first: OSError | None = None
+        for attempt, payload in enumerate(attempts):
+            try:
+                write_json_atomic(self.record_path, payload)
+            except OSError as error:
+                first = first or error
+                self.reserve.release()
+                continue
+            if first is not None:
+                log.error("rnnbench: error: %s: %s%s", self.record_path, first.strerror or first,
+                          "; wrote the record without its gradient curves" if attempt == 2 else
+                          "; wrote the record into the space reserved for it")
             return
-        except OSError as error:
-            first = error
-        small = dataclasses.replace(record, traceback=None, gradients=None, gates=None)
-        try:
-            write_json_atomic(self.record_path, small)
-            log.error("rnnbench: error: %s: %s; wrote the record without its gradient curves",
-                      self.record_path, first.strerror or first)
-        except OSError as error:
-            log.error("rnnbench: error: cannot write %s: %s; the job's result (%s) is lost",
-                      self.record_path, error.strerror or error, record.status)
+        log.error("rnnbench: error: cannot write %s: %s; the job's result (%s) is lost",
+                  self.record_path, first.strerror or first, record.status)
 
 
 JOB_LOCK_WAIT = 60.0  # seconds a job waits for an orphan of a killed sweep to stop writing its dir
