@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import math
+import time
 from dataclasses import dataclass
 from collections.abc import Iterator
 
@@ -14,31 +16,75 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
 from omegaconf import DictConfig, OmegaConf
 
 import rnnbench.sweeps  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
-from rnnbench.config import check_objective_for, config_dir, validate, validate_hydra
+from rnnbench.config import ROOT_RULES, check_objective_for, config_dir, validate, validate_hydra
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
 from rnnbench.value_overrides import with_value_overrides
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
-def job_overrides(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> Iterator[list[str]]:
-    """The override list of each job a sweep over ``overrides`` (and the config's
-    ``hydra.sweeper.params``) will run; a sweep that is not a discrete list (an Optuna interval,
-    say) is left to its sweeper and checked at its first value only."""
+# Settings whose only check is their own rule in ROOT_RULES: no other check reads their value (``data.seed``
+# interpolates ``seed``, and the data modules take any seed that rule allows). A grid's jobs that differ only in
+# these need one full validation, and each value its rule: a 30,000-job seed sweep is checked in seconds.
+INDEPENDENT_KEYS = ("seed", "threads", "verbose", "resume", "checkpoint")
+PROGRESS_EVERY = 2.0  # seconds between the progress lines of a long validation
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept key of a grid: its ``key=value`` lines and typed values, in the sweep's order."""
+
+    key: str
+    lines: list[str]
+    values: list[object]
+    independent: bool  # checked by its own rule alone (INDEPENDENT_KEYS)
+
+
+def grid(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> tuple[list[str], list[Axis]]:
+    """(the fixed overrides, the swept axes) of a sweep over ``overrides`` and the config's ``hydra.sweeper.params``
+    (the command line wins); a sweep that is not a discrete list (an Optuna interval, say) is left to its sweeper
+    and its key keeps the config's value here."""
     parser = OverridesParser.create()
     parsed: list[Override] = parser.parse_overrides(overrides)
     given = {o.get_key_element() for o in parsed}
     parsed += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()])
                if o.get_key_element() not in given]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    choices = []
+    axes = []
     for override in parsed:
-        if override.is_sweep_override() and multirun:
-            values = list(override.sweep_string_iterator()) if override.is_discrete_sweep() else []
-            if values:
-                choices.append([f"{override.get_key_element()}={v}" for v in values])
-    for combination in itertools.product(*choices):
+        if override.is_sweep_override() and multirun and override.is_discrete_sweep():
+            key = override.get_key_element()
+            strings, values = list(override.sweep_string_iterator()), list(override.sweep_iterator())
+            if strings:
+                independent = override.key_or_group in INDEPENDENT_KEYS and override.package is None \
+                    and not (override.is_add() or override.is_force_add() or override.is_delete())
+                axes.append(Axis(key, [f"{key}={v}" for v in strings], values, independent))
+    return fixed, axes
+
+
+def job_overrides(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> Iterator[list[str]]:
+    """The override list of each job of the sweep (see :func:`grid`), in Hydra's order."""
+    fixed, axes = grid(overrides, sweeper_params, multirun)
+    for combination in itertools.product(*(axis.lines for axis in axes)):
         yield fixed + list(combination)
+
+
+class Progress:
+    """``rnnbench: validated N of M jobs`` every :data:`PROGRESS_EVERY` seconds, once a validation is slow."""
+
+    LARGE = 10_000  # a grid this large says so before it starts
+
+    def __init__(self, total: int):
+        self.total, self.started, self.shown = total, time.monotonic(), time.monotonic()
+        if total > self.LARGE:
+            print(f"rnnbench: validating {total:,} jobs before any starts", flush=True)
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.shown >= PROGRESS_EVERY:
+            self.shown = now
+            rate = done / max(now - self.started, 1e-9)
+            print(f"rnnbench: validated {done:,} of {self.total:,} jobs ({rate:,.0f}/s)", flush=True)
 
 
 def split_multirun(arguments: list[str]) -> tuple[bool, list[str]]:
@@ -169,9 +215,22 @@ def check_every_job(arguments: list[str]) -> Checked:
             params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
             check_group_choices(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
                                 groups)
+            fixed, axes = grid(overrides, params if multirun else {}, multirun)
+            for axis in axes:  # each value of a key that only its own rule checks, once
+                if axis.independent:
+                    for value in axis.values:
+                        ROOT_RULES[axis.key].check(axis.key, value)
+            dependent = [axis for axis in axes if not axis.independent]
+            jobs = math.prod(len(axis.lines) for axis in axes)
+            per_combination = jobs // max(1, math.prod(len(axis.lines) for axis in dependent))
             composed: dict[tuple[str, ...], DictConfig] = {}
-            for job in job_overrides(overrides, params if multirun else {}, multirun):
+            progress = Progress(jobs)
+            for combination in itertools.product(*(axis.lines for axis in dependent)):
+                # the first value of each independent axis stands for all of them (each was checked above)
+                job = fixed + [axis.lines[0] for axis in axes if axis.independent] + list(combination)
                 parsed = OverridesParser.create().parse_overrides(job)
+                # Composing is the slow part (~0.5 s): compose once per distinct set of config-group
+                # choices, then set each job's values the way Hydra does after composing.
                 structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
                 if structure not in composed:
                     composed[structure] = compose("train", overrides=list(structure))
@@ -180,7 +239,8 @@ def check_every_job(arguments: list[str]) -> Checked:
                 validate(cfg)
                 if multirun:
                     check_objective_for(hydra_cfg.sweeper, cfg.get("objective"))
-                checked += 1
+                checked += per_combination
+                progress.update(checked)
     except (ConfigCompositionException, OverrideParseException) as error:
         raise _one_line(error) from None
     except (InstantiationException, TypeError) as error:  # e.g. +model.unknown=1: a constructor refuses it

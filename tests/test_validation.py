@@ -176,3 +176,15 @@ def test_the_launch_path_composes_once_per_distinct_set_of_group_choices(argumen
     assert launch.arguments[-1].startswith("hydra.sweep.dir='multirun/" if "-m" in arguments else "hydra.run.dir='")
     assert launch.expected_jobs == (9 if "seed=0,1,2" in arguments and "model.cell=rnn,lstm,gru" in arguments else
                                     6 if "model=rnn,lstm" in arguments else 1)
+
+
+def test_a_large_grid_is_validated_at_more_than_1000_jobs_per_second_and_says_so(capsys):
+    """60,000 jobs (20,000 seeds x 3 cells): one full validation per cell, each seed by its rule."""
+    import time
+
+    started = time.perf_counter()
+    assert preflight(["-m", "seed=range(0,20000)", "model.cell=rnn,lstm,gru"]) == 60_000
+    assert 60_000 / (time.perf_counter() - started) > 1000
+    assert "rnnbench: validating 60,000 jobs before any starts" in capsys.readouterr().out
+    with pytest.raises(RnnbenchError, match=r"^seed=-1 is not allowed: an integer"):
+        preflight(["-m", "seed=range(-1,20000)", "model.cell=rnn,lstm,gru"])
