@@ -81,7 +81,7 @@ class Progress:
 
     def update(self, done: int) -> None:
         now = time.monotonic()
-        if now - self.shown >= PROGRESS_EVERY:
+        if self.total > 1000 and now - self.shown >= PROGRESS_EVERY:
             self.shown = now
             rate = done / max(now - self.started, 1e-9)
             print(f"rnnbench: validated {done:,} of {self.total:,} jobs ({rate:,.0f}/s)", flush=True)

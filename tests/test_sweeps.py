@@ -370,3 +370,30 @@ def test_wandb_agent_command_trains_offline_and_simultaneous_runs_never_share_a_
         assert record["wandb"]["mode"] == "offline"
         run = read_offline_run(next((Path(record["output_dir"]) / "wandb").glob("offline-run-*")))
         assert run["config"]["model.cell"] == "gru" and "best/val/loss" in run["summary"]
+
+
+@pytest.mark.slow
+def test_resume_on_a_grown_grid_runs_only_the_new_jobs(tmp_path):
+    """seed=0 first, then seed=0,1 with resume=true: a new sweep dir whose seed-0 jobs copy the earlier records
+    (found by config_hash) and whose seed-1 jobs train; a table over both dirs counts each run once."""
+    from rnnbench.report.records import load_runs
+
+    base = [sys.executable, "-m", "rnnbench", "train", "-m", "experiment=quickstart", "logger=none", "debug=smoke",
+            "trainer.max_steps=30"]
+    first = subprocess.run([*base, "seed=0"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    earlier = {r["config_hash"]: r for r in records(tmp_path / "multirun")}
+    grown = subprocess.run([*base, "seed=0,1", "resume=true"], cwd=tmp_path, env=cli_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert grown.returncode == 0, grown.stderr[-2000:]
+    assert "3 finished job(s) of earlier sweeps" in grown.stdout and "6 run(s): 6 completed" in grown.stdout
+    sweeps = sorted(d for d in (tmp_path / "multirun" / "quickstart").iterdir() if d.is_dir())
+    assert len(sweeps) == 2
+    after = records(sweeps[1])
+    reused = [r for r in after if r["reused_from"]]
+    assert sorted(r["seed"] for r in reused) == [0, 0, 0] and all(r["seed"] == 1 for r in after if r not in reused)
+    for record in reused:  # the very same run, not a rerun
+        original = earlier[record["config_hash"]]
+        assert record["started_at"] == original["started_at"] and record["metrics"] == original["metrics"]
+        assert Path(record["reused_from"]) == Path(original["output_dir"]) / "result.json"
+    assert len(load_runs([sweeps[0], sweeps[1]]).runs) == 6  # each run once across the two dirs

@@ -10,6 +10,11 @@ rest run again, each in its own job dir as before.
 
 Overrides that do not change any job's result are ignored when comparing commands: ``resume``,
 ``threads``, the launcher and the run/sweep dir.
+
+A grid that grew (more seeds, a new value) is a new command, so it gets a new sweep dir; but with ``resume=true``
+the launch path first indexes every finished record in the dirs of the command's pattern
+(:func:`write_finished_index`, ``.rnnbench-finished.json`` in the new sweep dir), and each job whose
+``config_hash`` is there copies that record (``reused_from``) instead of training again: only the new jobs run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
+
+import json
+import os
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -96,7 +104,8 @@ def output_dir_of(hydra_root: DictConfig, multirun: bool) -> Path:
 
 
 def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: bool) -> tuple[Path, bool]:
-    """(the dir this command writes to, whether it continues an earlier one).
+    """(the dir this command writes to, whether it continues an earlier one). A new sweep dir under
+    ``resume=true`` gets the index of the finished jobs of the command's earlier sweeps (:data:`FINISHED_INDEX`).
 
     With ``resume=true`` and no dir on the command line, the latest earlier dir of the same command (printed);
     else the dir Hydra would make now."""
@@ -111,6 +120,9 @@ def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: b
     if previous is None:
         if pattern is not None:
             print(f"rnnbench: resume: no earlier {what} of this command in {pattern}; starting a new one", flush=True)
+            if multirun and (reusable := write_finished_index(fresh, pattern)):
+                print(f"rnnbench: resume: {reusable} finished job(s) of earlier sweeps in {pattern} are reused "
+                      "where this grid has the same config", flush=True)
         return fresh, False
     print(f"rnnbench: resume: continuing the {what} in {previous}", flush=True)
     return previous, True
@@ -127,3 +139,43 @@ def pin_output_dir(arguments: list[str], directory: Path, multirun: bool) -> lis
 def _quote(path: Path) -> str:
     text = str(path).replace("\\", "\\\\").replace("'", "\\'")
     return f"'{text}'"
+
+
+FINISHED_INDEX = ".rnnbench-finished.json"
+
+
+def write_finished_index(sweep_dir: Path, pattern: str | None) -> int:
+    """Write ``sweep_dir/.rnnbench-finished.json``: ``{config_hash: path of a finished record}`` over the sweep
+    dirs matching ``pattern`` (this command's earlier sweeps, whatever their grid). Returns how many it holds."""
+    from rnnbench.tracking.record import FINISHED, RecordError, read_record, write_json_atomic
+
+    if pattern is None:
+        return 0
+    found: dict[str, str] = {}
+    for path in sorted(Path().glob(f"{pattern}/*/result.json")):
+        if path.parent.parent.resolve() == sweep_dir.resolve():
+            continue  # the sweep's own records: its jobs find them in their own dirs
+        try:
+            record = read_record(path)
+        except RecordError:
+            continue
+        if record["status"] in FINISHED and record.get("reused_from") is None:
+            found.setdefault(record["config_hash"], os.path.abspath(path))
+    if found:
+        write_json_atomic(sweep_dir / FINISHED_INDEX, found)
+    return len(found)
+
+
+def finished_elsewhere(sweep_dir: Path, config_hash: str) -> dict | None:
+    """A copy of the finished record of the same config in an earlier sweep of the command, with ``reused_from``
+    set to its path, if the index names one that still reads as finished with that hash."""
+    from rnnbench.tracking.record import FINISHED, RecordError, read_record
+
+    try:
+        path = Path(json.loads((sweep_dir / FINISHED_INDEX).read_text())[config_hash])
+        record = read_record(path)
+    except (OSError, KeyError, TypeError, ValueError, RecordError):
+        return None
+    if record["status"] not in FINISHED or record["config_hash"] != config_hash:
+        return None
+    return {**record, "reused_from": str(path)}

@@ -8,7 +8,9 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   checkpoint). ``completed`` and ``diverged`` are results (:data:`FINISHED`): ``resume=true`` skips them.
 - ``error`` / ``traceback``: one-line message and full traceback for ``failed`` runs.
 - ``resumed_from_step``: the checkpoint's step when ``resume=true`` continued this run, else null;
-  ``checkpoint``: the run's last checkpoint (``checkpoints/last.ckpt`` in its dir) while it exists, else null.
+  ``checkpoint``: the run's last checkpoint (``checkpoints/last.ckpt`` in its dir) while it exists, else null;
+  ``reused_from``: the record this one copies, when ``resume=true`` on a grown grid found the same config
+  (``config_hash``) finished in an earlier sweep dir of the command (the run's files stay in its ``output_dir``).
 - ``config``: the resolved config (secrets redacted); ``config_hash``: SHA-256 of what determines
   the result (the config without ``logger``, ``resume``, ``threads``, ``verbose``, ``checkpoint``; seed included);
   ``overrides``: the job's command-line overrides; ``choices``: the config-group choices; ``seed``.
@@ -101,6 +103,7 @@ class Record:
     diverged_at_step: int | None = None
     resumed_from_step: int | None = None
     checkpoint: str | None = None
+    reused_from: str | None = None
     gradients: dict[str, Any] | None = None
     gates: list[dict[str, Any]] | None = None
     wall_seconds: float | None = None
@@ -138,7 +141,7 @@ _REQUIRED_TYPES: dict[str, tuple[type, ...]] = {
 _OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "error": (str,), "task": (dict,), "gradients": (dict,), "gates": (list,), "throughput": (dict,),
     "wall_seconds": (int, float), "train_seconds": (int, float), "diverged_at_step": (int,),
-    "resumed_from_step": (int,), "wandb": (dict,), "progress": (dict,), "model_size": (dict,), "git": (dict,),
+    "resumed_from_step": (int,), "reused_from": (str,), "wandb": (dict,), "progress": (dict,), "model_size": (dict,), "git": (dict,),
     "choices": (dict,), "versions": (dict,), "started_at": (str,), "finished_at": (str,)}
 
 

@@ -34,6 +34,7 @@ from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INT
                                       write_json_atomic)
 from rnnbench.tracking.secrets import Secrets
 from rnnbench.sweeps.locks import JOB_LOCK, DirLock
+from rnnbench.sweeps.resume import finished_elsewhere
 from rnnbench.training.checkpoints import RandomState, checkpoint_path, checkpoint_step, last_checkpoint
 from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
 from rnnbench.tracking.run_statistics import RunStatistics
@@ -107,6 +108,12 @@ class Job:
         elif previous is not None:
             set_aside(self.record_path, "replaced")  # another config's record: kept beside, never overwritten
             previous = None
+        if cfg.get("resume") and previous is None and self.hydra.mode == RunMode.MULTIRUN:
+            earlier = finished_elsewhere(Path(self.hydra.sweep.dir), record.config_hash)
+            if earlier is not None:  # a grown grid: this config already ran in an earlier sweep of the command
+                write_json_atomic(self.record_path, earlier)
+                log.info("resume: the same config already %s in %s; reused", earlier["status"], earlier["output_dir"])
+                return objective_value(cfg, earlier)
         resume_step = checkpoint_step(self.checkpoint) if cfg.get("resume") and previous is not None else None
         if previous is not None and cfg.get("resume"):
             record.wandb = previous.get("wandb")  # the W&B run to continue (by id)
