@@ -588,6 +588,7 @@ JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 SUBMITIT_LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
 SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+RESUMABLE_OPTUNA = "hydra_plugins.rnnbench_optuna_sweeper.resumable.ResumableOptunaSweeper"  # hydra/sweeper=optuna_resumable
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -637,6 +638,7 @@ HYDRA_RULES: dict[str, dict[str, Rule]] = {  # launcher or sweeper _target_ -> i
     },
     BASIC_SWEEPER: {"max_batch_size": optional(integer(1), "every job in one batch")},
 }
+HYDRA_RULES[RESUMABLE_OPTUNA] = HYDRA_RULES[OPTUNA]
 
 
 def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
@@ -665,9 +667,9 @@ def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
 
 def check_objective_for(sweeper: DictConfig, objective: Any) -> None:
     """An Optuna sweep optimises the record metric ``objective`` names: it cannot be null."""
-    if sweeper.get("_target_") == OPTUNA:
+    if sweeper.get("_target_") in (OPTUNA, RESUMABLE_OPTUNA):
         require(objective is not None, "objective", objective,
-                "a record metric such as best/val/loss: hydra/sweeper=optuna optimises the value it names")
+                "a record metric such as best/val/loss: an Optuna sweep optimises the value it names")
 
 
 def _set_by(node: DictConfig, key: str, name: str) -> str:

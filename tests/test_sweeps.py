@@ -397,3 +397,47 @@ def test_resume_on_a_grown_grid_runs_only_the_new_jobs(tmp_path):
         assert record["started_at"] == original["started_at"] and record["metrics"] == original["metrics"]
         assert Path(record["reused_from"]) == Path(original["output_dir"]) / "result.json"
     assert len(load_runs([sweeps[0], sweeps[1]]).runs) == 6  # each run once across the two dirs
+
+
+@pytest.mark.slow
+def test_a_killed_optuna_search_resumes_its_study_from_the_sweep_dir(tmp_path):
+    """4 trials, one at a time; kill -9 while the second trains; resume=true loads <sweep>/optuna.db: the first
+    trial counts, the killed one is asked again with its parameters, and the study ends with 4 finished trials."""
+    import optuna
+
+    command = [sys.executable, "-m", "rnnbench", "train", "-m", "hparams_search=adding_lr_hidden", "logger=none",
+               "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1", "data.seq_len=10", "threads=1",
+               "trainer.max_steps=150", "trainer.val_check_interval=50", "data.num_train=512", "data.num_val=128",
+               "data.num_test=128"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            found = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("result.json")}
+            if found.get("0", {}).get("status") == "completed" and found.get("1", {}).get("status") == "running":
+                break
+            assert process.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.1)
+        else:
+            pytest.fail("the first trial never completed")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    sweep = sweep_dir_of(tmp_path, "adding_lr_hidden")
+    killed_params = found["1"]["config"]["optim"]["lr"], found["1"]["config"]["model"]["hidden_size"]
+    first_started = found["0"]["started_at"]
+
+    result = subprocess.run([*command, "resume=true"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resume: continuing the sweep in {sweep.relative_to(tmp_path)}" in result.stdout
+    study = optuna.load_study(study_name="adding_lr_hidden_lstm", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 4 and states[1] == "FAIL" and len(states) == 5
+    after = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+    assert sorted(after) == ["0", "2", "3", "4"] and all(r["status"] in ("completed", "diverged") for r in after.values())
+    assert after["0"]["started_at"] == first_started  # the finished trial was not run again
+    assert (after["2"]["config"]["optim"]["lr"], after["2"]["config"]["model"]["hidden_size"]) == killed_params
+    assert len(list((sweep / "1").glob("result.json.superseded-*"))) == 1
+    assert (sweep / "optimization_results.yaml").is_file()
