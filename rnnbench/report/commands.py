@@ -21,7 +21,8 @@ def _report_error(error: Exception) -> int:
 
 def table_command(arguments: list[str]) -> int:
     from rnnbench.report.records import ReportError, load_runs
-    from rnnbench.report.table import FORMATS, build_comparison, build_table
+    from rnnbench.report.compare import build_comparison
+    from rnnbench.report.table import FORMATS, build_table
 
     parser = argparse.ArgumentParser(
         prog="rnnbench table",
