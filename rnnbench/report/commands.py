@@ -74,8 +74,9 @@ def plot_command(arguments: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="rnnbench plot",
         description="Figures (PNG and SVG) of every result.json below the dirs: gradient-flow (gradient norm "
-                    "against distance from the loss), curves (train/val loss against step), clip-rate "
-                    "(clip rate and divergence against trainer.gradient_clip_val).")
+                    "against distance from the loss), curves (train/val loss and the task metric against step), "
+                    "curves-time (the same against training wall time), clip-rate (clip rate and divergence "
+                    "against trainer.gradient_clip_val), gates (gate means and saturation over training), all.")
     parser.add_argument("dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or run dirs (searched recursively)")
     parser.add_argument("--kind", required=True, choices=KINDS, help="which figure")
     parser.add_argument("--by", action="append", metavar="KEY",
@@ -87,7 +88,8 @@ def plot_command(arguments: list[str]) -> int:
 
         runs = load_runs(options.dirs)
         _warn(code_differences(runs.runs) + runs.warnings())
-        for path in draw(runs, options.kind, by=options.by, output=options.output):
+        for path in draw(runs, options.kind, by=options.by, output=options.output,
+                         skipped=lambda line: print(f"rnnbench: note: {line}", file=sys.stderr)):
             print(path)
     except (ReportError, OSError) as error:
         return _report_error(error)
