@@ -32,10 +32,18 @@ class Cell:
     def json(self) -> Any:
         return self.text()
 
+    def sort_value(self) -> Any:
+        """What a page sorts the column by: a number where the cell has one (None: last), else the text."""
+        return self.text()
+
 
 @dataclass
 class Key(Cell):
     value: Any
+
+    def sort_value(self) -> Any:
+        value = self.value
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else self.text()
 
     def text(self) -> str:
         return display(self.value)
@@ -59,6 +67,9 @@ class Number(Cell):
     value: float | None
     numeric = True
 
+    def sort_value(self) -> Any:
+        return json_number(self.value)
+
     def text(self) -> str:
         return format_number(self.value)
 
@@ -80,6 +91,9 @@ class Stat(Cell):
     summary: Summary
     values: list[tuple[Any, float]] = field(default_factory=list)
     numeric = True
+
+    def sort_value(self) -> Any:
+        return json_number(self.summary.mean)
 
     def text(self) -> str:
         return format_summary(self.summary)
@@ -103,6 +117,10 @@ class Censored(Cell):
 
     values: list[tuple[Any, float]]
     numeric = True
+
+    def sort_value(self) -> Any:
+        median = self.median
+        return None if median is None else (1e300 if math.isinf(median) else median)
 
     @property
     def reached(self) -> int:
@@ -145,6 +163,9 @@ class Fraction(Cell):
     total: int
     numeric = True
 
+    def sort_value(self) -> Any:
+        return self.count / self.total if self.total else None
+
     def text(self) -> str:
         return f"{self.count}/{self.total}"
 
@@ -159,6 +180,9 @@ class Fraction(Cell):
 class Interval(Cell):
     difference: Difference
     numeric = True
+
+    def sort_value(self) -> Any:
+        return self.difference.low
 
     def text(self) -> str:
         d = self.difference

@@ -91,6 +91,7 @@ class Figure:
     notes: list[str]
     panels: list[Panel]
     legend_title: str
+    rows: list[str] = field(default_factory=list)  # the rows' labels, indexed by Series.row
 
     def as_data(self) -> dict[str, Any]:
         """The figure as JSON-ready data: numbers at 6 significant digits, non-finite as null."""
@@ -175,7 +176,8 @@ def _coinciding(panel: Panel) -> list[str]:
 
 def _figure(kind: str, title: str, notes: Sequence[str | None], panels: list[Panel], rows: Grouping) -> Figure:
     coinciding = [line for panel in panels for line in _coinciding(panel)]
-    return Figure(kind, title, [n for n in notes if n] + coinciding, panels, ", ".join(rows.keys) or "all runs")
+    return Figure(kind, title, [n for n in notes if n] + coinciding, panels, ", ".join(rows.keys) or "all runs",
+                  [row.label for row in rows.rows])
 
 
 # --- histories --------------------------------------------------------------------------------------------------
