@@ -171,7 +171,9 @@ def _coinciding(panel: Panel) -> list[str]:
     if not pairs:
         return []
     named = ", ".join(pairs[:3]) + (f" and {len(pairs) - 3} more pair(s)" if len(pairs) > 3 else "")
-    return [f"{panel.title}: {named} coincide (one line lies on the other; the markers tell them apart)"]
+    how = "drawn side by side at each value" if panel.categories else "one line lies on the other; the markers tell " \
+        "them apart"
+    return [f"{panel.title}: {named} coincide ({how})"]
 
 
 def _figure(kind: str, title: str, notes: Sequence[str | None], panels: list[Panel], rows: Grouping) -> Figure:
