@@ -351,20 +351,20 @@
     append(root, [
       el("h1", { text: data.title }),
       el("p", { "class": "summary", text: data.summary.runs + " run(s): " + statuses.join(", ") }),
-      el("nav", {}, [["results", "table"], ["comparisons", "comparisons"], ["figures", "figures"], ["runs", "runs"],
+      el("nav", {}, [["results", "table"], ["figures", "figures"], ["comparisons", "comparisons"], ["runs", "runs"],
                      ["provenance", "provenance"]].map(function (a) { return el("a", { href: "#" + a[0], text: a[1] }); })),
       el("section", { id: "results" }, [el("h2", { text: "Results" }),
         el("div", { "class": "controls" }, [el("label", { "for": "grouping", text: "Group rows and lines by: " }), select]),
         el("p", { "class": "summary", text: "Each cell: mean ± std (n) over the completed seeds; completed, diverged " +
                   "and failed: fractions of the row's runs. Click a column to sort." }),
         el("div", { id: "results-table" })]),
+      el("section", { id: "figures" }, [el("h2", { text: "Figures" }),
+        el("p", { "class": "summary", text: "Click a legend entry to hide or show its lines; hover for values." }),
+        el("div", { id: "figure-list" })]),
       el("section", { id: "comparisons" }, [el("h2", { text: "Comparisons" })].concat(
         data.comparisons.length ? data.comparisons.map(function (c, i) {
           return el("div", {}, [el("h3", { text: c.title }), tableOf(c.table, "comparison-" + i)]);
         }) : [el("p", { text: "None asked for: rnnbench report DIR --compare KEY=A KEY=B adds one." })])),
-      el("section", { id: "figures" }, [el("h2", { text: "Figures" }),
-        el("p", { "class": "summary", text: "Click a legend entry to hide or show its lines; hover for values." }),
-        el("div", { id: "figure-list" })]),
       el("section", { id: "runs" }, [el("h2", { text: "Runs" }), runsTable()]),
       el("section", { id: "provenance" }, [el("h2", { text: "Provenance" }), provenance()])]);
     renderGrouping(0);
