@@ -26,7 +26,7 @@ import csv
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -57,11 +57,12 @@ class NoData(ReportError):
 
 @dataclass
 class Series:
-    """One line: ``y`` (None: a gap) at ``x``, and its band ``low``–``high`` where it has one. ``row`` indexes the
-    row (its colour and marker); ``style`` is ``solid``, ``dashed`` (a second state) or ``dotted`` (one run's own
-    line, such as a diverged run's)."""
+    """One line named ``name`` over ``n`` runs: ``y`` (None: a gap) at ``x``, and its band ``low``–``high`` where it
+    has one. ``row`` indexes the row (its colour and marker); ``style`` is ``solid``, ``dashed`` (a second state) or
+    ``dotted`` (one run's own line, such as a diverged run's)."""
 
-    label: str
+    name: str
+    n: int | None
     x: list[float]
     y: list[float | None]
     low: list[float | None] | None = None
@@ -69,6 +70,11 @@ class Series:
     row: int = 0
     style: str = "solid"
     marker: int | None = None  # the marker's index where it is not the row's (one row's several gates)
+
+    @property
+    def label(self) -> str:
+        """The legend's words: ``gru (n=3)``; a single run's line just its name."""
+        return self.name if self.n is None else f"{self.name} (n={self.n})"
 
 
 @dataclass
@@ -94,8 +100,13 @@ class Figure:
     rows: list[str] = field(default_factory=list)  # the rows' labels, indexed by Series.row
 
     def as_data(self) -> dict[str, Any]:
-        """The figure as JSON-ready data: numbers at 6 significant digits, non-finite as null."""
-        return _rounded(asdict(self))
+        """The figure as JSON-ready data (each series with its ``label``): numbers at 6 significant digits,
+        non-finite as null."""
+        data = asdict(self)
+        for panel, panel_data in zip(self.panels, data["panels"]):
+            for series, series_data in zip(panel.series, panel_data["series"]):
+                series_data["label"] = series.label
+        return _rounded(data)
 
 
 def _rounded(value: Any) -> Any:
@@ -119,10 +130,6 @@ def _band(columns: Sequence[Sequence[float]]) -> tuple[list[float | None], list[
         lows.append(min(finite) if finite else None)
         highs.append(max(finite) if finite else None)
     return means, lows, highs
-
-
-def _label(row: Row, n: int) -> str:
-    return f"{row.label} (n={n})"
 
 
 def _pooled_note(runs: Sequence[Run], rows: Grouping, excluded: Sequence[str] = ()) -> str | None:
@@ -167,7 +174,7 @@ def _coinciding(panel: Panel) -> list[str]:
         for b, vb in drawn[i + 1:]:
             shared = set(va) & set(vb)
             if len(shared) >= 2 and max(abs(va[x] - vb[x]) for x in shared) <= COINCIDE * span:
-                pairs.append(f"{a.label.split(' (n=')[0]} and {b.label.split(' (n=')[0]}")
+                pairs.append(f"{a.name} and {b.name}")
     if not pairs:
         return []
     named = ", ".join(pairs[:3]) + (f" and {len(pairs) - 3} more pair(s)" if len(pairs) > 3 else "")
@@ -209,7 +216,8 @@ def _step_seconds(run: Run) -> float | None:
     return None
 
 
-def _history_series(rows: Sequence[Row], column: str, against: str, label: Any = None) -> tuple[list[Series], dict]:
+def _history_series(rows: Sequence[Row], column: str, against: str,
+                    label: Callable[[Row], str] | None = None) -> tuple[list[Series], dict[int, int]]:
     """Per row: the mean and min–max over its completed runs of ``column`` at each logged step, against the step
     (Lightning counts from 0: step + 1 optimizer steps done) or the training time; each diverged run on its own.
     Returns the series and how many runs of each row were drawn."""
@@ -232,7 +240,7 @@ def _history_series(rows: Sequence[Row], column: str, against: str, label: Any =
             mean, low, high = _band([points[s] for s in steps])
             scale = _mean_scale(seconds) if against == "time" else 1.0
             if scale is not None:
-                series.append(Series(f"{name} (n={used})", [s * scale for s in steps], mean, low, high, index))
+                series.append(Series(name, used, [s * scale for s in steps], mean, low, high, index))
                 drawn[index] = used
         for run in row.with_status(DIVERGED):
             history = run_history(run).get(column)
@@ -241,7 +249,7 @@ def _history_series(rows: Sequence[Row], column: str, against: str, label: Any =
                 finite = [(s + 1, v) for s, v in history if math.isfinite(v)]
                 if finite:
                     series.append(Series(f"{name}: seed {display(run.seed)} diverged at step "
-                                         f"{run.record.get('diverged_at_step')}", [s * scale for s, _ in finite],
+                                         f"{run.record.get('diverged_at_step')}", None, [s * scale for s, _ in finite],
                                          [v for _, v in finite], row=index, style="dotted"))
                     drawn[index] = drawn.get(index, 0) + 1
     return series, drawn
@@ -325,7 +333,7 @@ def gradient_flow_figure(runs: Sequence[Run], by: Sequence[str] | None, layer: i
                 width = max(len(c) for c in curves)
                 stacked = [[c[d] if d < len(c) else math.nan for c in curves] for d in range(width)]
                 mean, low, high = _band(stacked)
-                panel.series.append(Series(f"{row.label}{suffix} (n={len(curves)})", list(range(width)),
+                panel.series.append(Series(f"{row.label}{suffix}", len(curves), list(range(width)),
                                            _powers(mean), _powers(low), _powers(high), index, style))
                 if style == "solid":
                     drawn[index] = max(drawn.get(index, 0), len(curves))
@@ -431,8 +439,8 @@ def clip_rate_figure(runs: Sequence[Run], by: Sequence[str] | None) -> Figure:
             means.append(float(np.mean(rates)) if rates else None)
             lows.append(min(rates) if rates else None)
             highs.append(max(rates) if rates else None)
-        rate_panel.series.append(Series(row.label, xs, means, lows, highs, index))
-        diverged_panel.series.append(Series(row.label, xs, fractions, row=index))
+        rate_panel.series.append(Series(row.label, None, xs, means, lows, highs, index))
+        diverged_panel.series.append(Series(row.label, None, xs, fractions, row=index))
     notes = ["clip rate: mean over the completed seeds, bars min–max (a diverged run has no clip rate); "
              "divergence: the fraction of finished runs that diverged", _pooled_note(finished, rows, [CLIP_KEY])]
     return _figure("clip-rate", "Gradient clipping: how often it fires, and divergence", notes,
