@@ -4,8 +4,10 @@ from what varies in the sweep."""
 from __future__ import annotations
 
 import yaml
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
-from rnnbench.tracking.loggers import sweep_grid, sweep_group, sweep_run_name, wandb_config
+from rnnbench.tracking.loggers import run_naming, sweep_grid, sweep_group, sweep_run_name, wandb_config
 
 from conftest import REPO
 
@@ -47,3 +49,26 @@ def test_a_command_line_sweep_without_a_preset(tmp_path):
     # nothing varies: W&B names the run; no grid: no group
     assert sweep_run_name(["seed=0"], []) is None and sweep_group([]) is None
     assert sweep_grid(tmp_path / "missing") == []
+
+
+def hydra_config(mode: RunMode, sweep_dir, task: list[str], experiment: str | None = None, params=None):
+    """The parts of a job's HydraConfig that name its W&B run."""
+    return OmegaConf.create({"mode": mode, "sweep": {"dir": str(sweep_dir)}, "overrides": {"task": task},
+                             "runtime": {"choices": {"experiment": experiment, "hparams_search": None}},
+                             "sweeper": {"params": params}})
+
+
+def test_run_naming_for_sweeps_with_and_without_a_preset_and_single_runs(tmp_path):
+    saved = {"hydra": {"overrides": {"task": ["model.cell=rnn,gru", "seed=0,1", "+extra.api_key=abcdef123"]},
+                       "sweeper": {"params": None}}}
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(saved))
+    job = ["model.cell=gru", "seed=1", "+extra.api_key=abcdef123"]
+    assert run_naming(hydra_config(RunMode.MULTIRUN, tmp_path, job)) == \
+        ("model.cell=gru,seed=1", "model.cell=rnn,gru seed=0,1")
+    preset = hydra_config(RunMode.MULTIRUN, REPO / "results" / "gradient_flow" / "runs",
+                          ["model=gru", "seed=2", "experiment=gradient_flow", "logger=csv"], experiment="gradient_flow",
+                          params={"model": "rnn,rnn_orthogonal,gru,lstm_forget_bias0,lstm_forget_bias1", "seed": "0,1,2"})
+    assert run_naming(preset) == ("model=gru,seed=2", "gradient_flow")
+    single = hydra_config(RunMode.RUN, tmp_path, ["model.cell=gru", "+extra.api_key=abcdef123"])
+    assert run_naming(single, scrub=lambda o: o.replace("abcdef123", "<redacted>")) == \
+        ("model.cell=gru,+extra.api_key=<redacted>", None)

@@ -3,13 +3,13 @@
 What W&B shows of a run: :func:`wandb_config` (the flat config without Hydra's ``_target_`` clutter, plus the
 config-group choices, ``config_hash`` and the overrides as filterable keys), :func:`sweep_run_name` (only the
 overrides that vary inside the sweep) and :func:`sweep_group` (a multirun without a preset: its sweep overrides, not
-a timestamp); :func:`sweep_grid` reads what varies from the sweep's ``multirun.yaml``.
+a timestamp), both from :func:`run_naming`; :func:`sweep_grid` reads what varies from the sweep's ``multirun.yaml``.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,23 @@ def sweep_group(grid: Sequence[str]) -> str | None:
     if not name:
         return None
     return name if len(name) <= GROUP_LIMIT else name[:GROUP_LIMIT - 1] + "…"
+
+
+def run_naming(hydra: Any, scrub: Callable[[str], str] = lambda text: text) -> tuple[str | None, str | None]:
+    """A job's W&B ``(name, group)`` from its Hydra config (``HydraConfig.get()``): in a multirun, the name is the
+    job's overrides of what varies (:func:`sweep_run_name`), the group the preset's name (``experiment`` or
+    ``hparams_search``), else :func:`sweep_group`; a single run is named by all its overrides, ungrouped unless a
+    preset names it. ``scrub`` removes secrets from each override before it is used."""
+    from hydra.types import RunMode
+
+    choices = hydra.runtime.choices
+    preset = choices.get("experiment") or choices.get("hparams_search")
+    overrides = [scrub(o) for o in hydra.overrides.task]
+    if hydra.mode != RunMode.MULTIRUN:
+        return ",".join(overrides) or None, str(preset) if preset else None
+    params = hydra.sweeper.get("params")
+    grid = [scrub(o) for o in sweep_grid(hydra.sweep.dir, dict(params) if params else None)]
+    return sweep_run_name(overrides, grid), str(preset) if preset else sweep_group(grid)
 
 
 def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task, parameters: int, *,
