@@ -118,3 +118,15 @@ def test_gates_over_training(gradient_flow):
     assert "not drawn (no gate history): rnn: 3 with none recorded; rnn_orthogonal: 3 with none recorded" in figure.notes
     forget = next(s for s in figure.panels[0].series if s.label == "lstm_forget_bias1: forget (n=3)")
     assert all(0 <= v <= 1 for v in forget.y) and np.all(np.diff(forget.x) > 0)
+
+
+def test_the_reference_model_is_a_line_where_the_runs_share_one():
+    runs = load_runs([RESULTS / "depth_direction" / "runs"]).runs
+    by = ["model.cell"]
+    metric_panel = build_figure(runs, "curves", by).panels[2]
+    assert metric_panel.title == "validation accuracy (val/accuracy)"
+    assert [label for _, label in metric_panel.reference_lines] == ["input-blind baseline"]  # 5 splits: no one line
+    seed0 = [run for run in runs if run.seed == 0]  # one split: its logistic regression's validation accuracy
+    lines = dict((label, y) for y, label in build_figure(seed0, "curves", by).panels[2].reference_lines)
+    assert lines["reference: logistic regression"] == seed0[0].record["task"]["reference"]["val/accuracy"]
+    assert lines["input-blind baseline"] == pytest.approx(0.1)

@@ -361,6 +361,22 @@ def task_metric(runs: Sequence[Run]) -> str | None:
     return metrics.pop() if len(metrics) == 1 else None
 
 
+def _shared_reference(runs: Sequence[Run], column: str) -> tuple[float, str] | None:
+    """``(value, "reference: NAME")`` where every run carries the same reference model's score for ``column``
+    (the same splits); None where they differ or lack one."""
+    scores = set()
+    for run in runs:
+        reference = run.task.get("reference")
+        value = reference.get(column) if isinstance(reference, Mapping) else None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        scores.add((float(value), str(reference.get("name"))))
+    if len(scores) != 1:
+        return None
+    value, name = scores.pop()
+    return value, f"reference: {name.split(' (')[0]}"
+
+
 def curves_figure(runs: Sequence[Run], by: Sequence[str] | None, against: str = "step") -> Figure:
     rows = grouping(runs, by)
     metric = task_metric(runs)
@@ -380,6 +396,9 @@ def curves_figure(runs: Sequence[Run], by: Sequence[str] | None, against: str = 
         if len(baseline) == 1 and isinstance(next(iter(baseline)), (int, float)) and \
                 math.isfinite(next(iter(baseline))):
             panel.reference_lines.append((float(next(iter(baseline))), "input-blind baseline"))
+        reference = _shared_reference(runs, column)
+        if reference:
+            panel.reference_lines.append(reference)
         values = [v for s in series for v in (s.low or s.y) + (s.high or s.y) if v is not None and math.isfinite(v)]
         if values and min(values) > 0 and max(values) / min(values) > 20:  # log where it spans decades
             panel.log_y = True
