@@ -189,11 +189,19 @@ def test_the_page_renders_offline_in_chromium(browser, page, sweep, tmp_path):
     assert not any(label.startswith("gru, none") for label in tab.eval_on_selector("figure[data-kind=curves]", labels))
     tab.click(legend)
     assert len(tab.eval_on_selector("figure[data-kind=curves]", labels)) == len(curves)
+    tab.click("figure[data-kind=curves] .legend button.all >> text=hide all")
+    assert tab.eval_on_selector("figure[data-kind=curves]", labels) == []
+    tab.click("figure[data-kind=curves] .legend button.all >> text=show all")
+    assert len(tab.eval_on_selector("figure[data-kind=curves]", labels)) == len(curves)
 
-    # hover shows a value
-    box = tab.locator("figure[data-kind=curves] svg").first.bounding_box()
-    tab.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-    tab.mouse.move(box["x"] + box["width"] * 0.52, box["y"] + box["height"] * 0.5)
+    # hovering a line's point shows its row, step and value
+    chart = tab.locator("figure[data-kind=curves] svg").nth(1)  # validation loss
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    first_point = re.match(r"M([\d.]+),([\d.]+)", chart.locator("path.series").first.get_attribute("d"))
+    tab.mouse.move(box["x"] + float(first_point[1]), box["y"] + float(first_point[2]))
+    tip = tab.locator(".tooltip")
+    assert tip.is_visible() and re.search(r"\(n=2\) — optimizer step 15: \d", tip.inner_text())
 
     # choosing the grouping changes the table and what is drawn: by cell, two rows and two lines per panel
     tab.select_option("#grouping", label="model.cell")

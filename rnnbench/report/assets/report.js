@@ -282,6 +282,14 @@
                       [el("span", { "class": "swatch", style: "background:" + COLORS[row % COLORS.length] }), label]);
       return button;
     });
+    function hideEvery(hide) {
+      figure.rows.forEach(function (_, row) { hidden[row] = hide; buttons[row].className = hide ? "off" : ""; });
+      redraw();
+    }
+    var everyRow = [el("button", { type: "button", "class": "all", onclick: function () { hideEvery(false); },
+                                   text: "show all" }),
+                    el("button", { type: "button", "class": "all", onclick: function () { hideEvery(true); },
+                                   text: "hide all" })];
     function redraw() {
       panels.textContent = "";
       figure.panels.forEach(function (panel) { panels.appendChild(drawPanel(figure, panel, hidden)); });
@@ -290,7 +298,7 @@
     return el("figure", { "class": "chart", "data-kind": figure.kind, id: "figure-" + slug(figure.title) }, [
       el("h3", { text: figure.title }),
       el("div", { "class": "legend", "aria-label": figure.legend_title },
-         [el("span", { text: figure.legend_title + ":" })].concat(buttons)),
+         [el("span", { text: figure.legend_title + ":" })].concat(buttons, figure.rows.length > 2 ? everyRow : [])),
       panels, notes([], figure.notes)]);
   }
   function slug(text) { return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, ""); }
