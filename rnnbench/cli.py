@@ -10,7 +10,7 @@ commands:
   train [-m] [KEY=VALUE ...]   train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)
   table SWEEP_DIR [...]        one table of the runs below the dirs: mean ± std (n) over seeds per group,
                                or --compare KEY=A KEY=B with bootstrap CIs (see: rnnbench table --help)
-  plot SWEEP_DIR [...] --kind gradient-flow|curves|curves-time|clip-rate|gates|all
+  plot SWEEP_DIR [...] --kind gradient-flow|curves|clip-rate
                                PNG and SVG figures of the runs below the dirs (see: rnnbench plot --help)
   report SWEEP_DIR [...] [-o report.html]
                                one self-contained HTML page of the runs: table, comparisons, figures, runs,
