@@ -232,3 +232,26 @@ def assert_screenshot_has_content(path: Path) -> None:
     for color in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):  # the first two rows' lines
         target = np.asarray(color) / 255
         assert (np.abs(image - target).max(axis=2) < 0.08).sum() > 200, color
+
+
+COMMITTED = sorted((Path(__file__).resolve().parent.parent / "results").glob("*/report.html"))
+
+
+@pytest.mark.parametrize("committed", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+def test_every_committed_page_renders_offline(browser, committed):
+    """The committed pages (diverged runs, several layers and directions, comparisons) draw without an error and
+    every figure of their data, offline."""
+    data = embedded_data(committed.read_text())
+    context = browser.new_context(offline=True)
+    tab = context.new_page()
+    problems, requests = [], []
+    tab.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.on("request", lambda request: requests.append(request.url))
+    tab.goto(committed.as_uri())
+    tab.wait_for_selector("#report[data-ready=true]", timeout=15_000)
+    figures = tab.eval_on_selector_all("figure.chart", "figures => figures.map(f => f.querySelectorAll('svg').length)")
+    assert figures == [len(f["panels"]) for f in data["groupings"][0]["figures"]]
+    assert tab.eval_on_selector_all("#runs tbody tr", "rows => rows.length") == len(data["runs"]["rows"])
+    context.close()
+    assert problems == [] and requests == [committed.as_uri()]
