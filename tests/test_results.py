@@ -50,6 +50,7 @@ def test_committed_report_regenerates_from_its_readme_command(name, command, tmp
     assert main(arguments) == 0
     text, expected = (tmp_path / committed.name).read_text(), committed.read_text()
     assert LINK_BASE.sub("", text) == LINK_BASE.sub("", expected)
+    assert len(expected.encode()) < 5_000_000  # results/clipping: 36 runs in 0.3 MB
     data = embedded_data(expected)
     assert data["link_base"] == "runs"
     assert all((committed.parent / "runs" / run["record"]).is_file() for run in data["runs"]["rows"])
