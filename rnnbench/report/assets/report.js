@@ -149,8 +149,9 @@
     var sy = function (y) { return P.top + h - ((panel.log_y ? Math.log10(y) : y) - box.y0) / (box.y1 - box.y0) * h; };
     var chart = svg("svg", { width: P.width, height: P.height, viewBox: "0 0 " + P.width + " " + P.height,
                              role: "img", "aria-label": figure.title + ": " + panel.title, "data-panel": panel.title });
-    chart.appendChild(svg("text", { x: P.left + w / 2, y: 16, "text-anchor": "middle", "font-size": 13,
-                                    "font-weight": 600, text: panel.title }));
+    chart.appendChild(svg("text", { x: P.width / 2, y: 16, "text-anchor": "middle",
+                                    "font-size": fitting(panel.title, P.width - 8, 13), "font-weight": 600,
+                                    text: panel.title }));
     // axes, grid, ticks
     var yTicks = panel.log_y ? logTicks(box.y0, box.y1) : linearTicks(box.y0, box.y1, 6);
     yTicks.forEach(function (t) {
@@ -167,9 +168,10 @@
                                       text: panel.categories ? panel.categories[t] : format(t) }));
     });
     chart.appendChild(svg("rect", { x: P.left, y: P.top, width: w, height: h, fill: "none", stroke: "#8a9099" }));
-    chart.appendChild(svg("text", { x: P.left + w / 2, y: P.height - 8, "text-anchor": "middle", "font-size": 12,
-                                    text: panel.xlabel }));
-    chart.appendChild(svg("text", { x: 14, y: P.top + h / 2, "text-anchor": "middle", "font-size": 12,
+    chart.appendChild(svg("text", { x: P.width / 2, y: P.height - 8, "text-anchor": "middle",
+                                    "font-size": fitting(panel.xlabel, P.width - 8, 12), text: panel.xlabel }));
+    chart.appendChild(svg("text", { x: 14, y: P.top + h / 2, "text-anchor": "middle",
+                                    "font-size": fitting(panel.ylabel, P.height - 8, 12),
                                     transform: "rotate(-90 14 " + (P.top + h / 2) + ")", text: panel.ylabel }));
     var clip = "clip-" + Math.random().toString(36).slice(2);
     chart.appendChild(svg("clipPath", { id: clip }, [svg("rect", { x: P.left, y: P.top, width: w, height: h })]));
@@ -239,6 +241,10 @@
     }
     hover(chart, points, panel);
     return chart;
+  }
+  // A font size (px) at which ``text`` fits in ``room`` pixels (about 0.58 em a character), at most ``largest``.
+  function fitting(text, room, largest) {
+    return Math.max(7, Math.min(largest, room / (0.58 * Math.max(1, String(text).length)))).toFixed(1);
   }
   function logTicks(low, high) {
     var first = Math.ceil(low), last = Math.floor(high), step = Math.max(1, Math.ceil((last - first + 1) / 7)), ticks = [];
