@@ -12,6 +12,9 @@ commands:
                                or --compare KEY=A KEY=B with bootstrap CIs (see: rnnbench table --help)
   plot SWEEP_DIR [...] --kind gradient-flow|curves|clip-rate
                                PNG and SVG figures of the runs below the dirs (see: rnnbench plot --help)
+  report SWEEP_DIR [...] [-o report.html]
+                               one self-contained HTML page of the runs: table, comparisons, figures, runs,
+                               provenance; opens from disk, no network (see: rnnbench report --help)
   status DIR [...]             the state of a running or finished sweep: completed, diverged, failed,
                                running (step, speed, ETA), killed, not started
 
@@ -52,13 +55,19 @@ def plot(arguments: list[str]) -> int:
     return plot_command(arguments)
 
 
+def report(arguments: list[str]) -> int:
+    from rnnbench.report.commands import report_command
+
+    return report_command(arguments)
+
+
 def status(arguments: list[str]) -> int:
     from rnnbench.screen.status import status_command
 
     return status_command(arguments)
 
 
-COMMANDS = {"train": train, "table": table, "plot": plot, "status": status}
+COMMANDS = {"train": train, "table": table, "plot": plot, "report": report, "status": status}
 
 
 def version() -> str:

@@ -355,11 +355,14 @@ def test_every_plot_kind_writes_png_and_svg(sweep, capsys, tmp_path):
         record["gradients"] = synthetic_gradients(record, decay=0.3 if record["config"]["model"]["cell"] == "rnn"
                                                   else 0.1)
         save(record)
-    for kind in plot_module.KINDS:
+    kinds = [kind for kind in plot_module.KINDS if kind != "all"]
+    for kind in kinds:
         code, paths, err = plot_cli(capsys, tmp_path / "with_gradients", "--kind", kind, "--output",
                                     tmp_path / "figures")
         assert code == 0, err
         assert_figures(paths, kind)
+    code, paths, err = plot_cli(capsys, tmp_path / "with_gradients", "--kind", "all", "--output", tmp_path / "all")
+    assert code == 0 and [p.name for p in paths] == [f"{kind}.{ext}" for kind in kinds for ext in ("png", "svg")]
 
     _, out, _ = table(capsys, tmp_path / "with_gradients", "--by", "model.cell", "--format", "json")
     rnn = by_cell(json.loads(out))["rnn"]

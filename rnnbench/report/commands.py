@@ -1,9 +1,10 @@
-"""`rnnbench table` and `rnnbench plot`: argument parsing and error reporting around the report package."""
+"""`rnnbench table`, `rnnbench plot` and `rnnbench report`: argument parsing and error reporting around the report package."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _warn(lines: list[str]) -> None:
@@ -21,7 +22,8 @@ def _report_error(error: Exception) -> int:
 
 def table_command(arguments: list[str]) -> int:
     from rnnbench.report.records import ReportError, load_runs
-    from rnnbench.report.table import FORMATS, build_comparison, build_table
+    from rnnbench.report.compare import build_comparison
+    from rnnbench.report.table import FORMATS, build_table
 
     parser = argparse.ArgumentParser(
         prog="rnnbench table",
@@ -73,8 +75,9 @@ def plot_command(arguments: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="rnnbench plot",
         description="Figures (PNG and SVG) of every result.json below the dirs: gradient-flow (gradient norm "
-                    "against distance from the loss), curves (train/val loss against step), clip-rate "
-                    "(clip rate and divergence against trainer.gradient_clip_val).")
+                    "against distance from the loss), curves (train/val loss and the task metric against step), "
+                    "curves-time (the same against training wall time), clip-rate (clip rate and divergence "
+                    "against trainer.gradient_clip_val), gates (gate means and saturation over training), all.")
     parser.add_argument("dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or run dirs (searched recursively)")
     parser.add_argument("--kind", required=True, choices=KINDS, help="which figure")
     parser.add_argument("--by", action="append", metavar="KEY",
@@ -86,8 +89,44 @@ def plot_command(arguments: list[str]) -> int:
 
         runs = load_runs(options.dirs)
         _warn(code_differences(runs.runs) + runs.warnings())
-        for path in draw(runs, options.kind, by=options.by, output=options.output):
+        for path in draw(runs, options.kind, by=options.by, output=options.output,
+                         skipped=lambda line: print(f"rnnbench: note: {line}", file=sys.stderr)):
             print(path)
+    except (ReportError, OSError) as error:
+        return _report_error(error)
+    return 0
+
+
+def report_command(arguments: list[str]) -> int:
+    from rnnbench.report.html import write_report
+    from rnnbench.report.records import ReportError, load_runs
+
+    parser = argparse.ArgumentParser(
+        prog="rnnbench report",
+        description="One self-contained HTML page of every result.json below the dirs (no network, no server): "
+                    "the table, comparisons, figures, the runs and their provenance; choose the grouping, sort, "
+                    "toggle lines and hover for values in the page.")
+    parser.add_argument("dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or run dirs (searched recursively)")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="the page to write (default: report.html inside the first dir)")
+    parser.add_argument("--by", action="append", metavar="KEY",
+                        help="the page's first grouping (repeatable; default: every setting that varies); the page "
+                             "also offers each varying setting alone")
+    parser.add_argument("--metric", action="append", metavar="NAME",
+                        help="a table column (repeatable; as rnnbench table --metric)")
+    parser.add_argument("--compare", nargs=2, action="append", metavar=("KEY=A", "KEY=B"),
+                        help="a comparison table (repeatable; as rnnbench table --compare)")
+    parser.add_argument("--interval", choices=["auto", "welch", "paired", "bootstrap"], default="auto",
+                        help="the --compare interval (default: auto)")
+    options = parser.parse_args(arguments)
+    try:
+        runs = load_runs(options.dirs)
+        _warn(runs.warnings())
+        first = Path(options.dirs[0])
+        output = options.output or (first if first.is_dir() else first.parent) / "report.html"
+        path = write_report(runs, options.dirs, output, by=options.by, compare=options.compare or (),
+                            metrics=options.metric, interval=options.interval)
+        print(f"rnnbench: wrote {path}")
     except (ReportError, OSError) as error:
         return _report_error(error)
     return 0

@@ -1,8 +1,16 @@
-"""Experiment loggers from the ``logger`` config group, and the W&B run lifecycle."""
+"""Experiment loggers from the ``logger`` config group, and the W&B run lifecycle.
+
+What W&B shows of a run: :func:`wandb_config` (the flat config without Hydra's ``_target_`` clutter, plus the
+config-group choices, ``config_hash`` and the overrides as filterable keys), :func:`sweep_run_name` (only the
+overrides that vary inside the sweep) and :func:`sweep_group` (a multirun without a preset: its sweep overrides, not
+a timestamp), both from :func:`run_naming`; :func:`sweep_grid` reads what varies from the sweep's ``multirun.yaml``.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
@@ -53,10 +61,99 @@ def _drop_anonymous(logger: Logger) -> None:
         init.pop("anonymous", None)
 
 
-def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task, parameters: int) -> None:
-    """Log the config to every logger; give W&B its summaries (best val, final test) and the parameter count."""
+# Hydra's instantiation keys: how an object is built, not a setting a reader filters on.
+INSTANTIATION_LEAVES = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
+GROUP_LIMIT = 128  # characters W&B keeps of a group name
+
+
+def wandb_config(flat_config: Mapping[str, Any], *, choices: Mapping[str, Any] | None = None,
+                 config_hash: str | None = None, overrides: Sequence[str] | None = None) -> dict[str, Any]:
+    """The config a logger gets: ``flat_config`` without Hydra's instantiation keys (``optim._target_``), then each
+    config-group choice under its group's name (``model``: ``lstm_forget_bias1``; not Hydra's own groups),
+    ``config_hash`` and ``overrides`` (the job's, one string), so that W&B can filter and group on them."""
+    config = {k: v for k, v in flat_config.items() if k.rsplit(".", 1)[-1] not in INSTANTIATION_LEAVES}
+    for group, choice in (choices or {}).items():
+        if not str(group).startswith("hydra") and group not in config:
+            config[str(group)] = choice
+    if config_hash:
+        config["config_hash"] = config_hash
+    if overrides is not None:
+        config["overrides"] = " ".join(overrides)
+    return config
+
+
+def _parsed(overrides: Sequence[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def sweep_grid(sweep_dir: str | Path, sweeper_params: Mapping[str, Any] | None = None) -> list[str]:
+    """The sweep's overrides that vary (``model.cell=rnn,gru``, ``seed=0,1``, ``lr=interval(...)``): the command
+    line's, from ``multirun.yaml`` in ``sweep_dir`` (Hydra's basic sweeper writes it before any job), then the
+    preset's ``hydra.sweeper.params`` (``sweeper_params``; read from the same file when not given)."""
+    import yaml
+
+    task: list[str] = []
+    path = Path(sweep_dir) / "multirun.yaml"
+    if path.is_file():
+        try:
+            saved = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            saved = {}
+        hydra = saved.get("hydra") or {}
+        task = list((hydra.get("overrides") or {}).get("task") or [])
+        if sweeper_params is None:
+            sweeper_params = (hydra.get("sweeper") or {}).get("params") or {}
+    grid = [o.input_line for o in _parsed(task) if o.is_sweep_override()]
+    keys = {o.key_or_group for o in _parsed(grid)}
+    grid += [f"{key}={value}" for key, value in (sweeper_params or {}).items() if key not in keys
+             and _parsed([f"{key}={value}"])[0].is_sweep_override()]
+    return grid
+
+
+def sweep_run_name(job_overrides: Sequence[str], grid: Sequence[str]) -> str | None:
+    """A job's W&B run name: its overrides of the settings that vary in the sweep (``model.cell=gru,seed=1``), in
+    the job's order; None when nothing varies (W&B then names the run itself)."""
+    varying = {o.key_or_group.lstrip("+~") for o in _parsed(grid)}
+    kept = [o.input_line for o in _parsed(job_overrides) if o.key_or_group.lstrip("+~") in varying]
+    return ",".join(kept) or None
+
+
+def sweep_group(grid: Sequence[str]) -> str | None:
+    """A readable W&B group for a multirun without a preset: its varying overrides, ``model.cell=rnn,gru seed=0,1``
+    (at most :data:`GROUP_LIMIT` characters), rather than the sweep dir's timestamp; None for an empty grid."""
+    name = " ".join(grid)
+    if not name:
+        return None
+    return name if len(name) <= GROUP_LIMIT else name[:GROUP_LIMIT - 1] + "…"
+
+
+def run_naming(hydra: Any, scrub: Callable[[str], str] = lambda text: text) -> tuple[str | None, str | None]:
+    """A job's W&B ``(name, group)`` from its Hydra config (``HydraConfig.get()``): in a multirun, the name is the
+    job's overrides of what varies (:func:`sweep_run_name`), the group the preset's name (``experiment`` or
+    ``hparams_search``), else :func:`sweep_group`; a single run is named by all its overrides, ungrouped unless a
+    preset names it. ``scrub`` removes secrets from each override before it is used."""
+    from hydra.types import RunMode
+
+    choices = hydra.runtime.choices
+    preset = choices.get("experiment") or choices.get("hparams_search")
+    overrides = [scrub(o) for o in hydra.overrides.task]
+    if hydra.mode != RunMode.MULTIRUN:
+        return ",".join(overrides) or None, str(preset) if preset else None
+    params = hydra.sweeper.get("params")
+    grid = [scrub(o) for o in sweep_grid(hydra.sweep.dir, dict(params) if params else None)]
+    return sweep_run_name(overrides, grid), str(preset) if preset else sweep_group(grid)
+
+
+def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task, parameters: int, *,
+                 choices: Mapping[str, Any] | None = None, config_hash: str | None = None,
+                 overrides: Sequence[str] | None = None) -> None:
+    """Log the config (:func:`wandb_config`) to every logger; give W&B its summaries (best val, final test) and the
+    parameter count."""
+    config = wandb_config(flat_config, choices=choices, config_hash=config_hash, overrides=overrides)
     for logger in loggers:
-        logger.log_hyperparams(flat_config)
+        logger.log_hyperparams(config)
     for logger in wandb_loggers(loggers):
         run = logger.experiment
         metric_summary = "max" if task.metric_mode == "max" else "min"

@@ -1,0 +1,142 @@
+"""``rnnbench table --compare KEY=A KEY=B``: the difference of means between two values of one setting, per row of
+the remaining grouping and per metric, with a paired or Welch t-interval (or a percentile bootstrap), its p-value,
+Holm's adjustment over the comparison's rows and the verdict in words."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from rnnbench.report.cells import Cell, Interval, Key, Number, Stat, Text, Verdict
+from rnnbench.report.notes import table_context
+from rnnbench.report.records import ReportError, RunSet, display, hashable, matches, parse_value, varying_keys
+from rnnbench.report.rows import check_keys, distinct_values, group_rows, split_keys
+from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMPLES, SEED, Difference,
+                                        bootstrap_difference, holm, paired_difference, summarize, welch_difference)
+from rnnbench.report.table import Table, check_metrics, completed_values, default_metrics
+from rnnbench.tracking.record import DIVERGED, FAILED, INTERRUPTED
+
+__all__ = ["build_comparison"]
+
+
+def _side(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ReportError(f"--compare {text!r}: expected KEY=VALUE, e.g. model.cell=lstm")
+    return key.strip(), parse_value(value.strip())
+
+
+def _pairs(side_a: Sequence[tuple[Any, float]], side_b: Sequence[tuple[Any, float]]) -> list[tuple[float, float]] | None:
+    """The values of the same seed on both sides, if both sides hold exactly the same seeds once each."""
+    seeds_a, seeds_b = [seed for seed, _ in side_a], [seed for seed, _ in side_b]
+    if None in seeds_a or len(set(seeds_a)) != len(seeds_a) or sorted(map(str, seeds_a)) != sorted(map(str, seeds_b)):
+        return None
+    by_seed = {str(seed): value for seed, value in side_b}
+    return [(value, by_seed[str(seed)]) for seed, value in side_a]
+
+
+def _difference(side_a: Sequence[tuple[Any, float]], side_b: Sequence[tuple[Any, float]], interval: str,
+                resamples: int, seed: int) -> Difference:
+    values_a, values_b = [v for _, v in side_a], [v for _, v in side_b]
+    if interval == "bootstrap":
+        return bootstrap_difference(values_a, values_b, resamples=resamples, seed=seed)
+    pairs = _pairs(side_a, side_b) if interval in ("auto", "paired") else None
+    if pairs is not None:
+        return paired_difference(pairs)
+    if interval == "paired":
+        return Difference(None, None, None, len(values_a), len(values_b), "paired",
+                          reason="undefined: the sides do not hold the same seeds")
+    return welch_difference(values_a, values_b)
+
+
+def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[str] | None = None,
+                     by: Sequence[str] | None = None, interval: str = "auto", resamples: int = RESAMPLES,
+                     seed: int = SEED) -> Table:
+    """Per group of the remaining keys and per metric: A, B as mean ± std (n), A - B, its interval, p-value,
+    Holm-adjusted p-value over the comparison's rows and the verdict in words.
+
+    ``interval``: ``auto`` (paired where both sides of a row hold the same seeds, else Welch), ``welch``,
+    ``paired`` or ``bootstrap``."""
+    runs = runset.runs
+    if interval not in ("auto", *INTERVALS):
+        raise ReportError(f"--interval={interval!r} is not allowed: one of auto, {', '.join(INTERVALS)}")
+    if len(compare) != 2:
+        raise ReportError(f"--compare takes two KEY=VALUE sides (A and B), got {len(compare)}")
+    (key, a), (key_b, b) = _side(compare[0]), _side(compare[1])
+    if key != key_b:
+        raise ReportError(f"--compare {compare[0]} {compare[1]}: both sides must name the same setting")
+    if matches(a, b):
+        raise ReportError(f"--compare {compare[0]} {compare[1]}: the two sides are the same value")
+    check_keys(runs, [key], "--compare")
+    if by:
+        check_keys(runs, by, "--by")
+    for text, wanted in ((compare[0], a), (compare[1], b)):
+        if not any(matches(run.settings.get(key), wanted) for run in runs):
+            raise ReportError(f"--compare {text}: no run has it ({key} is one of {distinct_values(runs, key)})")
+    a_runs = [run for run in runs if matches(run.settings.get(key), a)]
+    b_runs = [run for run in runs if matches(run.settings.get(key), b)]
+    a_ids, b_ids = {id(run) for run in a_runs}, {id(run) for run in b_runs}
+    both = [run for run in runs if id(run) in a_ids or id(run) in b_ids]
+    # Keys whose values on the two sides never meet: the compared choice may imply them (d2l=lstm sets
+    # model.cell and optim.lr), which is fine; for a plain setting they confound the comparison.
+    apart = [k for k in varying_keys(both) if k != key and not
+             ({hashable(r.settings.get(k)) for r in a_runs} & {hashable(r.settings.get(k)) for r in b_runs})]
+    is_choice = all(key in (run.record.get("choices") or {}) for run in both)
+    if apart and not is_choice and not by:
+        raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "
+                          + "; ".join(f"{k} ({distinct_values(a_runs, k)} against {distinct_values(b_runs, k)})" for k in apart)
+                          + ": compare runs that differ only in the compared setting")
+    if by:
+        keys = [k for k in dict.fromkeys(by) if k != key]
+    else:
+        keys = [k for k in varying_keys(both) if k != key and k not in apart]
+    keys = split_keys(both, keys, excluded=[key, *apart])
+    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(both)
+    check_metrics(both, metrics)
+    a_name, b_name = f"{key}={display(a)}", f"{key}={display(b)}"
+    columns = [*keys, "metric", f"A: {a_name}", f"B: {b_name}", "A - B", f"{CONFIDENCE:.0%} CI", "p", "p (Holm)",
+               "verdict"]
+    entries = []
+    for row in group_rows(both, keys):
+        values, members = row.values, row.runs
+        side_a = [run for run in members if id(run) in a_ids]
+        side_b = [run for run in members if id(run) in b_ids]
+        if not side_a or not side_b:
+            raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the group "
+                              + ", ".join(f"{k}={display(v)}" for k, v in zip(keys, values))
+                              + f" has runs of only one side: the sides differ in more than {key}")
+        for metric in metrics:
+            va, vb = completed_values(side_a, metric), completed_values(side_b, metric)
+            entries.append((values, metric, va, vb, _difference(va, vb, interval, resamples, seed)))
+    adjusted = holm([d.p_value for *_, d in entries])
+    rows: list[list[Cell]] = []
+    for (values, metric, va, vb, difference), p_holm in zip(entries, adjusted):
+        difference = replace(difference, p_holm=p_holm)
+        rows.append([*(Key(v) for v in values), Text(metric), Stat(summarize(v for _, v in va), va),
+                     Stat(summarize(v for _, v in vb), vb), Number(difference.difference), Interval(difference),
+                     Number(difference.p_value), Number(difference.p_holm), Verdict(difference)])
+    warnings, notes = table_context(both, runset, keys, metrics, excluded=[key, *apart])
+    if apart:
+        notes.append(f"the sides also differ in what {key} sets: " + "; ".join(
+            f"{k} ({distinct_values(a_runs, k)} against {distinct_values(b_runs, k)})" for k in apart))
+    for name, side in ((a_name, a_runs), (b_name, b_runs)):
+        diverged = sum(r.status == DIVERGED for r in side)
+        failed = sum(r.status == FAILED for r in side)
+        interrupted = sum(r.status == INTERRUPTED for r in side)
+        if diverged or failed or interrupted:
+            notes.append(f"{name}: {diverged} diverged and {failed} failed run(s)"
+                         + (f" and {interrupted} interrupted" if interrupted else "") + " are not in its mean")
+    methods = sorted({d.method for *_, d in entries if d.defined})
+    described = {"welch": "Welch's t-interval (independent seeds, unequal variances)",
+                 "paired": "the paired t-interval of per-seed differences (both sides ran the same seeds)",
+                 "bootstrap": f"a percentile bootstrap ({resamples} resamples of each side's seeds, generator seed "
+                              f"{seed}; no p-value, and too narrow with few seeds)"}
+    notes.append(f"A - B = mean over seeds of {a_name} minus {b_name}; {CONFIDENCE:.0%} CI: "
+                 + "; ".join(described[m] for m in methods or ["welch"])
+                 + f"; p (Holm): Holm's adjustment over the {len(entries)} row(s); the verdict reads the adjusted p "
+                 f"at {1 - CONFIDENCE:.2f}")
+    if any(d.few_seeds for *_, d in entries):
+        notes.append(f"a side with fewer than {FEW_SEEDS} seeds: its interval rests on the seeds being roughly normal, "
+                     "which so few cannot show; read the verdict as indicative")
+    return Table(columns, rows, warnings, notes)

@@ -1,0 +1,132 @@
+"""The figures' data and drawing, on the committed records of results/: the notes say what is true, lines that
+coincide are named, runs not drawn are named, and every word stays inside the canvas."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from rnnbench.cli import main
+from rnnbench.report import plot as plot_module
+from rnnbench.report.figures import NoData, build_figure
+from rnnbench.report.records import load_runs
+
+from conftest import REPO
+
+RESULTS = REPO / "results"
+
+
+@pytest.fixture(scope="module")
+def gradient_flow():
+    return load_runs([RESULTS / "gradient_flow" / "runs"])
+
+
+@pytest.fixture(scope="module")
+def clipping():
+    return load_runs([RESULTS / "clipping" / "runs"])
+
+
+def test_gradient_flow_lines_are_geometric_means_and_the_notes_are_true(gradient_flow):
+    figure = build_figure(gradient_flow.runs, "gradient-flow", ["model"])
+    # --by model determines model.cell, model.forget_bias, ...: nothing is pooled, and no note says so
+    assert not any("pool" in note for note in figure.notes)
+    assert figure.rows == ["gru", "lstm_forget_bias0", "lstm_forget_bias1", "rnn", "rnn_orthogonal"]
+    first = {s.label: s for s in figure.panels[0].series}
+    assert set(first) == {"gru (n=3)", "lstm_forget_bias0 (n=3)", "lstm_forget_bias0, cell state (n=3)",
+                          "lstm_forget_bias1 (n=3)", "lstm_forget_bias1, cell state (n=3)", "rnn (n=3)",
+                          "rnn_orthogonal (n=3)"}
+    records = [json.loads(p.read_text()) for p in sorted((RESULTS / "gradient_flow" / "runs").glob("*/result.json"))]
+    rnn = [r["gradients"]["layers"][0]["log10_curve_first"] for r in records if r["choices"]["model"] == "rnn"]
+    series = first["rnn (n=3)"]
+    for distance in (0, 10, 99):  # the curve runs from the first processed step: distance 0 is its last element
+        logs = [curve[-1 - distance] for curve in rnn]
+        assert series.y[distance] == pytest.approx(10 ** statistics.mean(logs), rel=1e-9)
+        assert (series.low[distance], series.high[distance]) == pytest.approx((10 ** min(logs), 10 ** max(logs)),
+                                                                              rel=1e-9)
+    assert first["lstm_forget_bias1, cell state (n=3)"].style == "dashed"
+
+
+def test_coinciding_lines_are_named(gradient_flow):
+    figure = build_figure(gradient_flow.runs, "curves", ["model"])
+    assert [panel.title for panel in figure.panels] == ["training loss (train/loss)", "validation loss (val/loss)",
+                                                        "validation mse (val/mse)"]  # the task metric too
+    assert "validation loss (val/loss): rnn and rnn_orthogonal coincide (one line lies on the other; the markers " \
+           "tell them apart)" in figure.notes
+    assert not any(note.startswith("validation loss (val/loss): gru") for note in figure.notes)
+
+
+def test_diverged_runs_are_drawn_or_named(clipping):
+    curves = build_figure(clipping.runs, "curves", ["model.cell", "trainer.gradient_clip_val"])
+    dotted = [s for s in curves.panels[0].series if s.style == "dotted"]
+    diverged = [r for r in clipping.runs if r.status == "diverged"]
+    assert len(dotted) == len(diverged) == 9
+    for run in diverged:  # each dotted line is one diverged run's history up to its last finite loss
+        label = f"{run.settings['model.cell']}, none: seed {run.seed} diverged at step {run.record['diverged_at_step']}"
+        (line,) = [s for s in dotted if s.label == label]
+        assert all(math.isfinite(v) for v in line.y) and max(line.x) <= run.record["diverged_at_step"] + 1
+    flow = build_figure(clipping.runs, "gradient-flow", ["model.cell", "trainer.gradient_clip_val"])
+    assert "not drawn (only completed runs' curves are drawn): gru, none: 3 diverged; lstm, none: 3 diverged; " \
+           "rnn, none: 3 diverged" in flow.notes
+    rate = build_figure(clipping.runs, "clip-rate", ["model.cell"])
+    assert rate.panels[0].categories == ["none", "0.1", "1", "10"]
+    lstm = rate.panels[1].series[1]
+    assert lstm.label == "lstm" and lstm.y == [1.0, 0.0, 0.0, 0.0]  # divergence fraction by threshold
+
+
+def test_clip_rate_of_runs_that_never_clip_is_exit_1(gradient_flow, capsys, tmp_path):
+    with pytest.raises(NoData, match="no run clips its gradients"):
+        build_figure(gradient_flow.runs, "clip-rate", ["model"])
+    code = main(["plot", str(RESULTS / "gradient_flow" / "runs"), "--kind", "clip-rate", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err == ("rnnbench: error: no run clips its gradients (trainer.gradient_clip_val is none in "
+                                 "every run): nothing to draw for --kind clip-rate\n")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("folder,kind,by", [("gradient_flow", "gradient-flow", ["model"]),
+                                            ("clipping", "curves", ["model.cell", "trainer.gradient_clip_val"]),
+                                            ("clipping", "clip-rate", ["model.cell"])])
+def test_every_word_stays_inside_the_canvas(folder, kind, by):
+    figure = build_figure(load_runs([RESULTS / folder / "runs"]).runs, kind, by)
+    fig = plot_module.draw(figure)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.canvas.get_width_height()
+    texts = [*fig.texts, *(t for legend in fig.legends for t in [legend.get_title(), *legend.get_texts()])]
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        for labels, locations, (low, high) in ((ax.get_xticklabels(), ax.get_xticks(), sorted(ax.get_xlim())),
+                                               (ax.get_yticklabels(), ax.get_yticks(), sorted(ax.get_ylim()))):
+            texts += [label for label, at in zip(labels, locations) if low <= at <= high]  # the ticks drawn
+    texts = [t for t in texts if t.get_visible() and t.get_text()]
+    assert any("line: geometric mean" in t.get_text() or "line: mean" in t.get_text() or "clip rate:" in t.get_text()
+               for t in texts)
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, text.get_text()[:60]
+    plot_module._pyplot().close(fig)
+
+
+def test_gates_over_training(gradient_flow):
+    figure = build_figure(gradient_flow.runs, "gates", ["model"])
+    labels = [s.label for s in figure.panels[0].series]
+    assert "lstm_forget_bias1: forget (n=3)" in labels and "gru: update (n=3)" in labels
+    assert "not drawn (no gate history): rnn: 3 with none recorded; rnn_orthogonal: 3 with none recorded" in figure.notes
+    forget = next(s for s in figure.panels[0].series if s.label == "lstm_forget_bias1: forget (n=3)")
+    assert all(0 <= v <= 1 for v in forget.y) and np.all(np.diff(forget.x) > 0)
+
+
+def test_the_reference_model_is_a_line_where_the_runs_share_one():
+    runs = load_runs([RESULTS / "depth_direction" / "runs"]).runs
+    by = ["model.cell"]
+    metric_panel = build_figure(runs, "curves", by).panels[2]
+    assert metric_panel.title == "validation accuracy (val/accuracy)"
+    assert [label for _, label in metric_panel.reference_lines] == ["input-blind baseline"]  # 5 splits: no one line
+    seed0 = [run for run in runs if run.seed == 0]  # one split: its logistic regression's validation accuracy
+    lines = dict((label, y) for y, label in build_figure(seed0, "curves", by).panels[2].reference_lines)
+    assert lines["reference: logistic regression"] == seed0[0].record["task"]["reference"]["val/accuracy"]
+    assert lines["input-blind baseline"] == pytest.approx(0.1)
