@@ -9,8 +9,9 @@ USAGE = """usage: rnnbench COMMAND [ARGS]   (rnnbench --version: its version and
 commands:
   train [-m] [KEY=VALUE ...]   train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)
   table SWEEP_DIR [...]        one table of the runs below the dirs: mean ± std (n) over seeds per group,
-                               or --compare KEY=A KEY=B with bootstrap CIs (see: rnnbench table --help)
-  plot SWEEP_DIR [...] --kind gradient-flow|curves|clip-rate
+                               or --compare KEY=A KEY=B: differences with t-intervals, p-values and Holm's
+                               correction (see: rnnbench table --help)
+  plot SWEEP_DIR [...] --kind gradient-flow|curves|curves-time|clip-rate|gates|all
                                PNG and SVG figures of the runs below the dirs (see: rnnbench plot --help)
   report SWEEP_DIR [...] [-o report.html]
                                one self-contained HTML page of the runs: table, comparisons, figures, runs,

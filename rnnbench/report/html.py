@@ -139,7 +139,9 @@ def _sweep_commands(dirs: Sequence[str | Path], runs: Sequence[Run]) -> list[str
                 overrides = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("overrides", {})
             except (OSError, yaml.YAMLError, AttributeError):
                 continue
-            hydra = [o for o in overrides.get("hydra") or [] if o != "hydra.mode=MULTIRUN"]
+            # less Hydra's bookkeeping: the mode, and the sweep dir (the one this file is in) that rnnbench pins
+            hydra = [o for o in overrides.get("hydra") or [] if o != "hydra.mode=MULTIRUN"
+                     and not o.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
             commands["rnnbench train -m " + " ".join([*(overrides.get("task") or []), *hydra])] = None
             covered.append(path.parent.resolve())
     for run in runs:

@@ -83,9 +83,18 @@ def wandb_config(flat_config: Mapping[str, Any], *, choices: Mapping[str, Any] |
 
 
 def _parsed(overrides: Sequence[str]) -> list[Any]:
+    """The overrides Hydra's parser reads; one it cannot (a secret's value redacted to ``<redacted>`` in a saved
+    file) is left out: it names no sweep."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
 
-    return OverridesParser.create().parse_overrides(list(overrides))
+    parser, parsed = OverridesParser.create(), []
+    for line in overrides:
+        try:
+            parsed += parser.parse_overrides([line])
+        except OverrideParseException:
+            continue
+    return parsed
 
 
 def sweep_grid(sweep_dir: str | Path, sweeper_params: Mapping[str, Any] | None = None) -> list[str]:

@@ -83,7 +83,8 @@ def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
     if finished:
         if len(records) <= SMALL_SWEEP:
             _print_table(sweep_dir)
-        print(f"  table: rnnbench table {sweep_dir}   figures: rnnbench plot {sweep_dir} --kind curves", flush=True)
+        print(f"  table: rnnbench table {sweep_dir}   figures: rnnbench plot {sweep_dir} --kind all   "
+              f"page: rnnbench report {sweep_dir}", flush=True)
     return status
 
 

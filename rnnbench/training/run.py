@@ -28,7 +28,8 @@ from rnnbench.errors import RnnbenchError, root_cause_line
 from rnnbench.screen.progress import Heartbeat, StepProgressBar
 from rnnbench.screen.quiet import route_library_output
 from rnnbench.sweeps.threads import auto_threads
-from rnnbench.tracking.loggers import build_loggers, describe_run, finish_wandb, wandb_loggers, wandb_record
+from rnnbench.tracking.loggers import (build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers,
+                                       wandb_record)
 from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
                                       RecordError, SpaceReserve, flatten, new_record, now, read_record,
                                       write_json_atomic)
@@ -236,16 +237,6 @@ def task_summary(task: Task) -> dict[str, Any]:
             "baseline_loss": task.baseline_loss, "baseline_metric": task.baseline_metric}
 
 
-def _group(cfg: DictConfig, hydra: DictConfig) -> str | None:
-    """W&B group: the experiment's (or search's) name, else the sweep dir's name in a multirun."""
-    named = hydra.runtime.choices.get("experiment") or hydra.runtime.choices.get("hparams_search")
-    if named:
-        return str(named)
-    if hydra.mode == RunMode.MULTIRUN:
-        return Path(hydra.sweep.dir).name
-    return None
-
-
 class Training:
     """Build data, model, loggers and trainer from the config, fit (from a checkpoint when resuming), test, and fill
     the record; :meth:`keep_progress` fills it for a run stopped midway."""
@@ -283,11 +274,12 @@ class Training:
         tags = [task.name, cfg.model.cell, f"layers={cfg.model.num_layers}",
                 "bidirectional" if cfg.model.bidirectional else "unidirectional"]
         previous_wandb = record.wandb or {}
+        run_name, group = run_naming(hydra, self.secrets.scrub_override)
         self.loggers = build_loggers(
-            cfg.get("logger"), save_dir=str(output_dir), group=_group(cfg, hydra), tags=tags,
-            run_name=self.secrets.scrub_override(hydra.job.override_dirname) or None,
+            cfg.get("logger"), save_dir=str(output_dir), group=group, tags=tags, run_name=run_name,
             wandb_id=previous_wandb.get("run_id") if self.resume_step is not None else None)
-        describe_run(self.loggers, flatten(record.config), task, parameters)
+        describe_run(self.loggers, flatten(record.config), task, parameters, choices=record.choices,
+                     config_hash=record.config_hash, overrides=record.overrides)
         record.wandb = wandb_record(self.loggers)
 
         self.statistics, divergence = RunStatistics(task), DivergenceMonitor()
