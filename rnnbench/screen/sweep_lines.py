@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.screen.progress import format_duration
-from rnnbench.tracking.record import RECORD_NAME
+from rnnbench.tracking.record import DIVERGED, FAILED, FINISHED, RECORD_NAME
 
-FINAL = ("completed", "diverged", "failed")
+FINAL = (*FINISHED, FAILED)  # a job that ends so gets its line (an interrupted one is summarised at the end)
 
 
 def job_label(record: dict[str, Any], varying: list[str]) -> str:
@@ -28,9 +28,9 @@ def outcome(record: dict[str, Any]) -> str:
     """``completed, test/mse 0.0012, 41 s`` / ``diverged at step 1210, 12 s`` / ``failed: <error>``."""
     status, seconds = record.get("status"), record.get("wall_seconds")
     took = f", {format_duration(seconds)}" if isinstance(seconds, (int, float)) else ""
-    if status == "failed":
+    if status == FAILED:
         return f"failed: {record.get('error')}{took}"
-    if status == "diverged":
+    if status == DIVERGED:
         return f"diverged at step {record.get('diverged_at_step')}{took}"
     metric = (record.get("task") or {}).get("metric")
     value = (record.get("metrics") or {}).get(f"test/{metric}")

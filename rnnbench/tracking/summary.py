@@ -11,14 +11,15 @@ from typing import Any
 
 import yaml
 
-from rnnbench.tracking.record import RecordError, find_records, read_record
+from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RUNNING, RecordError,
+                                      find_records, read_record)
 
 log = logging.getLogger(__name__)
 
 SMALL_SWEEP = 24  # a sweep of at most this many runs ends with its `rnnbench table`
 
 MAX_LISTED = 10
-LABELS = {"running": "killed"}  # a record still 'running' after its job ended: the job was killed
+LABELS = {RUNNING: "killed"}  # a record still 'running' after its job ended: the job was killed
 
 
 def read_records(root: Path) -> list[dict[str, Any]]:
@@ -35,9 +36,9 @@ def read_records(root: Path) -> list[dict[str, Any]]:
 def summarize(records: list[dict[str, Any]]) -> tuple[Counter, list[str]]:
     counts = Counter(record.get("status", "unknown") for record in records)
     problems = [f"  failed  {record.get('output_dir')}: {record.get('error')}"
-                for record in records if record.get("status") == "failed"]
+                for record in records if record.get("status") == FAILED]
     problems += [f"  killed  {record.get('output_dir')} (its record still says 'running')"
-                 for record in records if record.get("status") == "running"]
+                 for record in records if record.get("status") == RUNNING]
     return counts, problems
 
 
@@ -55,23 +56,24 @@ def _optuna_line(where: Path) -> str | None:
 def _report(where: Path, records: list[dict[str, Any]], expected: int | None = None) -> int:
     counts, problems = summarize(records)
     missing = (expected or 0) - len(records)
-    parts = [f"{counts[s]} {LABELS.get(s, s)}" for s in ("completed", "diverged", "failed", "running") if counts[s]]
-    parts += [f"{n} {s}" for s, n in counts.items() if s not in ("completed", "diverged", "failed", "running")]
+    listed = (COMPLETED, DIVERGED, FAILED, RUNNING)
+    parts = [f"{counts[s]} {LABELS.get(s, s)}" for s in listed if counts[s]]
+    parts += [f"{n} {s}" for s, n in counts.items() if s not in listed]
     if missing > 0:
         parts.append(f"{missing} without a record (never ran)")
     lines = [f"rnnbench: {len(records)} run(s): {', '.join(parts) or 'none'}; records under {where}"]
     lines.extend(problems[:MAX_LISTED])
     if len(problems) > MAX_LISTED:
         lines.append(f"  ... and {len(problems) - MAX_LISTED} more (status in each result.json)")
-    if counts["running"] or counts["interrupted"] or missing > 0:
+    if counts[RUNNING] or counts[INTERRUPTED] or missing > 0:
         lines.append("  rerun the same command with resume=true to finish them "
                      "(completed and diverged jobs are skipped; interrupted ones continue from their checkpoint)")
     optuna = _optuna_line(where)
     if optuna:
         lines.append(optuna)
     print("\n".join(lines), flush=True)
-    bad = counts["failed"] or counts["running"] or missing > 0
-    return 1 if bad or any(s not in ("completed", "diverged") for s in counts) else 0
+    bad = counts[FAILED] or counts[RUNNING] or missing > 0
+    return 1 if bad or any(s not in FINISHED for s in counts) else 0
 
 
 def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
@@ -79,7 +81,7 @@ def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
     for more); return the exit status it implies."""
     records = read_records(sweep_dir)
     status = _report(sweep_dir.resolve(), records, expected)
-    finished = [r for r in records if r.get("status") in ("completed", "diverged")]
+    finished = [r for r in records if r.get("status") in FINISHED]
     if finished:
         if len(records) <= SMALL_SWEEP:
             _print_table(sweep_dir)
@@ -107,7 +109,7 @@ def run_line(record: dict[str, Any], where: Path) -> str:
     parts = [f"rnnbench: {record.get('status')}", f"{record.get('steps')} steps"]
     if isinstance(record.get("wall_seconds"), (int, float)):
         parts[-1] += f" in {format_duration(record['wall_seconds'])}"
-    if record.get("status") == "diverged":
+    if record.get("status") == DIVERGED:
         parts.append(f"diverged at step {record.get('diverged_at_step')}")
     if metric and f"val/{metric}" in metrics:
         best, at = metrics.get(f"best/val/{metric}"), metrics.get(f"best/val/{metric}_step")
@@ -115,7 +117,7 @@ def run_line(record: dict[str, Any], where: Path) -> str:
         parts.append(f"val/{metric} {metrics[f'val/{metric}']:.4g}{best_text}")
     if metric and isinstance(metrics.get(f"test/{metric}"), (int, float)):
         parts.append(f"test/{metric} {metrics[f'test/{metric}']:.4g}")
-    if record.get("status") == "failed":
+    if record.get("status") == FAILED:
         parts.append(f"error: {record.get('error')}")
     return "; ".join([", ".join(parts), f"record: {where / 'result.json'}"])
 
@@ -124,7 +126,7 @@ def report_run(output_dir: Path) -> int:
     """Print the line of a single run (or, if its record is missing or still says running, the summary of what
     is there); return the exit status it implies: 0 for completed or diverged, else 1."""
     records = read_records(output_dir)
-    if len(records) == 1 and records[0].get("status") != "running":
+    if len(records) == 1 and records[0].get("status") != RUNNING:
         print(run_line(records[0], output_dir.resolve()), flush=True)
-        return 0 if records[0].get("status") in ("completed", "diverged") else 1
+        return 0 if records[0].get("status") in FINISHED else 1
     return _report(output_dir, records, expected=1)
