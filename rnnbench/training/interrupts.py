@@ -35,18 +35,24 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-def _raise(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
 @contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere a no-op)."""
+def interrupt_on_signals(*extra: int) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM (and the ``extra`` signals) raise :class:`Interrupted` (main thread
+    only; elsewhere a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    for signum in SIGNALS:
+    signals = (*SIGNALS, *extra)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+    raised: list[int] = []
+
+    def _raise(signum: int, frame: object) -> None:
+        if raised:  # the stop is already on its way (Slurm's srun and slurmstepd both send SIGTERM): once is enough
+            return
+        raised.append(signum)
+        raise Interrupted(signum)
+
+    for signum in signals:
         signal.signal(signum, _raise)
     try:
         yield
