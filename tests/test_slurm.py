@@ -210,6 +210,10 @@ def test_slurm_sweep_gives_every_job_its_records_and_isolates_failures(slurm_clu
             history = (job_dir / "csv" / "metrics.csv").read_text().splitlines()
             assert history[0].startswith(("epoch", "step")) and len(history) > 1
     assert len(run_ids) == 4
+    offline = sorted(map(str, sweep.glob("*/wandb/offline-run-*")))
+    sync = subprocess.run([str(Path(sys.executable).parent / "wandb"), "sync", "--dry-run", "-n", "4", *offline],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert sync.returncode == 0 and "Would sync 4 run(s)" in sync.stdout + sync.stderr, sync.stderr[-2000:]  # README
     completed = found[(0.01, "rnn")]
     assert completed["steps"] == 40 and completed["metrics"]["test/mse"] > 0
     assert len(list((sweep / ".submitit").glob(f"{watch.array}_*/{watch.array}_*_0_log.out"))) == 4  # 4 Slurm tasks
