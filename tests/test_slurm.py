@@ -80,13 +80,25 @@ class RunningJobs(threading.Thread):
     def __init__(self, cluster: Cluster):
         super().__init__(daemon=True)
         self.cluster, self.most, self.array, self.stop = cluster, 0, None, threading.Event()
+        self.earlier = {array_id(j) for j in cluster.jobs()}  # arrays of earlier tests, still listed by squeue
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
-            jobs = [j for j in self.cluster.jobs() if j["name"] == "rnnbench"]
+            jobs = [j for j in self.cluster.jobs() if j["name"] == "rnnbench" and array_id(j) not in self.earlier]
             if jobs and self.array is None:
-                self.array = jobs[0]["id"].split("_")[0]
+                self.array = array_id(jobs[0])
             self.most = max(self.most, sum(j["state"] == "RUNNING" for j in jobs))
+
+
+def array_id(job: dict[str, str]) -> str:
+    return job["id"].split("_")[0]
+
+
+def sweep_array(sweep: Path) -> str | None:
+    """The Slurm array id of a sweep: submitit's folder for it, ``.submitit/<array id>/``."""
+    found = [d.name for d in (sweep / ".submitit").glob("*") if d.name.isdigit()] if (sweep / ".submitit").is_dir() \
+        else []
+    return found[0] if len(found) == 1 else None
 
 
 # ------------------------------------------------------------------------------ fast: stand-ins for Slurm
@@ -264,7 +276,8 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
         return (sweep / job / "checkpoints" / "last.ckpt").is_file()
 
     wait_for(lambda: checkpointed("0") and checkpointed("1"), 120, "the first checkpoints", process)
-    array = next(j["id"] for j in cluster.jobs() if j["name"] == "rnnbench").split("_")[0]
+    array = sweep_array(sweep)
+    assert array is not None
     cluster.run("scontrol", "requeue", f"{array}_0")
     cluster.run("scancel", "--signal=TERM", f"{array}_1")
     wait_for(lambda: records(sweep).get("1", {}).get("status") == "interrupted", 60, "seed 1 to stop", process)
