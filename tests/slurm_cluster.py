@@ -90,9 +90,11 @@ class Cluster:
         raise TimeoutError(f"the cluster's queue did not empty: {self.jobs()}")
 
     def stop(self) -> None:
-        """Stop the daemons (SIGTERM, then SIGKILL after 10 s) and remove the cluster's dir."""
+        """Cancel every job (waiting up to 60 s for them to end), stop the daemons (SIGTERM, then SIGKILL after
+        10 s), kill any job step daemon of this cluster left behind, and remove the cluster's dir."""
         with contextlib.suppress(Exception):
-            self.run("scancel", "--full", "--user=root", check=False)
+            self.run("scancel", "--full", f"--user={os.geteuid()}", check=False)
+            self.wait_idle(timeout=60)
         for process in reversed(self.processes):
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -103,7 +105,40 @@ class Cluster:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        for pid in _step_daemons(self.root):  # a slurmstepd whose slurmd is gone waits for it forever
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _step_daemons(root: Path) -> list[int]:
+    """The slurmstepd processes of the cluster in ``root`` (they keep its slurmd log open), with their jobs."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{entry}/comm").read_text().strip() != "slurmstepd":
+                continue
+            links = [os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")]
+        except OSError:
+            continue
+        if any(link.startswith(str(root)) for link in links):
+            found.append(int(entry))
+    return [*_children(found), *found]
+
+
+def _children(pids: list[int]) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, frontier = [], list(pids)
+    while frontier:
+        frontier = [child for pid in frontier for child in parents.get(pid, [])]
+        found += frontier
+    return found
 
 
 SLURM_CONF = """\
