@@ -3,7 +3,8 @@ root in a temporary dir and torn down afterwards.
 
 :func:`start_cluster` writes a munge key and a ``slurm.conf`` (no accounting, free ports, the sockets, state and
 logs all inside the dir), starts the three daemons in the foreground as child processes and waits until the node
-is idle. The client commands (``sbatch``, ``squeue``, ``scontrol``, ``scancel``) find the cluster through
+is idle (job ids from a random start, so that two clusters, one per pytest-xdist worker, never share one).
+The client commands (``sbatch``, ``squeue``, ``scontrol``, ``scancel``) find the cluster through
 ``SLURM_CONF``, which :attr:`Cluster.env` carries; jobs inherit the submitting environment (``sbatch``'s default
 ``--export=ALL``), so a job finds the same python, the same virtual environment and ``OMP_NUM_THREADS``.
 :func:`missing` says in one line why a cluster cannot start here (not root, packages absent), for a skip.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -142,7 +144,8 @@ def _children(pids: list[int]) -> list[int]:
 
 
 SLURM_CONF = """\
-ClusterName=rnnbenchtest
+ClusterName=rnnbench{ctld_port}
+FirstJobId={first_job}
 SlurmctldHost={node}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
@@ -191,7 +194,8 @@ def start_cluster(root: Path, partition: str = "cpu", timeout: float = 60) -> Cl
     os.chmod(key, 0o400)
     conf = root / "slurm.conf"
     conf.write_text(SLURM_CONF.format(node=node, root=root, cpus=CPUS, partition=partition,
-                                      ctld_port=_free_port(), slurmd_port=_free_port()))
+                                      ctld_port=_free_port(), slurmd_port=_free_port(),
+                                      first_job=random.randrange(1, 900) * 1000))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     env.pop("SLURM_JOB_ID", None)
     cluster = Cluster(root=root, node=node, partition=partition, env=env)

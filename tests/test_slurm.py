@@ -303,7 +303,9 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
     assert cancelled["status"] == "interrupted" and cancelled["error"] == "interrupted by SIGTERM"
     assert timed_out["status"] == "interrupted" and timed_out["error"] in ("interrupted by SIGTERM",
                                                                            "interrupted by SIGUSR2")
-    assert cluster.job(f"{array}_2").get("JobState") == "TIMEOUT"
+    # the launcher has the job's result once it is written; Slurm says TIMEOUT once the job's processes are gone
+    wait_for(lambda: cluster.job(f"{array}_2").get("JobState") != "COMPLETING", 60, "seed 2's job to end")
+    assert cluster.job(f"{array}_2").get("JobState") == "TIMEOUT", cluster.job(f"{array}_2")
     stopped_at = {}
     for job, record in (("1", cancelled), ("2", timed_out)):
         assert 20 <= record["steps"] < 200 and checkpointed(job)
