@@ -95,7 +95,7 @@ def array_id(job: dict[str, str]) -> str:
 
 
 def sweep_array(sweep: Path) -> str | None:
-    """The Slurm array id of a sweep: submitit's folder for it, ``.submitit/<array id>/``."""
+    """The Slurm job id of a sweep's array (of its one job, for a sweep of one): submitit's ``.submitit/<id>/``."""
     found = [d.name for d in (sweep / ".submitit").glob("*") if d.name.isdigit()] if (sweep / ".submitit").is_dir() \
         else []
     return found[0] if len(found) == 1 else None
@@ -259,15 +259,23 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
     seed 0 is requeued (``scontrol requeue``) after its first checkpoint, seed 1 gets ``scancel --signal=TERM``,
     seed 2 runs into timeout_min=1. Each ends ``interrupted`` with its checkpoint; Slurm's requeue continues seed
     0 in the same sweep, ``resume=true`` the others; all three end with exactly the metrics of the same runs done
-    without a stop. ``rnnbench status`` reads the sweep while it runs."""
+    without a stop. ``rnnbench status`` reads the sweep while it runs. At the same time a fourth job, in its own
+    sweep, gets submitit's time-limit warning and requeues itself (max_num_timeout=1)."""
     cluster = slurm_cluster
     cluster.wait_idle()
     run = ["data=adding", "data.seq_len=10", "model.hidden_size=8", f"model.cell={slow_cell}",
            "trainer.max_steps=200", "trainer.val_check_interval=20", "logger=csv", "diagnostics=none", "seed=0,1,2"]
     launcher = slurm_launcher(cluster, timeout_min=1, signal_delay_s=0, array_parallelism=3)
     started = time.monotonic()
-    reference = start(tmp_path, cluster, "-m", *run, "threads=1", "hydra.sweep.dir=reference", log="reference.log")
+    reference = start(tmp_path, cluster, "-m", *run[:-1], "seed=0,1,2,3", "threads=1", "hydra.sweep.dir=reference",
+                      log="reference.log")
     process = start(tmp_path, cluster, "-m", *launcher, *run, log="sweep.log", **{STEP_SECONDS: "0.6"})
+    # beside it, a one-job sweep with submitit's time-limit warning (SIGUSR2 signal_delay_s=30 s before
+    # timeout_min=1: Slurm sends it between 30 and 60 s, past the first checkpoint) and one requeue allowed
+    # (max_num_timeout=1): the job requeues itself and continues from its checkpoint
+    warned = start(tmp_path, cluster, "-m", *slurm_launcher(cluster, timeout_min=1, signal_delay_s=30,
+                                                              max_num_timeout=1),
+                   *run[:-1], "seed=3", "hydra.sweep.dir=warned", log="warned.log", **{STEP_SECONDS: "0.6"})
     wait_for(lambda: (tmp_path / "multirun").is_dir() and any((tmp_path / "multirun").glob("*/multirun.yaml")), 60,
              "the sweep dir", process)
     sweep = only_sweep_dir(tmp_path / "multirun")
@@ -320,6 +328,9 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
     assert "seed=0: completed" in again_output and "(done before this sweep started)" in again_output
     ref_code, ref_output = finish(reference, tmp_path, "reference.log")
     assert ref_code == 0, ref_output[-3000:]
+    warned_code, warned_output = finish(warned, tmp_path, "warned.log")
+    assert warned_code == 0 and "1 run(s): 1 completed" in warned_output, warned_output[-3000:]
+    assert cluster.job(sweep_array(tmp_path / "warned")).get("Restarts") == "1"  # requeued once, by the job itself
     total = time.monotonic() - started
     after = records(sweep)
     uninterrupted = {r["seed"]: r for r in records(tmp_path / "reference").values()}
@@ -328,8 +339,20 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
         assert after[job]["status"] == "completed" and after[job]["steps"] == 200
         assert after[job]["resumed_from_step"] % 20 == 0 and after[job]["resumed_from_step"] <= stopped_at[job]
         assert not (sweep / job / "checkpoints").exists()
-    for job, record in after.items():
+    warned_record = records(tmp_path / "warned")["0"]
+    assert warned_record["status"] == "completed" and warned_record["steps"] == 200
+    # Slurm sends the warning at a time of its choosing, up to 60 s early: past the first checkpoint the run
+    # continues from its last one; before it, from step 0; while the job still starts up (no run to stop yet),
+    # submitit's own handler requeues it
+    warned_at = re.findall(r"^\[-/1\] .*seed=3: interrupted at step (\d+)", warned_output, re.M)
+    expected_resume = (int(warned_at[0]) // 20 * 20 or None) if warned_at else None
+    allowed = {expected_resume}
+    if warned_at and int(warned_at[0]) % 20 == 0:  # stopped while writing the checkpoint of that very step
+        allowed.add(int(warned_at[0]) - 20 or None)
+    assert warned_record["resumed_from_step"] in allowed, (warned_at, warned_record["resumed_from_step"])
+    for job, record in [*after.items(), ("warned", warned_record)]:
         assert record["metrics"] == uninterrupted[record["seed"]]["metrics"], job  # bit for bit
     print(f"preemption: sweep {sweep_seconds:.0f} s, whole test {total:.0f} s; requeued seed 0 resumed from step "
           f"{requeued['resumed_from_step']}; cancelled at {stopped_at['1']}, timed out at {stopped_at['2']}; resumed "
-          f"from {after['1']['resumed_from_step']} and {after['2']['resumed_from_step']}")
+          f"from {after['1']['resumed_from_step']} and {after['2']['resumed_from_step']}; the time-limit warning: "
+          f"stopped at step {warned_at or 'none (during start-up)'}, resumed from step {expected_resume}")
