@@ -246,7 +246,8 @@ def slow_cell(tmp_path: Path) -> str:
         "class SlowOnFirstRun(ElmanRNN):\n"
         "    def project_input(self, x):\n"
         f"        pause = float(os.environ.get('{STEP_SECONDS}') or 0)\n"
-        "        if pause and self.training and torch.is_grad_enabled() and not os.environ.get('SLURM_RESTART_COUNT'):\n"
+        "        first_run = int(os.environ.get('SLURM_RESTART_COUNT') or 0) == 0\n"
+        "        if pause and first_run and self.training and torch.is_grad_enabled():\n"
         "            time.sleep(pause)\n"
         "        return super().project_input(x)\n")
     return SLOW_CELL
@@ -270,9 +271,9 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
     reference = start(tmp_path, cluster, "-m", *run[:-1], "seed=0,1,2,3", "threads=1", "hydra.sweep.dir=reference",
                       log="reference.log")
     process = start(tmp_path, cluster, "-m", *launcher, *run, log="sweep.log", **{STEP_SECONDS: "0.6"})
-    # beside it, a one-job sweep with submitit's time-limit warning (SIGUSR2 signal_delay_s=30 s before
-    # timeout_min=1: Slurm sends it between 30 and 60 s, past the first checkpoint) and one requeue allowed
-    # (max_num_timeout=1): the job requeues itself and continues from its checkpoint
+    # beside it, a one-job sweep with submitit's time-limit warning (SIGUSR2, signal_delay_s=30 s before
+    # timeout_min=1, which Slurm may send up to a minute early) and one requeue allowed (max_num_timeout=1): the job
+    # requeues itself and continues from its checkpoint
     warned = start(tmp_path, cluster, "-m", *slurm_launcher(cluster, timeout_min=1, signal_delay_s=30,
                                                               max_num_timeout=1),
                    *run[:-1], "seed=3", "hydra.sweep.dir=warned", log="warned.log", **{STEP_SECONDS: "0.6"})

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -57,12 +58,15 @@ def _watcher_class() -> type:
                 return
             self._num_calls += 1
             if self.accounting is not False:
-                result = subprocess.run(command, capture_output=True, shell=False)
+                try:
+                    result = subprocess.run(command, capture_output=True, shell=False, timeout=120)
+                except (OSError, subprocess.SubprocessError) as error:  # no sacct at all, or it hangs
+                    result = subprocess.CompletedProcess(command, 1, b"", str(error).encode())
                 if result.returncode == 0:
                     self.accounting = True
                     self._output = result.stdout
                     self._info_dict.update(self.read_info(self._output))
-                    self._last_status_check = _now()
+                    self._last_status_check = time.time()
                     return
                 self.accounting = False
                 log.debug("sacct failed (%s): following the jobs with squeue",
@@ -70,15 +74,9 @@ def _watcher_class() -> type:
             table = squeue_table(command[command.index("-j"):][1::2])
             if table is not None:
                 self._info_dict.update(self.read_info(table))
-            self._last_status_check = _now()
+            self._last_status_check = time.time()
 
     return QuietSlurmWatcher
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def squeue_table(job_ids: list[str]) -> str | None:
@@ -87,8 +85,12 @@ def squeue_table(job_ids: list[str]) -> str | None:
     ended long ago: their result files tell) or cannot be reached."""
     if not job_ids:
         return None
-    result = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%N",
-                             f"--jobs={','.join(job_ids)}"], capture_output=True, text=True, shell=False)
+    try:
+        result = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%N",
+                                 f"--jobs={','.join(job_ids)}"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as error:
+        log.debug("squeue failed: %s", error)
+        return None
     if result.returncode != 0:
         log.debug("squeue failed: %s", result.stderr.strip())
         return None
@@ -163,7 +165,10 @@ def being_requeued() -> bool:
 
 def requeue() -> bool:
     """Ask Slurm to run this job again (it will continue from its checkpoint); False if Slurm refuses."""
-    result = subprocess.run(["scontrol", "requeue", _job_id()], capture_output=True, text=True, timeout=60)
+    try:
+        result = subprocess.run(["scontrol", "requeue", _job_id()], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        result = subprocess.CompletedProcess([], 1, "", str(error))
     if result.returncode != 0:
         log.warning("rnnbench: Slurm did not requeue job %s: %s", _job_id(), result.stderr.strip())
     return result.returncode == 0
