@@ -272,9 +272,9 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
                       log="reference.log")
     process = start(tmp_path, cluster, "-m", *launcher, *run, log="sweep.log", **{STEP_SECONDS: "0.6"})
     # beside it, a one-job sweep with submitit's time-limit warning (SIGUSR2, signal_delay_s=30 s before
-    # timeout_min=1, which Slurm may send up to a minute early) and one requeue allowed (max_num_timeout=1): the job
-    # requeues itself and continues from its checkpoint
-    warned = start(tmp_path, cluster, "-m", *slurm_launcher(cluster, timeout_min=1, signal_delay_s=30,
+    # timeout_min=2, which Slurm may send up to a minute early: after 30 to 60 s) and one requeue allowed
+    # (max_num_timeout=1): the job requeues itself and continues from its checkpoint
+    warned = start(tmp_path, cluster, "-m", *slurm_launcher(cluster, timeout_min=2, signal_delay_s=30,
                                                               max_num_timeout=1),
                    *run[:-1], "seed=3", "hydra.sweep.dir=warned", log="warned.log", **{STEP_SECONDS: "0.6"})
     wait_for(lambda: (tmp_path / "multirun").is_dir() and any((tmp_path / "multirun").glob("*/multirun.yaml")), 60,
