@@ -173,6 +173,29 @@ def test_a_slurm_job_continues_after_a_requeue_and_ends_after_a_cancel(tmp_path,
     assert slurm.interrupted_job_ends_here(signal.SIGUSR2, {"max_num_timeout": 1}) is True  # no restart left
 
 
+def test_an_interrupted_job_gets_an_unnumbered_line_and_its_numbered_one_when_it_completes(tmp_path):
+    """A Slurm job requeued mid-run: ``[-/2]`` when its run stops, ``[k/2]`` once its continuation completes."""
+    from rnnbench.screen.sweep_lines import SweepLines
+    from rnnbench.tracking.record import new_record, now, write_json_atomic
+
+    printed: list[str] = []
+    lines = SweepLines(tmp_path, 2, ["seed"], out=lambda text, flush: printed.append(text))
+    job = tmp_path / "0"
+    record = new_record({"seed": 0}, ["seed=0", "threads=1"], {}, job)
+    write_json_atomic(job / "result.json", record)
+    lines.poll()
+    assert printed == []  # running
+    record.update(status="interrupted", steps=40, wall_seconds=12.0, finished_at=now())
+    write_json_atomic(job / "result.json", record)
+    lines.poll()
+    lines.poll()
+    assert printed == ["[-/2] seed=0: interrupted at step 40, 12 s"]
+    record.update(status="completed", steps=200, metrics={}, wall_seconds=3.0, finished_at=now())
+    write_json_atomic(job / "result.json", record)
+    lines.poll()
+    assert len(printed) == 2 and printed[1].startswith("[1/2] seed=0: completed, 3 s")
+
+
 # ------------------------------------------------------------------------------ slow: a real cluster
 
 
