@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.screen.progress import format_duration
-from rnnbench.tracking.record import DIVERGED, FAILED, FINISHED, RECORD_NAME
+from rnnbench.tracking.record import DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME
 
-FINAL = (*FINISHED, FAILED)  # a job that ends so gets its line (an interrupted one is summarised at the end)
+FINAL = (*FINISHED, FAILED)  # a job that ends so gets its numbered line
+# INTERRUPTED: a job stopped by a signal; under Slurm it may run again (requeued) or wait for resume
 
 
 def job_label(record: dict[str, Any], varying: list[str]) -> str:
@@ -32,6 +33,8 @@ def outcome(record: dict[str, Any]) -> str:
         return f"failed: {record.get('error')}{took}"
     if status == DIVERGED:
         return f"diverged at step {record.get('diverged_at_step')}{took}"
+    if status == INTERRUPTED:
+        return f"interrupted at step {record.get('steps')}{took}"
     metric = (record.get("task") or {}).get("metric")
     value = (record.get("metrics") or {}).get(f"test/{metric}")
     shown = f", test/{metric} {value:.4g}" if isinstance(value, (int, float)) else ""
@@ -41,7 +44,9 @@ def outcome(record: dict[str, Any]) -> str:
 class SweepLines:
     """Polls ``sweep_dir`` every ``interval`` seconds in a daemon thread; prints a line for each record that
     reaches a final status, numbered in order of completion, with an ETA from the pace so far. Records already
-    final before the sweep started (``resume=true`` skips them) are counted and marked as done earlier."""
+    final before the sweep started (``resume=true`` skips them) are counted and marked as done earlier. A job that
+    ends ``interrupted`` (a Slurm job cancelled, preempted or out of time) gets an unnumbered line ``[-/N]``: it is
+    not done, and may still continue (Slurm's requeue) and then get its numbered line."""
 
     def __init__(self, sweep_dir: Path, expected: int | None, varying: list[str], interval: float = 1.0,
                  out=print):
@@ -49,6 +54,7 @@ class SweepLines:
             interval, out
         self.started = time.time()
         self.seen: set[Path] = set()
+        self.interrupted: set[tuple[Path, str | None]] = set()
         self.done_here = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -77,10 +83,20 @@ class SweepLines:
                     record = json.loads(path.read_text())
                 except (OSError, ValueError):
                     continue  # being replaced, or not a record: look again next time
+                if record.get("status") == INTERRUPTED:
+                    self._interrupted(path, record)
                 if record.get("status") not in FINAL:
                     continue
                 self.seen.add(path)
                 self.out(self.line(record), flush=True)
+
+    def _interrupted(self, path: Path, record: dict[str, Any]) -> None:
+        key = (path, record.get("finished_at"))
+        if key in self.interrupted or (parse_timestamp(record.get("finished_at")) or 0.0) < self.started:
+            return
+        self.interrupted.add(key)
+        total = f"/{self.expected}" if self.expected else ""
+        self.out(f"[-{total}] {job_label(record, self.varying)}: {outcome(record)}", flush=True)
 
     def line(self, record: dict[str, Any]) -> str:
         finished = parse_timestamp(record.get("finished_at"))

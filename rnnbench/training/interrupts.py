@@ -37,37 +37,29 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-def _raise(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-_stopping = False
-
-
-def _stop_descendants_then_raise(signum: int, frame: object) -> None:
-    """The launching process's handler: its workers get SIGTERM and write their ``interrupted`` records before
-    this process unwinds (a launcher that sees the exception would otherwise kill them first: joblib's does).
-    A second signal while they stop raises at once."""
-    global _stopping
-    if not _stopping:
-        _stopping = True
-        try:
-            stop_descendants()
-        finally:
-            _stopping = False
-    raise Interrupted(signum)
-
-
 @contextlib.contextmanager
-def interrupt_on_signals(stop_workers: bool = False) -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere a no-op).
-    With ``stop_workers`` (the process that launched a sweep), every descendant process is stopped first."""
+def interrupt_on_signals(*extra: int, stop_workers: bool = False) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM (and the ``extra`` signals) raise :class:`Interrupted` (main thread
+    only; elsewhere a no-op). With ``stop_workers`` (the process that launched a sweep), every descendant process
+    is stopped first: its workers get SIGTERM and write their ``interrupted`` records before this process unwinds
+    (a launcher that sees the exception would otherwise kill them first: joblib's does)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    for signum in SIGNALS:
-        signal.signal(signum, _stop_descendants_then_raise if stop_workers else _raise)
+    signals = (*SIGNALS, *extra)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+    raised: list[int] = []
+
+    def _raise(signum: int, frame: object) -> None:
+        if raised:  # the stop is already on its way (Slurm's srun and slurmstepd both send SIGTERM): once is enough
+            return
+        raised.append(signum)
+        if stop_workers:
+            stop_descendants()
+        raise Interrupted(signum)
+
+    for signum in signals:
+        signal.signal(signum, _raise)
     try:
         yield
     finally:

@@ -34,6 +34,7 @@ from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INT
                                       RecordError, SpaceReserve, flatten, new_record, now, read_record,
                                       write_json_atomic)
 from rnnbench.tracking.secrets import Secrets
+from rnnbench.sweeps import slurm
 from rnnbench.sweeps.locks import JOB_LOCK, DirLock
 from rnnbench.sweeps.resume import finished_elsewhere
 from rnnbench.training.checkpoints import RandomState, checkpoint_path, checkpoint_step, last_checkpoint
@@ -102,21 +103,22 @@ class Job:
         cfg = self.cfg
         remove_stray_temporaries(self.output_dir)
         previous = self._previous_record()
+        resume = bool(cfg.get("resume")) or slurm.restarted()  # a job Slurm runs again continues from its checkpoint
         if previous is not None and previous.get("config_hash") == record.config_hash:
-            if cfg.get("resume") and previous.get("status") in FINISHED:
+            if resume and previous.get("status") in FINISHED:
                 log.info("resume: %s already %s for this config; skipped", self.record_path, previous["status"])
                 return objective_value(cfg, previous)
         elif previous is not None:
             set_aside(self.record_path, "replaced")  # another config's record: kept beside, never overwritten
             previous = None
-        if cfg.get("resume") and previous is None and self.hydra.mode == RunMode.MULTIRUN:
+        if resume and previous is None and self.hydra.mode == RunMode.MULTIRUN:
             earlier = finished_elsewhere(Path(self.hydra.sweep.dir), record.config_hash)
             if earlier is not None:  # a grown grid: this config already ran in an earlier sweep of the command
                 write_json_atomic(self.record_path, earlier)
                 log.info("resume: the same config already %s in %s; reused", earlier["status"], earlier["output_dir"])
                 return objective_value(cfg, earlier)
-        resume_step = checkpoint_step(self.checkpoint) if cfg.get("resume") and previous is not None else None
-        if previous is not None and cfg.get("resume"):
+        resume_step = checkpoint_step(self.checkpoint) if resume and previous is not None else None
+        if previous is not None and resume:
             record.wandb = previous.get("wandb")  # the W&B run to continue (by id)
             record.started_at = previous.get("started_at") or record.started_at
         record.resumed_from_step = resume_step
@@ -133,7 +135,7 @@ class Job:
         stop: Interrupted | None = None
         training = Training(cfg, self.hydra, record, self.output_dir, self.secrets, resume_step)
         try:
-            with interrupt_on_signals():
+            with interrupt_on_signals(*slurm.stop_signals()):
                 training.fit_and_test()
         except Interrupted as interrupted:
             stop = interrupted
@@ -161,9 +163,11 @@ class Job:
             if record.status in FINISHED and self.checkpoint.exists() and cfg.get("checkpoint") != "keep":
                 shutil.rmtree(self.checkpoint.parent, ignore_errors=True)
             self.secrets.scrub_files(self.output_dir)
-        if stop is not None:
-            raise stop
-        return objective_value(cfg, record.to_json())
+        if stop is not None and not slurm.in_slurm_job():
+            raise stop  # the sweep stops
+        if stop is not None and not slurm.interrupted_job_ends_here(stop.signum, self.hydra.get("launcher")):
+            raise SystemExit(stop.exit_status)  # Slurm runs this job again: leave without a result (the launcher waits)
+        return objective_value(cfg, record.to_json())  # an interrupted Slurm job's record is its outcome
 
     def _previous_record(self) -> dict[str, Any] | None:
         """This dir's record, if any; an unreadable or foreign one is set aside (kept, renamed) and counts as none."""
