@@ -51,7 +51,7 @@ def plan(arguments: list[str]) -> Plan:
     """Validate ``arguments`` and resolve where they write; raise :class:`RnnbenchError` (one line) if refused."""
     checked = check_every_job(arguments)
     multirun, overrides = split_multirun(arguments)
-    directory, _ = resolve_output_dir(overrides, checked.hydra_root, multirun)
+    directory = resolve_output_dir(overrides, checked.hydra_root, multirun)
     return Plan(pin_output_dir(arguments, directory, multirun), multirun, directory,
                 expected_jobs(checked), varying_keys(overrides, checked))
 

@@ -57,6 +57,25 @@ def sweep_dir_of(tmp_path: Path, name: str | None = None) -> Path:
     return dirs[0]
 
 
+def kill_while_the_second_job_trains(tmp_path: Path, command: list[str]) -> dict[str, dict]:
+    """Start the sweep ``command`` in tmp_path, SIGKILL its process group once job 0 completed and job 1 runs;
+    return the records then, by job dir name."""
+    process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            found = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("result.json")}
+            if found.get("0", {}).get("status") == "completed" and found.get("1", {}).get("status") == "running":
+                return found
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.1)
+        pytest.fail("the first job never completed")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 # ---------------------------------------------------------------------------------------- fast tests
 
 
@@ -280,22 +299,7 @@ def test_optuna_study_of_three_trials_scores_diverged_trials_worst(rnnbench_cli,
 def test_killed_sweep_resumes_into_the_same_dir_without_rerunning_completed_jobs(tmp_path):
     command = [sys.executable, "-m", "rnnbench", "train", "-m", "experiment=quickstart", "seed=0", "logger=none",
                "debug=smoke", "trainer.max_steps=150", "trainer.val_check_interval=50"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            statuses = {p.parent.name: json.loads(p.read_text())["status"]
-                        for p in (tmp_path / "multirun").rglob("result.json")}
-            if statuses.get("0") == "completed" and statuses.get("1") == "running":
-                break
-            assert process.poll() is None, "the sweep ended before it could be interrupted"
-            time.sleep(0.1)
-        else:
-            pytest.fail("the first job never completed")
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_while_the_second_job_trains(tmp_path, command)
     sweep = sweep_dir_of(tmp_path, "quickstart")
     before = {r["output_dir"]: r for r in records(sweep)}
     assert sorted(r["status"] for r in before.values()) == ["completed", "running"]
@@ -409,21 +413,7 @@ def test_a_killed_optuna_search_resumes_its_study_from_the_sweep_dir(tmp_path):
                "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1", "data.seq_len=10", "threads=1",
                "trainer.max_steps=150", "trainer.val_check_interval=50", "data.num_train=512", "data.num_val=128",
                "data.num_test=128"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            found = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("result.json")}
-            if found.get("0", {}).get("status") == "completed" and found.get("1", {}).get("status") == "running":
-                break
-            assert process.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.1)
-        else:
-            pytest.fail("the first trial never completed")
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    found = kill_while_the_second_job_trains(tmp_path, command)
     sweep = sweep_dir_of(tmp_path, "adding_lr_hidden")
     killed_params = found["1"]["config"]["optim"]["lr"], found["1"]["config"]["model"]["hidden_size"]
     first_started = found["0"]["started_at"]

@@ -89,8 +89,8 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
                           + ": compare runs that differ only in the compared setting")
     if by:
         keys = [k for k in dict.fromkeys(by) if k != key]
-    else:
-        keys = [k for k in varying_keys(both) if k != key and k not in apart]
+    else:  # a setting some records lack (it did not exist when they ran) is pooled, as the table pools it, not split
+        keys = [k for k in varying_keys(both) if k != key and k not in apart and all(k in r.settings for r in both)]
     keys = split_keys(both, keys, excluded=[key, *apart])
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(both)
     check_metrics(both, metrics)

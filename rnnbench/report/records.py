@@ -36,7 +36,8 @@ __all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_s
            "hashable"]
 
 # Settings that never explain a difference in results: seeds (the samples), logging, bookkeeping.
-BOOKKEEPING_KEYS = frozenset({"seed", "threads", "resume", "objective", "objective_direction", "data.seed"})
+BOOKKEEPING_KEYS = frozenset({"seed", "threads", "resume", "objective", "objective_direction", "data.seed", "verbose",
+                              "checkpoint", "trainer.enable_progress_bar"})
 BOOKKEEPING_PREFIXES = ("logger.", "hydra.")
 # Leaf names of path-like settings (where data or logs live, not what they are).
 PATH_LEAVES = frozenset({"path", "cache_dir", "save_dir", "dir", "url", "default_root_dir", "output_dir"})

@@ -20,11 +20,10 @@ the launch path first indexes every finished record in the dirs of the command's
 from __future__ import annotations
 
 import copy
-import re
-from pathlib import Path
-
 import json
 import os
+import re
+from pathlib import Path
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -94,18 +93,14 @@ def find_previous(overrides: list[str], pattern: str | None, multirun: bool) -> 
     return matches[-1] if matches else None
 
 
-def resume_requested(overrides: list[str]) -> bool:
-    return _resume_requested(OverridesParser.create().parse_overrides(overrides))
-
-
 def output_dir_of(hydra_root: DictConfig, multirun: bool) -> Path:
     """The run dir (the sweep dir with ``-m``) Hydra would make for the command now: its ``${now:...}`` resolved."""
     return Path(str(hydra_root.hydra.sweep.dir if multirun else hydra_root.hydra.run.dir))
 
 
-def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: bool) -> tuple[Path, bool]:
-    """(the dir this command writes to, whether it continues an earlier one). A new sweep dir under
-    ``resume=true`` gets the index of the finished jobs of the command's earlier sweeps (:data:`FINISHED_INDEX`).
+def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: bool) -> Path:
+    """The dir this command writes to. A new sweep dir under ``resume=true`` gets the index of the finished jobs
+    of the command's earlier sweeps (:data:`FINISHED_INDEX`).
 
     With ``resume=true`` and no dir on the command line, the latest earlier dir of the same command (printed);
     else the dir Hydra would make now."""
@@ -113,7 +108,7 @@ def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: b
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     fresh = output_dir_of(hydra_root, multirun)
     if not _resume_requested(parsed) or any(_key(o) == key for o in parsed):
-        return fresh, _resume_requested(parsed) and fresh.exists()
+        return fresh
     pattern = dir_pattern(hydra_root, multirun)
     previous = find_previous(overrides, pattern, multirun)
     what = "sweep" if multirun else "run"
@@ -123,9 +118,9 @@ def resolve_output_dir(overrides: list[str], hydra_root: DictConfig, multirun: b
             if multirun and (reusable := write_finished_index(fresh, pattern)):
                 print(f"rnnbench: resume: {reusable} finished job(s) of earlier sweeps in {pattern} are reused "
                       "where this grid has the same config", flush=True)
-        return fresh, False
+        return fresh
     print(f"rnnbench: resume: continuing the {what} in {previous}", flush=True)
-    return previous, True
+    return previous
 
 
 def pin_output_dir(arguments: list[str], directory: Path, multirun: bool) -> list[str]:
