@@ -95,7 +95,7 @@ def train(arguments: list[str]) -> int:
 def run_hydra(launch: Plan, arguments: list[str]) -> int:
     from rnnbench import app
     from rnnbench.screen.sweep_lines import SweepLines
-    from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals, stop_descendants
+    from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals
 
     sys.argv = ["rnnbench train", *launch.arguments]
     os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
@@ -113,9 +113,8 @@ def run_hydra(launch: Plan, arguments: list[str]) -> int:
         with interrupt_on_signals(stop_workers=True):
             app.train()
     except Interrupted as stop:
-        # Ctrl-C or SIGTERM: the jobs of other processes (joblib, submitit) were stopped first and wrote their
-        # records; anything still left below this process stops now
-        stop_descendants()
+        # Ctrl-C or SIGTERM: the handler stopped the jobs of other processes (joblib, submitit) first, and they
+        # wrote their records
         print(f"rnnbench: {stop}", flush=True)
         stopped, status = "was interrupted", stop.exit_status
     except Exception as error:
