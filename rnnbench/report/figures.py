@@ -38,7 +38,7 @@ from rnnbench.report.records import ReportError, Run, display, history_path, lay
 from rnnbench.report.rows import Grouping, Row, grouping, pooled_keys
 from rnnbench.tracking.record import COMPLETED, DIVERGED, FINISHED
 
-__all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "build_figure", "layer_directions",
+__all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "build_figure", "layer_directions", "figure_views", "view_name",
            "run_history"]
 
 KINDS = ("gradient-flow", "curves", "curves-time", "clip-rate", "gates")
@@ -296,6 +296,19 @@ def layer_directions(runs: Sequence[Run]) -> list[tuple[int, str]]:
             if isinstance(entry, Mapping) and isinstance(entry.get("layer"), int) and entry.get("direction"):
                 found.add((entry["layer"], str(entry["direction"])))
     return sorted(found, key=lambda item: (item[0], item[1] != "forward", item[1]))
+
+
+def figure_views(runs: Sequence[Run], kinds: Sequence[str]) -> list[tuple[str, int, str]]:
+    """``(kind, layer, direction)`` for each figure of ``kinds`` to draw: gradient flow and gates once per
+    layer-direction the records cover (layer 0, forward, where none does), every other kind once."""
+    directions = layer_directions(runs) or [(0, "forward")]
+    return [(kind, layer, direction) for kind in kinds
+            for layer, direction in (directions if kind in ("gradient-flow", "gates") else [(0, "forward")])]
+
+
+def view_name(kind: str, layer: int, direction: str) -> str:
+    """The file stem of a view: ``kind`` for layer 0 forward, ``kind-layer1-backward`` for the others."""
+    return kind if (layer, direction) == (0, "forward") else f"{kind}-layer{layer}-{direction}"
 
 
 def _has_curves(run: Run, layer: int, direction: str) -> bool:

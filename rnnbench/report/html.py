@@ -25,7 +25,7 @@ from typing import Any
 
 from rnnbench.report.compare import build_comparison
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
-from rnnbench.report.figures import NoData, build_figure, layer_directions
+from rnnbench.report.figures import NoData, build_figure, figure_views
 from rnnbench.report.records import (VERSION_KEYS, ReportError, Run, RunSet, code_differences, display,
                                      value_counts, varying_keys)
 from rnnbench.report.rows import grouping
@@ -61,15 +61,8 @@ def table_data(table: Table) -> dict[str, Any]:
 def _figures(runs: Sequence[Run], by: Sequence[str] | None) -> list[dict[str, Any]]:
     """Every figure the records have data for, grouped by ``by``: gradient flow and gates for each
     layer-direction, learning curves against steps and wall time, clipping."""
-    wanted: list[tuple[str, int, str]] = []
-    directions = layer_directions(runs) or [(0, "forward")]
-    for kind in FIGURE_KINDS:
-        if kind in ("gradient-flow", "gates"):
-            wanted += [(kind, layer, direction) for layer, direction in directions]
-        else:
-            wanted.append((kind, 0, "forward"))
     figures = []
-    for kind, layer, direction in wanted:
+    for kind, layer, direction in figure_views(runs, FIGURE_KINDS):
         try:
             figure = build_figure(runs, kind, by, layer, direction)
         except NoData:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
-from rnnbench.report.figures import Figure, NoData, Panel, build_figure, gradient_curve
+from rnnbench.report.figures import Figure, NoData, Panel, build_figure, figure_views, gradient_curve, view_name
 from rnnbench.report.records import ReportError, RunSet
 
 __all__ = ["KINDS", "DPI", "FIGSIZE", "NoData", "plot", "draw", "DEFAULT_BY"]
@@ -134,23 +134,25 @@ def draw(figure: Figure) -> Any:
 def plot(runset: RunSet, kind: str, by: Sequence[str] | None = None, output: str | Path = ".",
          skipped: Callable[[str], None] | None = None) -> list[Path]:
     """Draw one kind of figure (``all``: every kind the records have data for, telling ``skipped`` why each other
-    kind was left out); returns the PNG and SVG paths written. Raises NoData, ReportError."""
+    kind was left out); gradient flow and gates once per layer-direction (``gradient-flow.png`` is layer 0,
+    forward; ``gradient-flow-layer1-backward.png`` another). Returns the PNG and SVG paths written. Raises
+    NoData, ReportError."""
     if kind not in KINDS:
         raise ReportError(f"--kind={kind!r} is not allowed: one of {', '.join(KINDS)}")
     by = list(dict.fromkeys(by or DEFAULT_BY))
     paths: list[Path] = []
     reasons = []
-    for each in (FIGURE_KINDS if kind == "all" else [kind]):
+    for each, layer, direction in figure_views(runset.runs, FIGURE_KINDS if kind == "all" else [kind]):
         try:
-            figure = build_figure(runset.runs, each, by)
+            figure = build_figure(runset.runs, each, by, layer, direction)
         except NoData as error:
-            if kind != "all":
-                raise
             reasons.append(str(error))
-            if skipped:
-                skipped(f"--kind {each}: {error}")
+            if skipped and kind == "all":
+                skipped(f"--kind {view_name(each, layer, direction)}: {error}")
             continue
-        paths += _save(draw(figure), Path(output), each)
+        paths += _save(draw(figure), Path(output), view_name(each, layer, direction))
+    if not paths and kind != "all":
+        raise NoData(reasons[0])
     if not paths:
         raise NoData("nothing to draw for --kind all: " + "; ".join(reasons))
     return paths
