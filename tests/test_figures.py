@@ -133,3 +133,22 @@ def test_the_reference_model_is_a_line_where_the_runs_share_one():
     lines = dict((label, y) for y, label in build_figure(seed0, "curves", by).panels[2].reference_lines)
     assert lines["reference: logistic regression"] == seed0[0].record["task"]["reference"]["val/accuracy"]
     assert lines["input-blind baseline"] == pytest.approx(0.1)
+
+
+def test_plot_draws_every_layer_and_direction(tmp_path, capsys):
+    """depth_direction's records cover layers 0-2, forward and backward: one gradient-flow figure each, layer 0
+    forward under the kind's own name, each figure's title naming its layer and direction."""
+    assert main(["plot", str(RESULTS / "depth_direction" / "runs"), "--kind", "gradient-flow",
+                 "--output", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == sorted(["gradient-flow.png"] + [f"gradient-flow-layer{layer}-{direction}.png"
+                                                    for layer in range(3) for direction in ("forward", "backward")
+                                                    if (layer, direction) != (0, "forward")])
+    runs = load_runs([RESULTS / "depth_direction" / "runs"]).runs
+    figure = build_figure(runs, "gradient-flow", None, 2, "backward")
+    assert figure.title == "Gradient flow through time: layer 2, backward direction"
+    # only bidirectional 3-layer runs have layer 2's backward direction: every line's n counts those alone
+    expected = sum(1 for run in runs if run.status == "completed" and run.settings.get("model.num_layers") == 3
+                   and run.settings.get("model.bidirectional") is True)
+    assert sum(int(s.label.rsplit("n=", 1)[1].rstrip(")")) for s in figure.panels[0].series
+               if "cell state" not in s.label) == expected

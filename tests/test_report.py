@@ -329,6 +329,41 @@ def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp
     assert code == 2 and "--metric='test/accuracy' is not allowed: no record holds it" in err
 
 
+def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_path):
+    """--compare KEY=* KEY=B: each other value against B (a row each), Holm's adjustment over all of them."""
+    values = {"lstm": [1.0, 1.1, 0.9, 1.05, 0.95], "gru": [0.5, 0.6, 0.4, 0.55, 0.45],
+              "rnn": [1.01, 1.12, 0.88, 1.07, 0.94]}
+    constructed_sweep(sweep, tmp_path / "c", values)
+    code, out, _ = table(capsys, tmp_path / "c", "--compare", "model.cell=*", "model.cell=lstm", "--metric",
+                         "test/mse", "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [row["model.cell"] for row in rows] == ["gru", "rnn"]
+    tests = {cell: scipy_stats.ttest_rel(values[cell], values["lstm"]) for cell in ("gru", "rnn")}
+    for row in rows:
+        assert row["p"] == pytest.approx(tests[row["model.cell"]].pvalue, rel=1e-12)
+        assert row["A"]["n"] == 5 and row["B: model.cell=lstm"]["n"] == 5
+    p = sorted(t.pvalue for t in tests.values())
+    holm = {cell: (min(1, 2 * p[0]) if tests[cell].pvalue == p[0] else max(min(1, 2 * p[0]), p[1])) for cell in tests}
+    assert {row["model.cell"]: row["p (Holm)"] for row in rows} == pytest.approx(holm)
+    assert [row["verdict"] for row in rows] == ["A < B", "no difference shown"]
+
+    # A published column, joined on the table's own columns; a row of the file that matches nothing is refused.
+    published = tmp_path / "published.csv"
+    published.write_text('model.cell,metric,published\ngru,test/mse,"worse (Author 2020, Table 1)"\n')
+    code, out, _ = table(capsys, tmp_path / "c", "--compare", "model.cell=*", "model.cell=lstm", "--metric",
+                         "test/mse", "--published", str(published), "--format", "json")
+    assert code == 0 and [row["published"] for row in json.loads(out)] == ["worse (Author 2020, Table 1)", ""]
+    published.write_text("model.cell,published\ntcn,1\n")
+    code, _, err = table(capsys, tmp_path / "c", "--metric", "test/mse", "--published", str(published))
+    assert code == 2 and err.strip() == (f"rnnbench: error: --published {published}: row 2 (model.cell=tcn) "
+                                         "matches no row of the table")
+    published.write_text("cell,published\nlstm,1\n")
+    code, _, err = table(capsys, tmp_path / "c", "--metric", "test/mse", "--published", str(published))
+    assert code == 2 and err.strip().startswith(f"rnnbench: error: --published {published}: column 'cell' is not "
+                                                "a column of the table (allowed: model.cell, test/mse, completed")
+
+
 def assert_figures(paths: list[Path], kind: str) -> None:
     width, height = (round(v * plot_module.DPI) for v in plot_module.FIGSIZE)
     assert [p.name for p in paths] == [f"{kind}.png", f"{kind}.svg"]

@@ -42,6 +42,9 @@ def table_command(arguments: list[str]) -> int:
     parser.add_argument("--interval", choices=["auto", "welch", "paired", "bootstrap"], default="auto",
                         help="the --compare interval: auto (paired where both sides ran the same seeds, else "
                              "Welch's t), welch, paired, or the percentile bootstrap (default: auto)")
+    parser.add_argument("--published", metavar="CSV",
+                        help="add a 'published' column: a CSV naming some of the table's columns (model.cell, "
+                             "metric, ...) and a 'published' column, joined on those columns' values")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
     parser.add_argument("--output", metavar="FILE", help="write the table here instead of stdout")
     options = parser.parse_args(arguments)
@@ -52,6 +55,10 @@ def table_command(arguments: list[str]) -> int:
                                       interval=options.interval)
         else:
             result = build_table(runs, metrics=options.metric, by=options.by)
+        if options.published:
+            from rnnbench.report.published import add_published
+
+            result = add_published(result, options.published)
         text = result.render(options.format)
         _warn(result.warnings)  # the skipped and duplicate records among them
         if options.format in ("csv", "json"):
@@ -118,6 +125,9 @@ def report_command(arguments: list[str]) -> int:
                         help="a comparison table (repeatable; as rnnbench table --compare)")
     parser.add_argument("--interval", choices=["auto", "welch", "paired", "bootstrap"], default="auto",
                         help="the --compare interval (default: auto)")
+    parser.add_argument("--published", metavar="CSV",
+                        help="a 'published' column on the tables whose columns the CSV names (as rnnbench table "
+                             "--published)")
     options = parser.parse_args(arguments)
     try:
         runs = load_runs(options.dirs)
@@ -125,7 +135,7 @@ def report_command(arguments: list[str]) -> int:
         first = Path(options.dirs[0])
         output = options.output or (first if first.is_dir() else first.parent) / "report.html"
         path = write_report(runs, options.dirs, output, by=options.by, compare=options.compare or (),
-                            metrics=options.metric, interval=options.interval)
+                            metrics=options.metric, interval=options.interval, published=options.published)
         print(f"rnnbench: wrote {path}")
     except (ReportError, OSError) as error:
         return _report_error(error)

@@ -17,7 +17,9 @@ from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMP
 from rnnbench.report.table import Table, check_metrics, completed_values, default_metrics
 from rnnbench.tracking.record import DIVERGED, FAILED, INTERRUPTED
 
-__all__ = ["build_comparison"]
+__all__ = ["build_comparison", "EVERY"]
+
+EVERY = "*"  # --compare KEY=* KEY=B: every other value of KEY against B
 
 
 def _side(text: str) -> tuple[str, Any]:
@@ -54,7 +56,8 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
                      by: Sequence[str] | None = None, interval: str = "auto", resamples: int = RESAMPLES,
                      seed: int = SEED) -> Table:
     """Per group of the remaining keys and per metric: A, B as mean ± std (n), A - B, its interval, p-value,
-    Holm-adjusted p-value over the comparison's rows and the verdict in words.
+    Holm-adjusted p-value over the comparison's rows and the verdict in words. ``KEY=*`` as side A compares
+    every other value of KEY with B (a row per value, the first column), Holm's adjustment over all of them.
 
     ``interval``: ``auto`` (paired where both sides of a row hold the same seeds, else Welch), ``welch``,
     ``paired`` or ``bootstrap``."""
@@ -71,13 +74,20 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     check_keys(runs, [key], "--compare")
     if by:
         check_keys(runs, by, "--by")
-    for text, wanted in ((compare[0], a), (compare[1], b)):
+    every = a == EVERY
+    for text, wanted in (() if every else ((compare[0], a),)) + ((compare[1], b),):
         if not any(matches(run.settings.get(key), wanted) for run in runs):
             raise ReportError(f"--compare {text}: no run has it ({key} is one of {distinct_values(runs, key)})")
-    a_runs = [run for run in runs if matches(run.settings.get(key), a)]
     b_runs = [run for run in runs if matches(run.settings.get(key), b)]
-    a_ids, b_ids = {id(run) for run in a_runs}, {id(run) for run in b_runs}
-    both = [run for run in runs if id(run) in a_ids or id(run) in b_ids]
+    a_runs = [run for run in runs if not matches(run.settings.get(key), b)
+              and (every or matches(run.settings.get(key), a))]
+    if not a_runs:
+        raise ReportError(f"--compare {compare[0]} {compare[1]}: every run has {key}={display(b)}: nothing to compare")
+    # Side A's values: the one asked for, or (KEY=*) every other value, each compared with B on its own rows.
+    a_values = sorted({hashable(run.settings.get(key)) for run in a_runs}, key=lambda v: display(v)) if every \
+        else [hashable(a)]
+    b_ids = {id(run) for run in b_runs}
+    both = a_runs + b_runs
     # Keys whose values on the two sides never meet: the compared choice may imply them (d2l=lstm sets
     # model.cell and optim.lr), which is fine; for a plain setting they confound the comparison.
     apart = [k for k in varying_keys(both) if k != key and not
@@ -94,21 +104,25 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     keys = split_keys(both, keys, excluded=[key, *apart])
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(both)
     check_metrics(both, metrics)
-    a_name, b_name = f"{key}={display(a)}", f"{key}={display(b)}"
-    columns = [*keys, "metric", f"A: {a_name}", f"B: {b_name}", "A - B", f"{CONFIDENCE:.0%} CI", "p", "p (Holm)",
-               "verdict"]
+    a_name, b_name = (key if every else f"{key}={display(a)}"), f"{key}={display(b)}"
+    columns = [*([key] if every else []), *keys, "metric", "A" if every else f"A: {a_name}", f"B: {b_name}", "A - B",
+               f"{CONFIDENCE:.0%} CI", "p", "p (Holm)", "verdict"]
     entries = []
-    for row in group_rows(both, keys):
-        values, members = row.values, row.runs
-        side_a = [run for run in members if id(run) in a_ids]
-        side_b = [run for run in members if id(run) in b_ids]
-        if not side_a or not side_b:
-            raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the group "
-                              + ", ".join(f"{k}={display(v)}" for k, v in zip(keys, values))
-                              + f" has runs of only one side: the sides differ in more than {key}")
-        for metric in metrics:
-            va, vb = completed_values(side_a, metric), completed_values(side_b, metric)
-            entries.append((values, metric, va, vb, _difference(va, vb, interval, resamples, seed)))
+    for a_value in a_values:
+        for row in group_rows([r for r in both if id(r) in b_ids or matches(r.settings.get(key), a_value)], keys):
+            values, members = row.values, row.runs
+            side_a = [run for run in members if id(run) not in b_ids]
+            side_b = [run for run in members if id(run) in b_ids]
+            if not side_a or not side_b:
+                if every and not side_a:
+                    continue  # this value of KEY has no run in this group
+                raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the group "
+                                  + ", ".join(f"{k}={display(v)}" for k, v in zip(keys, values))
+                                  + f" has runs of only one side: the sides differ in more than {key}")
+            for metric in metrics:
+                va, vb = completed_values(side_a, metric), completed_values(side_b, metric)
+                entries.append(((*((a_value,) if every else ()), *values), metric, va, vb,
+                                _difference(va, vb, interval, resamples, seed)))
     adjusted = holm([d.p_value for *_, d in entries])
     rows: list[list[Cell]] = []
     for (values, metric, va, vb, difference), p_holm in zip(entries, adjusted):
@@ -120,7 +134,7 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     if apart:
         notes.append(f"the sides also differ in what {key} sets: " + "; ".join(
             f"{k} ({distinct_values(a_runs, k)} against {distinct_values(b_runs, k)})" for k in apart))
-    for name, side in ((a_name, a_runs), (b_name, b_runs)):
+    for name, side in ((a_name if not every else f"{key}≠{display(b)}", a_runs), (b_name, b_runs)):
         diverged = sum(r.status == DIVERGED for r in side)
         failed = sum(r.status == FAILED for r in side)
         interrupted = sum(r.status == INTERRUPTED for r in side)
@@ -132,7 +146,7 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
                  "paired": "the paired t-interval of per-seed differences (both sides ran the same seeds)",
                  "bootstrap": f"a percentile bootstrap ({resamples} resamples of each side's seeds, generator seed "
                               f"{seed}; no p-value, and too narrow with few seeds)"}
-    notes.append(f"A - B = mean over seeds of {a_name} minus {b_name}; {CONFIDENCE:.0%} CI: "
+    notes.append(f"A - B = mean over seeds of {'each other ' + key if every else a_name} minus {b_name}; {CONFIDENCE:.0%} CI: "
                  + "; ".join(described[m] for m in methods or ["welch"])
                  + f"; p (Holm): Holm's adjustment over the {len(entries)} row(s); the verdict reads the adjusted p "
                  f"at {1 - CONFIDENCE:.2f}")

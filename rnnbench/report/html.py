@@ -29,6 +29,7 @@ from rnnbench.report.figures import NoData, build_figure, figure_views
 from rnnbench.report.records import (VERSION_KEYS, ReportError, Run, RunSet, code_differences, display,
                                      value_counts, varying_keys)
 from rnnbench.report.rows import grouping
+from rnnbench.report.published import PUBLISHED, add_published, published_columns
 from rnnbench.report.table import Table, build_table
 
 __all__ = ["build_page", "page_data", "write_report", "embedded_data", "MAX_GROUPINGS"]
@@ -83,13 +84,21 @@ def _grouping_choices(runs: Sequence[Run], by: Sequence[str] | None) -> list[lis
     return choices
 
 
-def _grouping_data(runset: RunSet, by: Sequence[str] | None, metrics: Sequence[str] | None) -> dict[str, Any]:
+def _with_published(table: Table, published: str | Path | None) -> Table:
+    """``table`` with the ``published`` column where the file joins on columns the table has."""
+    if published is None or not set(published_columns(published)) <= set(table.columns):
+        return table
+    return add_published(table, published)
+
+
+def _grouping_data(runset: RunSet, by: Sequence[str] | None, metrics: Sequence[str] | None,
+                   published: str | Path | None = None) -> dict[str, Any]:
     rows = grouping(runset.runs, by)
     name = ", ".join(rows.keys) or "all runs"
     if not by:
         name += " (every setting that varies)"
-    return {"name": name, "keys": rows.keys, "table": table_data(build_table(runset, metrics=metrics, by=by)),
-            "figures": _figures(runset.runs, by)}
+    table = _with_published(build_table(runset, metrics=metrics, by=by), published)
+    return {"name": name, "keys": rows.keys, "table": table_data(table), "figures": _figures(runset.runs, by)}
 
 
 def _common_root(runs: Sequence[Run]) -> Path:
@@ -172,18 +181,23 @@ def provenance_data(dirs: Sequence[str | Path], runset: RunSet) -> dict[str, Any
 
 def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequence[str] | None = None,
               compare: Sequence[Sequence[str]] = (), metrics: Sequence[str] | None = None,
-              interval: str = "auto") -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (see the module docstring)."""
+              interval: str = "auto", published: str | Path | None = None) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (see the module docstring). ``published``: the CSV of
+    ``rnnbench table --published``, joined onto every table whose columns it names (ReportError if none)."""
     runs = runset.runs
     root = _common_root(runs)
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.status] = statuses.get(run.status, 0) + 1
-    groupings = [_grouping_data(runset, choice, metrics) for choice in _grouping_choices(runs, by)]
+    groupings = [_grouping_data(runset, choice, metrics, published) for choice in _grouping_choices(runs, by)]
     comparisons = []
     for sides in compare:
-        table = build_comparison(runset, list(sides), metrics=metrics, interval=interval)
+        table = _with_published(build_comparison(runset, list(sides), metrics=metrics, interval=interval), published)
         comparisons.append({"title": f"{sides[0]} against {sides[1]}", "table": table_data(table)})
+    tables = [g["table"] for g in groupings] + [c["table"] for c in comparisons]
+    if published is not None and not any(PUBLISHED in t["columns"] for t in tables):
+        raise ReportError(f"--published {published}: no table of the page has its columns "
+                          f"({', '.join(published_columns(published))})")
     return {"title": "rnnbench report: " + " ".join(str(d) for d in dirs),
             "summary": {"runs": len(runs), "statuses": statuses},
             "groupings": groupings, "comparisons": comparisons, "runs": runs_data(runs, root),
