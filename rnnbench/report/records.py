@@ -421,12 +421,13 @@ def matches(value: Any, wanted: Any) -> bool:
 
 
 def value_counts(values: Iterable[Any]) -> str:
-    """``a (2 runs), b (1 run)`` in order of first appearance."""
-    counts: dict[Any, int] = {}
+    """``a (2 runs), b (1 run)``: the most frequent first, ties in alphabetical order (the same text whatever
+    order the records were read in)."""
+    counts: dict[str, int] = {}
     for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return ", ".join(f"{display(v) if not isinstance(v, str) else v} ({n} run{'s' if n != 1 else ''})"
-                     for v, n in counts.items())
+        text = display(value) if not isinstance(value, str) else value
+        counts[text] = counts.get(text, 0) + 1
+    return ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
 
 
 def _code_version(run: Run) -> str:
