@@ -102,8 +102,8 @@ def check_arguments(node: DictConfig, prefix: str, provided: Iterable[str] = ())
     if parameters is None:
         return
     for key in _settings(node):
-        if key not in parameters:  # the closest name only for the message: difflib is slow on every job of a grid
-            raise ConfigError(f"{prefix}.{key}", raw[key], f"an argument of {node._target_}{did_you_mean(key, parameters)}")
+        require(key in parameters, f"{prefix}.{key}", raw[key],
+                lambda: f"an argument of {node._target_}{did_you_mean(key, parameters)}")
 
 
 def _parameters(target: Any) -> list[str] | None:
@@ -469,9 +469,8 @@ def check_root(cfg: DictConfig) -> None:
         rule.check(key, cfg.get(key))
     known = list(dict.fromkeys([*COMPONENTS, *ROOT_RULES, *primary_keys()]))
     for key in cfg.keys():
-        if key not in known:
-            raise ConfigError(str(key), cfg.get(key),
-                              f"nothing: rnnbench's config has no key {key!r}{did_you_mean(str(key), known)}")
+        require(key in known, str(key), cfg.get(key),
+                lambda: f"nothing: rnnbench's config has no key {key!r}{did_you_mean(str(key), known)}")
 
 
 def check_memory(cfg: DictConfig, datamodule: Any, task: Any) -> None:
@@ -573,9 +572,8 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
     datamodule = build(cfg.data, "data")
     task = datamodule.task
     names = objective_names(task.metric)
-    if cfg.get("objective") is not None and cfg.objective not in names:
-        raise ConfigError("objective", cfg.get("objective"), f"null or a metric of the record: one of "
-                                                             f"{', '.join(names)}{did_you_mean(str(cfg.objective), names)}")
+    require(cfg.get("objective") is None or cfg.objective in names, "objective", cfg.get("objective"),
+            lambda: f"null or a metric of the record: one of {', '.join(names)}{did_you_mean(str(cfg.objective), names)}")
     check_memory(cfg, datamodule, task)
     build(cfg.model, "model", task=task)
     build_diagnostics(cfg.get("diagnostics"))

@@ -34,9 +34,12 @@ class DataError(RnnbenchError):
     """Data could not be read, fetched or verified."""
 
 
-def require(condition: bool, setting: str, value: Any, allowed: str) -> None:
+def require(condition: bool, setting: str, value: Any, allowed: str | Callable[[], str]) -> None:
+    """ConfigError(setting, value, allowed) unless ``condition``. ``allowed`` may be a function that makes the
+    text, called only on refusal: a message with :func:`did_you_mean` (difflib) costs nothing when the value is
+    fine, which matters on every job of a large grid."""
     if not condition:
-        raise ConfigError(setting, value, allowed)
+        raise ConfigError(setting, value, allowed() if callable(allowed) else allowed)
 
 
 def is_int_in(value: Any, minimum: int, maximum: int | None = None) -> bool:

@@ -46,7 +46,7 @@ def resolve_cell(name: Any) -> type[Cell]:
     if name in CELLS:
         return CELLS[name]
     module_name, _, class_name = name.rpartition(".")
-    require(bool(module_name), "cell", name, ALLOWED + did_you_mean(name, CELLS))
+    require(bool(module_name), "cell", name, lambda: ALLOWED + did_you_mean(name, CELLS))
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())  # the console script's path holds its bin dir, not the user's directory
     try:
