@@ -75,14 +75,14 @@ def job_overrides(overrides: list[str], sweeper_params: dict[str, str], multirun
 # counts towards every part.
 PART_READS = {"data": ("data",), "model": ("model", "data"), "trainer": ("trainer", "data"), "optim": ("optim",),
               "logger": ("logger",), "diagnostics": ("diagnostics",)}
+PART_KEYS = frozenset(key for reads in PART_READS.values() for key in reads)  # a key outside these: every part
 
 
 def part_signatures(lines: tuple[str, ...], groups: set[str]) -> dict[str, tuple[str, ...]]:
     """For each part of the validation, the job's swept ``key=value`` lines it reads (see :data:`PART_READS`)."""
-    top = [line.split("=", 1)[0].lstrip("+~").split(".")[0] for line in lines]
-    everywhere = {i for i, line in enumerate(lines)
-                  if top[i] not in {k for reads in PART_READS.values() for k in reads}
-                  or line.split("=", 1)[0].lstrip("+~") in groups}
+    keys = [line.split("=", 1)[0].lstrip("+~") for line in lines]
+    top = [key.split(".")[0] for key in keys]
+    everywhere = {i for i, key in enumerate(keys) if top[i] not in PART_KEYS or key in groups}
     return {part: tuple(line for i, line in enumerate(lines) if i in everywhere or top[i] in reads)
             for part, reads in PART_READS.items()}
 
