@@ -573,7 +573,8 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
     task = datamodule.task
     names = objective_names(task.metric)
     require(cfg.get("objective") is None or cfg.objective in names, "objective", cfg.get("objective"),
-            lambda: f"null or a metric of the record: one of {', '.join(names)}{did_you_mean(str(cfg.objective), names)}")
+            lambda: f"null or a metric of the record: one of {', '.join(names)}"
+                    f"{did_you_mean(str(cfg.objective), names)}")
     check_memory(cfg, datamodule, task)
     build(cfg.model, "model", task=task)
     build_diagnostics(cfg.get("diagnostics"))

@@ -56,9 +56,9 @@ def table_command(arguments: list[str]) -> int:
         else:
             result = build_table(runs, metrics=options.metric, by=options.by)
         if options.published:
-            from rnnbench.report.published import add_published
+            from rnnbench.report.published import read_published
 
-            result = add_published(result, options.published)
+            result = read_published(options.published).add_to(result)
         text = result.render(options.format)
         _warn(result.warnings)  # the skipped and duplicate records among them
         if options.format in ("csv", "json"):
@@ -106,6 +106,7 @@ def plot_command(arguments: list[str]) -> int:
 
 def report_command(arguments: list[str]) -> int:
     from rnnbench.report.html import write_report
+    from rnnbench.report.published import read_published
     from rnnbench.report.records import ReportError, load_runs
 
     parser = argparse.ArgumentParser(
@@ -135,7 +136,8 @@ def report_command(arguments: list[str]) -> int:
         first = Path(options.dirs[0])
         output = options.output or (first if first.is_dir() else first.parent) / "report.html"
         path = write_report(runs, options.dirs, output, by=options.by, compare=options.compare or (),
-                            metrics=options.metric, interval=options.interval, published=options.published)
+                            metrics=options.metric, interval=options.interval,
+                            published=read_published(options.published) if options.published else None)
         print(f"rnnbench: wrote {path}")
     except (ReportError, OSError) as error:
         return _report_error(error)

@@ -146,7 +146,8 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
                  "paired": "the paired t-interval of per-seed differences (both sides ran the same seeds)",
                  "bootstrap": f"a percentile bootstrap ({resamples} resamples of each side's seeds, generator seed "
                               f"{seed}; no p-value, and too narrow with few seeds)"}
-    notes.append(f"A - B = mean over seeds of {'each other ' + key if every else a_name} minus {b_name}; {CONFIDENCE:.0%} CI: "
+    a_described = f"each other {key}" if every else a_name
+    notes.append(f"A - B = mean over seeds of {a_described} minus {b_name}; {CONFIDENCE:.0%} CI: "
                  + "; ".join(described[m] for m in methods or ["welch"])
                  + f"; p (Holm): Holm's adjustment over the {len(entries)} row(s); the verdict reads the adjusted p "
                  f"at {1 - CONFIDENCE:.2f}")

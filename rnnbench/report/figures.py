@@ -38,8 +38,8 @@ from rnnbench.report.records import ReportError, Run, display, history_path, lay
 from rnnbench.report.rows import Grouping, Row, grouping, pooled_keys
 from rnnbench.tracking.record import COMPLETED, DIVERGED, FINISHED
 
-__all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "build_figure", "layer_directions", "figure_views", "view_name",
-           "run_history"]
+__all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "build_figure", "layer_directions",
+           "figure_views", "view_name", "run_history"]
 
 KINDS = ("gradient-flow", "curves", "curves-time", "clip-rate", "gates")
 CLIP_KEY = "trainer.gradient_clip_val"

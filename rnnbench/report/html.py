@@ -28,8 +28,8 @@ from rnnbench.report.figures import KINDS as FIGURE_KINDS
 from rnnbench.report.figures import NoData, build_figure, figure_views
 from rnnbench.report.records import (VERSION_KEYS, ReportError, Run, RunSet, code_differences, display,
                                      value_counts, varying_keys)
+from rnnbench.report.published import PUBLISHED, Published
 from rnnbench.report.rows import grouping
-from rnnbench.report.published import PUBLISHED, add_published, published_columns
 from rnnbench.report.table import Table, build_table
 
 __all__ = ["build_page", "page_data", "write_report", "embedded_data", "MAX_GROUPINGS"]
@@ -84,15 +84,13 @@ def _grouping_choices(runs: Sequence[Run], by: Sequence[str] | None) -> list[lis
     return choices
 
 
-def _with_published(table: Table, published: str | Path | None) -> Table:
+def _with_published(table: Table, published: Published | None) -> Table:
     """``table`` with the ``published`` column where the file joins on columns the table has."""
-    if published is None or not set(published_columns(published)) <= set(table.columns):
-        return table
-    return add_published(table, published)
+    return published.add_to(table) if published is not None and published.joins(table) else table
 
 
 def _grouping_data(runset: RunSet, by: Sequence[str] | None, metrics: Sequence[str] | None,
-                   published: str | Path | None = None) -> dict[str, Any]:
+                   published: Published | None = None) -> dict[str, Any]:
     rows = grouping(runset.runs, by)
     name = ", ".join(rows.keys) or "all runs"
     if not by:
@@ -181,9 +179,10 @@ def provenance_data(dirs: Sequence[str | Path], runset: RunSet) -> dict[str, Any
 
 def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequence[str] | None = None,
               compare: Sequence[Sequence[str]] = (), metrics: Sequence[str] | None = None,
-              interval: str = "auto", published: str | Path | None = None) -> dict[str, Any]:
+              interval: str = "auto", published: Published | None = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (see the module docstring). ``published``: the CSV of
-    ``rnnbench table --published``, joined onto every table whose columns it names (ReportError if none)."""
+    ``rnnbench table --published``, read once, joined onto every table whose columns it names (ReportError if
+    none)."""
     runs = runset.runs
     root = _common_root(runs)
     statuses: dict[str, int] = {}
@@ -196,8 +195,8 @@ def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequ
         comparisons.append({"title": f"{sides[0]} against {sides[1]}", "table": table_data(table)})
     tables = [g["table"] for g in groupings] + [c["table"] for c in comparisons]
     if published is not None and not any(PUBLISHED in t["columns"] for t in tables):
-        raise ReportError(f"--published {published}: no table of the page has its columns "
-                          f"({', '.join(published_columns(published))})")
+        raise ReportError(f"--published {published.path}: no table of the page has its columns "
+                          f"({', '.join(published.keys)})")
     return {"title": "rnnbench report: " + " ".join(str(d) for d in dirs),
             "summary": {"runs": len(runs), "statuses": statuses},
             "groupings": groupings, "comparisons": comparisons, "runs": runs_data(runs, root),

@@ -10,18 +10,56 @@ match some table row, so a typo in the file cannot silently drop a published num
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnbench.report.cells import Text
 from rnnbench.report.records import ReportError
 from rnnbench.report.table import Table
 
-__all__ = ["PUBLISHED", "add_published", "published_columns"]
+__all__ = ["PUBLISHED", "Published", "read_published"]
 
 PUBLISHED = "published"
 
 
-def _read(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+@dataclass(frozen=True)
+class Published:
+    """The rows of a ``--published`` CSV: ``keys``, the table columns it joins on, and each row's text."""
+
+    path: str
+    keys: tuple[str, ...]
+    entries: tuple[dict[str, str], ...]
+
+    def joins(self, table: Table) -> bool:
+        """Whether ``table`` has every column the file joins on."""
+        return set(self.keys) <= set(table.columns)
+
+    def add_to(self, table: Table) -> Table:
+        """``table`` with the ``published`` column (see the module docstring); ReportError for a column the table
+        lacks or a file row that matches no table row."""
+        unknown = [name for name in self.keys if name not in table.columns]
+        if unknown:
+            raise ReportError(f"--published {self.path}: column {unknown[0]!r} is not a column of the table "
+                              f"(allowed: {', '.join(c for c in table.columns if c != PUBLISHED)})")
+        positions = [table.columns.index(name) for name in self.keys]
+        texts, used = [], set()
+        for row in table.rows:
+            found = [i for i, entry in enumerate(self.entries)
+                     if all(row[p].text() == entry[name] for p, name in zip(positions, self.keys))]
+            used.update(found)
+            texts.append("; ".join(self.entries[i][PUBLISHED] for i in found))
+        unmatched = [i for i in range(len(self.entries)) if i not in used]
+        if unmatched:
+            entry = self.entries[unmatched[0]]
+            raise ReportError(f"--published {self.path}: row {unmatched[0] + 2} ("
+                              + ", ".join(f"{name}={entry[name]}" for name in self.keys)
+                              + ") matches no row of the table")
+        rows = [[*row, Text(text)] for row, text in zip(table.rows, texts)]
+        return Table([*table.columns, PUBLISHED], rows, list(table.warnings), list(table.notes))
+
+
+def read_published(path: str | Path) -> Published:
+    """The CSV at ``path``; ReportError if it cannot be read or has no ``published`` column."""
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
@@ -32,35 +70,4 @@ def _read(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     if PUBLISHED not in header:
         raise ReportError(f"--published {path}: its header ({', '.join(header) or 'empty'}) has no "
                           f"'{PUBLISHED}' column")
-    return [name for name in header if name != PUBLISHED], rows
-
-
-def published_columns(path: str | Path) -> list[str]:
-    """The table columns the CSV at ``path`` joins on (its header less ``published``)."""
-    return _read(path)[0]
-
-
-def add_published(table: Table, path: str | Path) -> Table:
-    """``table`` with a ``published`` column read from the CSV at ``path`` (see the module docstring)."""
-    keys, entries = _read(path)
-    unknown = [name for name in keys if name not in table.columns]
-    if unknown:
-        raise ReportError(f"--published {path}: column {unknown[0]!r} is not a column of the table (allowed: "
-                          f"{', '.join(c for c in table.columns if c != PUBLISHED)})")
-    positions = [table.columns.index(name) for name in keys]
-    texts = []
-    used = set()
-    for row in table.rows:
-        found = [i for i, entry in enumerate(entries)
-                 if all(row[p].text() == entry[name] for p, name in zip(positions, keys))]
-        used.update(found)
-        texts.append("; ".join(entries[i][PUBLISHED] for i in found))
-    unmatched = [i for i in range(len(entries)) if i not in used]
-    if unmatched:
-        entry = entries[unmatched[0]]
-        raise ReportError(f"--published {path}: row {unmatched[0] + 2} ("
-                          + ", ".join(f"{name}={entry[name]}" for name in keys)
-                          + ") matches no row of the table")
-    columns = [*table.columns, PUBLISHED]
-    rows = [[*row, Text(text)] for row, text in zip(table.rows, texts)]
-    return Table(columns, rows, list(table.warnings), list(table.notes))
+    return Published(str(path), tuple(name for name in header if name != PUBLISHED), tuple(rows))

@@ -427,7 +427,8 @@ def value_counts(values: Iterable[Any]) -> str:
     for value in values:
         text = display(value) if not isinstance(value, str) else value
         counts[text] = counts.get(text, 0) + 1
-    return ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in ordered)
 
 
 def _code_version(run: Run) -> str:
