@@ -37,7 +37,8 @@ from conftest import FAST, cli_env
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")
 
 # The presets this feature ships, with the number of jobs in their grid.
-PRESETS = {"quickstart": 6, "cells_vs_length": 27, "depth_direction": 90, "clipping": 36, "d2l_timemachine": 4}
+PRESETS = {"quickstart": 6, "gradient_flow": 15, "cells_vs_length": 27, "depth_direction": 90, "clipping": 36,
+           "clipping_learning": 45, "d2l_timemachine": 4, "lstm_variants": 27, "long_adding": 15}
 QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not about the diagnostics' cost
 
 
@@ -82,6 +83,18 @@ def kill_while_the_second_job_trains(tmp_path: Path, command: list[str]) -> dict
 @pytest.mark.parametrize("name,jobs", sorted(PRESETS.items()))
 def test_every_preset_composes_and_validates_each_job(name, jobs):
     assert preflight(["-m", f"experiment={name}"]) == jobs
+
+
+def test_every_shipped_preset_is_checked_above():
+    assert sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml")) == sorted(PRESETS)
+
+
+def test_long_adding_and_lstm_variants_say_what_the_papers_compare():
+    irnn = compose_all("experiment=long_adding", "model=irnn")
+    assert (irnn.model.cell, irnn.model.nonlinearity, irnn.model.recurrent_init) == ("rnn", "relu", "identity")
+    assert irnn.data.seq_len == 150 and irnn.hydra.sweeper.params["model"] == "irnn,rnn,lstm"
+    variants = compose_all("experiment=lstm_variants").hydra.sweeper.params["model.cell"].split(",")
+    assert variants[0] == "lstm_peephole" and len(variants) == 9 and all(v.startswith("lstm") for v in variants)
 
 
 def test_preset_grids_say_only_their_differences():
