@@ -38,7 +38,7 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning
 
 # The presets this feature ships, with the number of jobs in their grid.
 PRESETS = {"quickstart": 6, "gradient_flow": 15, "cells_vs_length": 27, "depth_direction": 90, "clipping": 36,
-           "clipping_learning": 45, "d2l_timemachine": 4, "lstm_variants": 27, "long_adding": 15}
+           "clipping_learning": 45, "d2l_timemachine": 4, "lstm_variants": 45, "long_adding": 15}
 QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not about the diagnostics' cost
 
 
@@ -93,8 +93,14 @@ def test_long_adding_and_lstm_variants_say_what_the_papers_compare():
     irnn = compose_all("experiment=long_adding", "model=irnn")
     assert (irnn.model.cell, irnn.model.nonlinearity, irnn.model.recurrent_init) == ("rnn", "relu", "identity")
     assert irnn.data.seq_len == 150 and irnn.hydra.sweeper.params["model"] == "irnn,rnn,lstm"
-    variants = compose_all("experiment=lstm_variants").hydra.sweeper.params["model.cell"].split(",")
-    assert variants[0] == "lstm_peephole" and len(variants) == 9 and all(v.startswith("lstm") for v in variants)
+    grid = compose_all("experiment=lstm_variants").hydra.sweeper.params["lstm_variant"].split(",")
+    assert sorted(grid) == sorted(p.stem for p in (config_dir() / "lstm_variant").glob("*.yaml"))
+    cells = {name: compose_all("experiment=lstm_variants", f"lstm_variant={name}") for name in grid}
+    assert cells["v"].model.cell == "lstm_peephole" and cells["np"].model.cell == "lstm"
+    assert len({cfg.model.cell for cfg in cells.values()}) == 9  # nine different cells, each at its searched rate
+    assert all(cfg.optim.lr in (0.003, 0.01, 0.03, 0.1) for cfg in cells.values())
+    search = compose_all("experiment=lstm_variants", "lstm_variant=nog", "optim.lr=0.003")
+    assert (search.model.cell, search.optim.lr) == ("lstm_nog", 0.003)  # the search's rate beats the variant's
 
 
 def test_preset_grids_say_only_their_differences():
