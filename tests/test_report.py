@@ -348,6 +348,22 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     assert {row["model.cell"]: row["p (Holm)"] for row in rows} == pytest.approx(holm)
     assert [row["verdict"] for row in rows] == ["A < B", "no difference shown"]
 
+    # Through a choice that sets its own learning rate (lstm_variant=X sets the cell and the rate its search chose),
+    # each value of A is its own comparison: gru's rate (1.0) is B's, rnn's (2.0) is not; neither splits the rows.
+    constructed_sweep(sweep, tmp_path / "v", values)
+    for path in (tmp_path / "v").rglob("result.json"):
+        record = json.loads(path.read_text())
+        cell = record["config"]["model"]["cell"]
+        record["config"]["optim"]["lr"] = {"lstm": 1.0, "gru": 1.0, "rnn": 2.0}[cell]
+        record["choices"]["variant"] = cell
+        path.write_text(json.dumps(record))
+    code, out, _ = table(capsys, tmp_path / "v", "--compare", "variant=*", "variant=lstm", "--metric", "test/mse",
+                         "--format", "json")
+    assert code == 0 and [(row["variant"], row["p"]) for row in json.loads(out)] == \
+        [("gru", pytest.approx(tests["gru"].pvalue, rel=1e-12)), ("rnn", pytest.approx(tests["rnn"].pvalue, rel=1e-12))]
+    code, _, err = table(capsys, tmp_path / "v", "--compare", "model.cell=*", "model.cell=lstm", "--metric", "test/mse")
+    assert code == 2 and "the sides differ in more than model.cell: variant" in err and "optim.lr" in err
+
     # A published column, joined on the table's own columns; a row of the file that matches nothing is refused.
     published = tmp_path / "published.csv"
     published.write_text('model.cell,metric,published\ngru,test/mse,"worse (Author 2020, Table 1)"\n')

@@ -90,8 +90,11 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     both = a_runs + b_runs
     # Keys whose values on the two sides never meet: the compared choice may imply them (d2l=lstm sets
     # model.cell and optim.lr), which is fine; for a plain setting they confound the comparison.
-    apart = [k for k in varying_keys(both) if k != key and not
-             ({hashable(r.settings.get(k)) for r in a_runs} & {hashable(r.settings.get(k)) for r in b_runs})]
+    # With KEY=* each value of A is its own comparison with B, so a key is apart when it is for any of them.
+    a_sides = [[r for r in a_runs if matches(r.settings.get(key), v)] for v in a_values] if every else [a_runs]
+    apart = [k for k in varying_keys(both) if k != key and any(
+             not ({hashable(r.settings.get(k)) for r in side} & {hashable(r.settings.get(k)) for r in b_runs})
+             for side in a_sides)]
     is_choice = all(key in (run.record.get("choices") or {}) for run in both)
     if apart and not is_choice and not by:
         raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "
