@@ -361,6 +361,10 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
                          "--format", "json")
     assert code == 0 and [(row["variant"], row["p"]) for row in json.loads(out)] == \
         [("gru", pytest.approx(tests["gru"].pvalue, rel=1e-12)), ("rnn", pytest.approx(tests["rnn"].pvalue, rel=1e-12))]
+    constructed_sweep(sweep, tmp_path / "older", {"gru": [9.0, 9.5]})  # records without the choice: not a value of it
+    code, with_older, _ = table(capsys, tmp_path / "v", tmp_path / "older", "--compare", "variant=*", "variant=lstm",
+                                "--metric", "test/mse", "--format", "json")
+    assert code == 0 and json.loads(with_older) == json.loads(out)
     code, _, err = table(capsys, tmp_path / "v", "--compare", "model.cell=*", "model.cell=lstm", "--metric", "test/mse")
     assert code == 2 and "the sides differ in more than model.cell: variant" in err and "optim.lr" in err
 

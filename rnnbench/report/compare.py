@@ -79,8 +79,10 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
         if not any(matches(run.settings.get(key), wanted) for run in runs):
             raise ReportError(f"--compare {text}: no run has it ({key} is one of {distinct_values(runs, key)})")
     b_runs = [run for run in runs if matches(run.settings.get(key), b)]
+    # KEY=*: every other value of KEY that a run has; a run without KEY at all (a record older than the setting,
+    # or a run of another preset) has no value to compare, and stays out.
     a_runs = [run for run in runs if not matches(run.settings.get(key), b)
-              and (every or matches(run.settings.get(key), a))]
+              and (key in run.settings if every else matches(run.settings.get(key), a))]
     if not a_runs:
         raise ReportError(f"--compare {compare[0]} {compare[1]}: every run has {key}={display(b)}: nothing to compare")
     # Side A's values: the one asked for, or (KEY=*) every other value, each compared with B on its own rows.
