@@ -10,6 +10,7 @@ matplotlib is imported only when a figure is drawn.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ DEFAULT_BY = ("model.cell",)
 MARKERS = "osD^vP*Xph<>"
 LINESTYLES = {"solid": "-", "dashed": "--", "dotted": ":"}
 NOTE_CHARACTERS = 190  # characters of an 8-point note line across the figure's width
+LEGEND_ROWS = 24  # legend entries per column: more than fit the height at 7 points start another column
 _curve = gradient_curve  # the record's curve indexed by distance from the loss (kept for callers of the old name)
 
 
@@ -124,7 +126,7 @@ def draw(figure: Figure) -> Any:
             handles.setdefault(label, handle)
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7,
-                   title=figure.legend_title, title_fontsize=7)
+                   title=figure.legend_title, title_fontsize=7, ncols=math.ceil(len(handles) / LEGEND_ROWS))
     if figure.notes:
         lines = [wrapped for note in figure.notes for wrapped in textwrap.wrap(note, NOTE_CHARACTERS)]
         fig.supxlabel("\n".join(lines), fontsize=8, x=0.01, ha="left", color="0.25")

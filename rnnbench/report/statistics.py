@@ -105,7 +105,10 @@ def _clean(values: Iterable[float | None]) -> np.ndarray:
 
 
 def _undefined(method: str, a: np.ndarray, b: np.ndarray, confidence: float) -> Difference | None:
-    difference = float(a.mean() - b.mean()) if len(a) and len(b) else None
+    with np.errstate(invalid="ignore"):  # inf - inf (two censored steps_to sides) is NaN: no difference to give
+        difference = float(a.mean() - b.mean()) if len(a) and len(b) else None
+    if difference is not None and math.isnan(difference):
+        difference = None
     if len(a) < 2 or len(b) < 2:
         return Difference(difference, None, None, len(a), len(b), method, confidence=confidence,
                           reason="undefined: n < 2 on a side")
