@@ -152,3 +152,17 @@ def test_plot_draws_every_layer_and_direction(tmp_path, capsys):
                    and run.settings.get("model.bidirectional") is True)
     assert sum(int(s.label.rsplit("n=", 1)[1].rstrip(")")) for s in figure.panels[0].series
                if "cell state" not in s.label) == expected
+
+
+@pytest.mark.parametrize("lines,columns", [(24, 1), (25, 2), (36, 2), (49, 3)])
+def test_a_long_legend_wraps_into_columns_that_stay_on_the_canvas(lines, columns):
+    from rnnbench.report.figures import Figure, Panel, Series
+
+    series = [Series(f"variant {i}: gate", 5, [0.0, 1.0], [0.1, 0.2], row=i) for i in range(lines)]
+    fig = plot_module.draw(Figure("curves", "many lines", [], [Panel("p", "x", "y", series)], "lstm_variant"))
+    (legend,) = fig.legends
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert legend._ncols == columns and len(legend.get_texts()) == lines
+    assert box.y0 >= 0 and box.y1 <= fig.bbox.height + 1  # every entry on the canvas, none cut at the bottom
+    plot_module._pyplot().close(fig)
