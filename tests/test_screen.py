@@ -134,7 +134,7 @@ def test_the_heartbeat_reports_progress_and_warns_once_when_training_slows(monke
                               "did you mean max_steps?"),
     (["optim=sgd", "+optim.momentun=0.9"], "optim.momentun=0.9 is not allowed: an argument of torch.optim.SGD; "
                                            "did you mean momentum?"),
-    (["model=lstmm"], "model='lstmm' is not allowed: one of gru, lstm, lstm_forget_bias0, lstm_forget_bias1, "
+    (["model=lstmm"], "model='lstmm' is not allowed: one of gru, irnn, lstm, lstm_forget_bias0, lstm_forget_bias1, "
                       "recurrent, rnn, rnn_orthogonal; did you mean lstm?"),
     (["model.cell=lsmt"], "; did you mean lstm?"),
 ])
