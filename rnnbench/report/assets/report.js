@@ -6,6 +6,7 @@
                 "#bcbd22", "#17becf"];
   var DASHES = { solid: null, dashed: "6,4", dotted: "2,3" };
   var PANEL = { width: 430, height: 300, left: 70, right: 14, top: 26, bottom: 46 };
+  var PROSE_CHARACTERS = 40;  // a text cell longer than this (a published verdict, an error) keeps a readable width
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var root = document.getElementById("report");
   var tooltip;
@@ -68,7 +69,9 @@
       order.forEach(function (row) {
         body.appendChild(el("tr", {}, row.map(function (cell, index) {
           var content = cell.href ? el("a", { href: cell.href, text: cell.t }) : cell.t;
-          return el("td", { "class": (numeric[index] ? "num " : "") + (cell.cls || ""), title: cell.title,
+          var prose = !numeric[index] && String(cell.t).length > PROSE_CHARACTERS;  // a published verdict: give it room
+          return el("td", { "class": (numeric[index] ? "num " : "") + (prose ? "prose " : "") + (cell.cls || ""),
+                            title: cell.title,
                             "data-sort": cell.v === null ? "" : String(cell.v) }, [content]);
         })));
       });
