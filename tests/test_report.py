@@ -250,6 +250,17 @@ def constructed_sweep(sweep: Path, destination: Path, values: dict[str, list[flo
             save(record)
 
 
+def choose_per_cell(destination: Path, choice: str, rates: dict[str, float]) -> None:
+    """Make each constructed record's cell a config-group choice (``choices[choice]``) that also sets its
+    learning rate, as ``d2l=lstm`` or ``lstm_variant=v`` do."""
+    for path in destination.rglob("result.json"):
+        record = json.loads(path.read_text())
+        cell = record["config"]["model"]["cell"]
+        record["config"]["optim"]["lr"] = rates[cell]
+        record["choices"][choice] = cell
+        path.write_text(json.dumps(record))
+
+
 def summary_of(cell: dict) -> dict:
     return {k: cell[k] for k in ("mean", "std", "n")}
 
@@ -307,12 +318,7 @@ def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp
 
     # Sides that differ in more than the compared setting: refused by name; through a choice that sets
     # them (d2l=lstm sets model.cell and optim.lr), compared and noted.
-    for path in (tmp_path / "constructed").rglob("result.json"):
-        record = json.loads(path.read_text())
-        cell = record["config"]["model"]["cell"]
-        record["config"]["optim"]["lr"] = {"lstm": 4.0, "gru": 2.0, "rnn": 1.0}[cell]
-        record["choices"]["d2l"] = cell
-        path.write_text(json.dumps(record))
+    choose_per_cell(tmp_path / "constructed", "d2l", {"lstm": 4.0, "gru": 2.0, "rnn": 1.0})
     code, _, err = table(capsys, *args)
     assert code == 2 and err.strip() == ("rnnbench: error: --compare model.cell=lstm model.cell=gru is not allowed: "
                                          "the sides differ in more than model.cell: d2l (lstm against gru); optim.lr "
@@ -351,12 +357,7 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     # Through a choice that sets its own learning rate (lstm_variant=X sets the cell and the rate its search chose),
     # each value of A is its own comparison: gru's rate (1.0) is B's, rnn's (2.0) is not; neither splits the rows.
     constructed_sweep(sweep, tmp_path / "v", values)
-    for path in (tmp_path / "v").rglob("result.json"):
-        record = json.loads(path.read_text())
-        cell = record["config"]["model"]["cell"]
-        record["config"]["optim"]["lr"] = {"lstm": 1.0, "gru": 1.0, "rnn": 2.0}[cell]
-        record["choices"]["variant"] = cell
-        path.write_text(json.dumps(record))
+    choose_per_cell(tmp_path / "v", "variant", {"lstm": 1.0, "gru": 1.0, "rnn": 2.0})
     code, out, _ = table(capsys, tmp_path / "v", "--compare", "variant=*", "variant=lstm", "--metric", "test/mse",
                          "--format", "json")
     assert code == 0 and [(row["variant"], row["p"]) for row in json.loads(out)] == \

@@ -93,10 +93,10 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     # Keys whose values on the two sides never meet: the compared choice may imply them (d2l=lstm sets
     # model.cell and optim.lr), which is fine; for a plain setting they confound the comparison.
     # With KEY=* each value of A is its own comparison with B, so a key is apart when it is for any of them.
-    a_sides = [[r for r in a_runs if matches(r.settings.get(key), v)] for v in a_values] if every else [a_runs]
+    a_sides = {v: [r for r in a_runs if matches(r.settings.get(key), v)] for v in a_values}
     apart = [k for k in varying_keys(both) if k != key and any(
              not ({hashable(r.settings.get(k)) for r in side} & {hashable(r.settings.get(k)) for r in b_runs})
-             for side in a_sides)]
+             for side in a_sides.values())]
     is_choice = all(key in (run.record.get("choices") or {}) for run in both)
     if apart and not is_choice and not by:
         raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "
@@ -114,7 +114,7 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
                f"{CONFIDENCE:.0%} CI", "p", "p (Holm)", "verdict"]
     entries = []
     for a_value in a_values:
-        for row in group_rows([r for r in both if id(r) in b_ids or matches(r.settings.get(key), a_value)], keys):
+        for row in group_rows(a_sides[a_value] + b_runs, keys):
             values, members = row.values, row.runs
             side_a = [run for run in members if id(run) not in b_ids]
             side_b = [run for run in members if id(run) in b_ids]
