@@ -120,7 +120,8 @@ def test_the_heartbeat_reports_progress_and_warns_once_when_training_slows(monke
 @pytest.mark.parametrize("overrides,message", [
     (["-m", "experiment=quikstart"], "experiment='quikstart' is not allowed: one of cells_vs_length, clipping, "
                                      "clipping_learning, d2l_timemachine, depth_direction, gradient_flow, long_adding, "
-                                     "lstm_variants, quickstart; did you mean quickstart?"),
+                                     "lstm_variants, lstm_variants_timemachine, quickstart; did you mean "
+                                     "quickstart?"),
     (["debug=smok"], "debug='smok' is not allowed: one of smoke; did you mean smoke?"),
     (["-m", "hparams_search=adding_lr"], "hparams_search='adding_lr' is not allowed: one of adding_lr_hidden, "
                                          "digits_lr_depth; did you mean adding_lr_hidden?"),

@@ -38,7 +38,8 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning
 
 # The presets this feature ships, with the number of jobs in their grid.
 PRESETS = {"quickstart": 6, "gradient_flow": 15, "cells_vs_length": 27, "depth_direction": 90, "clipping": 36,
-           "clipping_learning": 45, "d2l_timemachine": 4, "lstm_variants": 45, "long_adding": 15}
+           "clipping_learning": 45, "d2l_timemachine": 4, "lstm_variants": 45,
+           "lstm_variants_timemachine": 45, "long_adding": 15}
 QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not about the diagnostics' cost
 
 
@@ -101,6 +102,10 @@ def test_long_adding_and_lstm_variants_say_what_the_papers_compare():
     assert all(cfg.optim.lr in (0.003, 0.01, 0.03, 0.1) for cfg in cells.values())
     search = compose_all("experiment=lstm_variants", "lstm_variant=nog", "optim.lr=0.003")
     assert (search.model.cell, search.optim.lr) == ("lstm_nog", 0.003)  # the search's rate beats the variant's
+    text = compose_all("experiment=lstm_variants_timemachine", "lstm_variant=nfg")
+    assert text.hydra.sweeper.params["lstm_variant"].split(",") == grid  # the same nine variants on the second task
+    assert (text.model.cell, text.model.hidden_size, text.data.batch_size, text.data.seq_len) == ("lstm_nfg", 32, 1024, 32)
+    assert (text.optim._target_, text.optim.lr, text.trainer.gradient_clip_val) == ("torch.optim.SGD", 4.0, 1.0)
 
 
 def test_preset_grids_say_only_their_differences():
