@@ -98,6 +98,18 @@ def test_timemachine_vocabulary_and_windows(timemachine_text):
     assert torch.equal(splits["val"][0][0], corpus[1000 + 32:1000 + 64])
 
 
+def test_perplexity_of_a_blown_up_model_is_its_finite_value_not_an_overflow(timemachine_text):
+    task = TimeMachine(path=str(timemachine_text)).task
+    logits = torch.zeros(2, 3, 28)
+    logits[..., 0] = 120.0  # every prediction sure of token 0, every target another: 120 nats each
+    targets = torch.ones(2, 3, dtype=torch.long)
+    metric = task.make_metric()
+    metric.update(*task.metric_inputs(logits, targets))
+    loss = task.compute_loss(logits, targets).item()
+    assert loss == pytest.approx(120.0, abs=1e-3) and math.exp(80) < math.exp(loss) < float("inf")
+    assert metric.compute().item() == pytest.approx(math.exp(loss), rel=1e-4)  # float32 would give inf
+
+
 def test_timemachine_refuses_missing_or_binary_paths(tmp_path):
     with pytest.raises(ConfigError, match="path='.*nowhere.txt' is not allowed: an existing text file"):
         TimeMachine(path=str(tmp_path / "nowhere.txt"))

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor
@@ -80,7 +81,10 @@ class Task:
         if self.metric == "mse":
             return torchmetrics.MeanSquaredError()
         if self.metric == "perplexity":
-            return torchmetrics.text.Perplexity()
+            # In float64 (its sums here, its inputs in metric_inputs): torchmetrics takes the log of a softmax,
+            # which in float32 underflows to log(0) past ~87 nats, and exp(mean loss) overflows past ~88, so a
+            # run whose loss blew up would record no perplexity at all; float64 holds up to ~700 nats.
+            return torchmetrics.text.Perplexity().set_dtype(torch.float64)
         return torchmetrics.classification.MulticlassAccuracy(num_classes=self.output_size, average="micro")
 
     def metric_inputs(self, predictions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -89,7 +93,7 @@ class Task:
             start, stop = self.metric_steps
             predictions, targets = predictions[:, start:stop], targets[:, start:stop]
         if self.metric == "perplexity":
-            return predictions, targets  # (B, T, V) logits, (B, T) ids
+            return predictions.double(), targets  # (B, T, V) logits, (B, T) ids: see make_metric
         if self.metric == "accuracy":
             return predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1)
         return predictions, targets
