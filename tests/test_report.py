@@ -429,6 +429,23 @@ def test_every_plot_kind_writes_png_and_svg(sweep, capsys, tmp_path):
     np.testing.assert_allclose(plot_module._curve({"curve_first": [1.0, 10.0, 100.0]}, "curve_first"), [2, 1, 0])
 
 
+def test_gate_summaries_are_table_metrics_by_layer_and_direction(sweep, capsys, tmp_path):
+    for record in copy_sweep(sweep, tmp_path / "gated"):
+        level = 0.9 if record["config"]["model"]["cell"] == "rnn" else 0.1
+        record["gates"] = [{"layer": 0, "direction": "forward", "forget_saturated": level, "input_mean": 0.5},
+                           {"layer": 1, "direction": "backward", "forget_saturated": level / 2, "input_mean": 0.25}]
+        save(record)
+    code, out, err = table(capsys, tmp_path / "gated", "--by", "model.cell", "--metric", "gates.forget_saturated",
+                      "--metric", "gates.layer1.backward.forget_saturated", "--format", "json")
+    assert code == 0, err
+    rnn, other = by_cell(json.loads(out))["rnn"], by_cell(json.loads(out))["gru"]
+    assert summary_of(rnn["gates.forget_saturated"])["mean"] == pytest.approx(0.9)  # layer 0, forward
+    assert summary_of(other["gates.forget_saturated"])["mean"] == pytest.approx(0.1)
+    assert summary_of(rnn["gates.layer1.backward.forget_saturated"])["mean"] == pytest.approx(0.45)
+    code, _, err = table(capsys, tmp_path / "gated", "--metric", "gates.layer1.forward.input_mean")
+    assert code == 2 and "--metric='gates.layer1.forward.input_mean' is not allowed: no record holds it" in err
+
+
 def test_plot_kinds_without_their_data_say_so(sweep, capsys, tmp_path):
     # Edited copies: records without a gradients section (as before diagnostics ran), and no CSV history.
     for record in copy_sweep(sweep, tmp_path / "no_gradients"):

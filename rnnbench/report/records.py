@@ -4,8 +4,9 @@ A *setting* is a flattened config key (``model.cell``, ``trainer.gradient_clip_v
 choice (``data``: ``adding``). A *metric* name is looked up, in this order, in the record's flat
 ``metrics`` (``test/mse``, ``best/val/loss``), as a gradient summary (``gradients.<field>``: a top-level
 field such as ``clip_rate``, or a per-layer field such as ``vanishing_log10`` of the first layer's forward
-direction; ``gradients.layer<L>.<forward|backward>.<field>`` for another layer-direction), and as a dotted
-path into the record (``steps``, ``throughput.samples_per_second``, ``wall_seconds``).
+direction; ``gradients.layer<L>.<forward|backward>.<field>`` for another layer-direction), as a gate summary
+at the end of training (``gates.<field>``: ``forget_saturated``, ``input_mean``, ... of the first layer's
+forward direction; ``gates.layer<L>.<forward|backward>.<field>``), and as a dotted path into the record (``steps``, ``throughput.samples_per_second``, ``wall_seconds``).
 
 ``steps_to:<metric><op><threshold>`` (``steps_to:val/mse<0.01``, ``steps_to:val/accuracy>0.9``) is read
 from the run's learning-curve history (``csv/metrics.csv``): the optimizer steps done when ``<metric>``
@@ -81,12 +82,14 @@ def _number(value: Any) -> float | None:
 def layer_entry(gradients: Mapping[str, Any] | None, layer: int = 0, direction: str = "forward"
                 ) -> Mapping[str, Any] | None:
     """The ``gradients.layers`` entry of one layer-direction (default: the first layer, forward)."""
-    if not isinstance(gradients, Mapping):
+    return _direction_entry(gradients.get("layers") if isinstance(gradients, Mapping) else None, layer, direction)
+
+
+def _direction_entry(entries: Any, layer: int = 0, direction: str = "forward") -> Mapping[str, Any] | None:
+    """The entry of one layer-direction in a record's per-layer list (``gradients.layers``, ``gates``)."""
+    if not isinstance(entries, Sequence) or isinstance(entries, str):
         return None
-    layers = gradients.get("layers")
-    if not isinstance(layers, Sequence):
-        return None
-    for entry in layers:
+    for entry in entries:
         if isinstance(entry, Mapping) and entry.get("layer") == layer and entry.get("direction") == direction:
             return entry
     return None
@@ -132,6 +135,8 @@ class Run:
             return _number(metrics[name])
         if name.startswith("gradients."):
             return self._gradient_value(name[len("gradients."):])
+        if name.startswith("gates."):
+            return _layer_value(self.record.get("gates"), name[len("gates."):])
         node: Any = self.record
         for part in name.split("."):
             if not isinstance(node, Mapping) or part not in node:
@@ -161,14 +166,16 @@ class Run:
         gradients = self.gradients
         if gradients is None:
             return None
-        match = _LAYER_METRIC.match(name)
-        if match:
-            entry = layer_entry(gradients, int(match.group(1)), match.group(2))
-            return None if entry is None else _number(entry.get(match.group(3)))
         if name in gradients:
             return _number(gradients[name])
-        entry = layer_entry(gradients)  # any other field: layer 0's forward direction
-        return None if entry is None else _number(entry.get(name))
+        return _layer_value(gradients.get("layers"), name)
+
+
+def _layer_value(entries: Any, name: str) -> float | None:
+    """``layer<L>.<direction>.<field>`` of a per-layer list, or ``<field>`` of its first layer's forward entry."""
+    match = _LAYER_METRIC.match(name)
+    entry = _direction_entry(entries, int(match.group(1)), match.group(2)) if match else _direction_entry(entries)
+    return None if entry is None else _number(entry.get(match.group(3) if match else name))
 
 
 @dataclass

@@ -134,7 +134,7 @@ def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
         if not any(run.value(metric) is not None for run in runs):
             held = sorted({k for run in runs for k in (run.record.get("metrics") or {})})
             raise ReportError(f"--metric={metric!r} is not allowed: no record holds it (the records' metrics: "
-                              f"{', '.join(held) or 'none'}; also gradients.FIELD, record fields such as steps, and "
+                              f"{', '.join(held) or 'none'}; also gradients.FIELD, gates.FIELD, record fields such as steps, and "
                               "steps_to:METRIC<X)")
 
 
