@@ -369,6 +369,26 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     code, _, err = table(capsys, tmp_path / "v", "--compare", "model.cell=*", "model.cell=lstm", "--metric", "test/mse")
     assert code == 2 and "the sides differ in more than model.cell: variant" in err and "optim.lr" in err
 
+    # The same choices on a second task (another sequence length, its own metric) where every value runs at one
+    # rate: the rate is still what the choice sets on the first task, and each task's rows hold its own metric.
+    constructed_sweep(sweep, tmp_path / "task2", {cell: [v + 1 for v in vs] for cell, vs in values.items()})
+    choose_per_cell(tmp_path / "task2", "variant", {"lstm": 3.0, "gru": 3.0, "rnn": 3.0})
+    for path in (tmp_path / "task2").rglob("result.json"):
+        record = json.loads(path.read_text())
+        record["config"]["data"]["seq_len"] = 99
+        record["metrics"]["test/accuracy"] = record["metrics"].pop("test/mse") / 10
+        path.write_text(json.dumps(record))
+    code, out, err = table(capsys, tmp_path / "v", tmp_path / "task2", "--compare", "variant=*", "variant=lstm",
+                           "--metric", "test/mse", "--metric", "test/accuracy", "--format", "json")
+    assert code == 0, err
+    rows = [(row["variant"], row["data.seq_len"], row["metric"], row["p"]) for row in json.loads(out)]
+    second = {cell: scipy_stats.ttest_rel([v + 1 for v in values[cell]], [v + 1 for v in values["lstm"]])
+              for cell in ("gru", "rnn")}
+    assert rows == [("gru", 10, "test/mse", pytest.approx(tests["gru"].pvalue, rel=1e-12)),
+                    ("gru", 99, "test/accuracy", pytest.approx(second["gru"].pvalue, rel=1e-9)),
+                    ("rnn", 10, "test/mse", pytest.approx(tests["rnn"].pvalue, rel=1e-12)),
+                    ("rnn", 99, "test/accuracy", pytest.approx(second["rnn"].pvalue, rel=1e-9))]
+
     # A published column, joined on the table's own columns; a row of the file that matches nothing is refused.
     published = tmp_path / "published.csv"
     published.write_text('model.cell,metric,published\ngru,test/mse,"worse (Author 2020, Table 1)"\n')

@@ -4,14 +4,14 @@ Holm's adjustment over the comparison's rows and the verdict in words."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from rnnbench.report.cells import Cell, Interval, Key, Number, Stat, Text, Verdict
 from rnnbench.report.notes import table_context
-from rnnbench.report.records import ReportError, RunSet, display, hashable, matches, parse_value, varying_keys
-from rnnbench.report.rows import check_keys, distinct_values, group_rows, split_keys
+from rnnbench.report.records import ReportError, Run, RunSet, display, hashable, matches, parse_value, varying_keys
+from rnnbench.report.rows import TASK_KEYS, check_keys, distinct_values, group_rows, split_keys
 from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMPLES, SEED, Difference,
                                         bootstrap_difference, holm, paired_difference, summarize, welch_difference)
 from rnnbench.report.table import Table, check_metrics, completed_values, default_metrics
@@ -50,6 +50,38 @@ def _difference(side_a: Sequence[tuple[Any, float]], side_b: Sequence[tuple[Any,
         return Difference(None, None, None, len(values_a), len(values_b), "paired",
                           reason="undefined: the sides do not hold the same seeds")
     return welch_difference(values_a, values_b)
+
+
+def _apart_keys(candidates: Sequence[str], a_sides: Sequence[Sequence[Run]], b_runs: Sequence[Run]) -> list[str]:
+    """The keys among ``candidates`` whose values on some A side never meet B's, judged within each task (the
+    :data:`TASK_KEYS` values; runs of different tasks never share a row): a key is apart when, in every task
+    where it varies, some A side shares no value with B. So a choice that sets a key in one task (an Adam
+    rate per LSTM variant on adding) and leaves it alone in another (one SGD rate on The Time Machine) still
+    counts as what the choice sets; a key that varies within a task on both sides is a grouping key."""
+    def task(run: Run) -> tuple:
+        return tuple(hashable(run.settings.get(k)) for k in TASK_KEYS)
+
+    def values(runs: Iterable[Run], k: str) -> set:
+        return {hashable(run.settings.get(k)) for run in runs}
+
+    tasks = {task(run) for run in b_runs}
+    apart = []
+    for k in candidates:
+        verdicts = []  # per task where k varies: is some A side apart from B there?
+        for t in tasks:
+            b_values = values((r for r in b_runs if task(r) == t), k)
+            sides = [v for v in (values((r for r in side if task(r) == t), k) for side in a_sides) if v]
+            if sides and len(b_values.union(*sides)) > 1:
+                verdicts.append(any(not (v & b_values) for v in sides))
+        if verdicts and all(verdicts):
+            apart.append(k)
+    return apart
+
+
+def _of_another_task(metric: str, runs: Sequence[Run]) -> bool:
+    """Whether ``metric`` is a logged metric (``test/perplexity``) that no record of ``runs`` has at all."""
+    return "/" in metric and not metric.startswith("steps_to:") and not any(
+        metric in (run.record.get("metrics") or {}) for run in runs)
 
 
 def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[str] | None = None,
@@ -94,9 +126,7 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     # model.cell and optim.lr), which is fine; for a plain setting they confound the comparison.
     # With KEY=* each value of A is its own comparison with B, so a key is apart when it is for any of them.
     a_sides = {v: [r for r in a_runs if matches(r.settings.get(key), v)] for v in a_values}
-    apart = [k for k in varying_keys(both) if k != key and any(
-             not ({hashable(r.settings.get(k)) for r in side} & {hashable(r.settings.get(k)) for r in b_runs})
-             for side in a_sides.values())]
+    apart = _apart_keys([k for k in varying_keys(both) if k != key], list(a_sides.values()), b_runs)
     is_choice = all(key in (run.record.get("choices") or {}) for run in both)
     if apart and not is_choice and not by:
         raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "
@@ -126,6 +156,8 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
                                   + f" has runs of only one side: the sides differ in more than {key}")
             for metric in metrics:
                 va, vb = completed_values(side_a, metric), completed_values(side_b, metric)
+                if not va and not vb and _of_another_task(metric, members):
+                    continue  # perplexity on an adding row: nothing to compare (a row whose runs all diverged stays)
                 entries.append(((*((a_value,) if every else ()), *values), metric, va, vb,
                                 _difference(va, vb, interval, resamples, seed)))
     adjusted = holm([d.p_value for *_, d in entries])
