@@ -381,6 +381,17 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     code, out, err = table(capsys, tmp_path / "v", tmp_path / "task2", "--compare", "variant=*", "variant=lstm",
                            "--metric", "test/mse", "--metric", "test/accuracy", "--format", "json")
     assert code == 0, err
+    for path in (tmp_path / "v").rglob("result.json"):  # curves: only the first task's log val/mse
+        (path.parent / "csv").mkdir()
+        (path.parent / "csv" / "metrics.csv").write_text("step,val/mse\n9,0.9\n19,0.4\n")
+    for path in (tmp_path / "task2").rglob("result.json"):
+        (path.parent / "csv").mkdir()
+        (path.parent / "csv" / "metrics.csv").write_text("step,val/accuracy\n9,0.5\n19,0.6\n")
+    code, with_steps, err = table(capsys, tmp_path / "v", tmp_path / "task2", "--compare", "variant=*",
+                                  "variant=lstm", "--metric", "steps_to:val/mse<0.5", "--format", "json")
+    assert code == 0, err
+    assert [(row["variant"], row["data.seq_len"]) for row in json.loads(with_steps)] == [("gru", 10), ("rnn", 10)]
+    assert code == 0, err
     rows = [(row["variant"], row["data.seq_len"], row["metric"], row["p"]) for row in json.loads(out)]
     second = {cell: scipy_stats.ttest_rel([v + 1 for v in values[cell]], [v + 1 for v in values["lstm"]])
               for cell in ("gru", "rnn")}

@@ -79,9 +79,12 @@ def _apart_keys(candidates: Sequence[str], a_sides: Sequence[Sequence[Run]], b_r
 
 
 def _of_another_task(metric: str, runs: Sequence[Run]) -> bool:
-    """Whether ``metric`` is a logged metric (``test/perplexity``) that no record of ``runs`` has at all."""
-    return "/" in metric and not metric.startswith("steps_to:") and not any(
-        metric in (run.record.get("metrics") or {}) for run in runs)
+    """Whether ``metric`` is one that no run of ``runs`` logs at all: a logged metric (``test/perplexity``)
+    absent from every record, or a ``steps_to:`` whose metric no run's history holds (a run that never got
+    there, diverged or not, has a value: infinity)."""
+    if metric.startswith("steps_to:"):
+        return all(run.value(metric) is None for run in runs)
+    return "/" in metric and not any(metric in (run.record.get("metrics") or {}) for run in runs)
 
 
 def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[str] | None = None,
