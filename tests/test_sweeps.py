@@ -103,8 +103,9 @@ def test_long_adding_and_lstm_variants_say_what_the_papers_compare():
     search = compose_all("experiment=lstm_variants", "lstm_variant=nog", "optim.lr=0.003")
     assert (search.model.cell, search.optim.lr) == ("lstm_nog", 0.003)  # the search's rate beats the variant's
     text = compose_all("experiment=lstm_variants_timemachine", "lstm_variant=nfg")
-    assert text.hydra.sweeper.params["lstm_variant"].split(",") == grid  # the same nine variants on the second task
-    assert (text.model.cell, text.model.hidden_size, text.data.batch_size, text.data.seq_len) == ("lstm_nfg", 32, 1024, 32)
+    assert text.hydra.sweeper.params["lstm_variant"].split(",") == grid  # the same nine, on the second task
+    assert (text.model.cell, text.model.hidden_size, text.data.batch_size, text.data.seq_len) == \
+        ("lstm_nfg", 32, 1024, 32)
     assert (text.optim._target_, text.optim.lr, text.trainer.gradient_clip_val) == ("torch.optim.SGD", 4.0, 1.0)
 
 

@@ -160,7 +160,7 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
             for metric in metrics:
                 va, vb = completed_values(side_a, metric), completed_values(side_b, metric)
                 if not va and not vb and _of_another_task(metric, members):
-                    continue  # perplexity on an adding row: nothing to compare (a row whose runs all diverged stays)
+                    continue  # perplexity on an adding row (a row whose runs all diverged stays)
                 entries.append(((*((a_value,) if every else ()), *values), metric, va, vb,
                                 _difference(va, vb, interval, resamples, seed)))
     adjusted = holm([d.p_value for *_, d in entries])

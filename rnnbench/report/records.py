@@ -6,7 +6,8 @@ choice (``data``: ``adding``). A *metric* name is looked up, in this order, in t
 field such as ``clip_rate``, or a per-layer field such as ``vanishing_log10`` of the first layer's forward
 direction; ``gradients.layer<L>.<forward|backward>.<field>`` for another layer-direction), as a gate summary
 at the end of training (``gates.<field>``: ``forget_saturated``, ``input_mean``, ... of the first layer's
-forward direction; ``gates.layer<L>.<forward|backward>.<field>``), and as a dotted path into the record (``steps``, ``throughput.samples_per_second``, ``wall_seconds``).
+forward direction; ``gates.layer<L>.<forward|backward>.<field>``), and as a dotted path into the record
+(``steps``, ``throughput.samples_per_second``, ``wall_seconds``).
 
 ``steps_to:<metric><op><threshold>`` (``steps_to:val/mse<0.01``, ``steps_to:val/accuracy>0.9``) is read
 from the run's learning-curve history (``csv/metrics.csv``): the optimizer steps done when ``<metric>``

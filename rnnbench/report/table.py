@@ -134,8 +134,8 @@ def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
         if not any(run.value(metric) is not None for run in runs):
             held = sorted({k for run in runs for k in (run.record.get("metrics") or {})})
             raise ReportError(f"--metric={metric!r} is not allowed: no record holds it (the records' metrics: "
-                              f"{', '.join(held) or 'none'}; also gradients.FIELD, gates.FIELD, record fields such as steps, and "
-                              "steps_to:METRIC<X)")
+                              f"{', '.join(held) or 'none'}; also gradients.FIELD, gates.FIELD, record fields such "
+                              "as steps, and steps_to:METRIC<X)")
 
 
 def _status_cells(members: Sequence[Run]) -> list[Cell]:
