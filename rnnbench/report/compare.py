@@ -58,19 +58,19 @@ def _apart_keys(candidates: Sequence[str], a_sides: Sequence[Sequence[Run]], b_r
     where it varies, some A side shares no value with B. So a choice that sets a key in one task (an Adam
     rate per LSTM variant on adding) and leaves it alone in another (one SGD rate on The Time Machine) still
     counts as what the choice sets; a key that varies within a task on both sides is a grouping key."""
-    def task(run: Run) -> tuple:
-        return tuple(hashable(run.settings.get(k)) for k in TASK_KEYS)
+    def by_task(runs: Sequence[Run]) -> dict[tuple, list[Run]]:
+        return {row.values: row.runs for row in group_rows(runs, TASK_KEYS)}
 
     def values(runs: Iterable[Run], k: str) -> set:
         return {hashable(run.settings.get(k)) for run in runs}
 
-    tasks = {task(run) for run in b_runs}
+    b_tasks, a_tasks = by_task(b_runs), [by_task(side) for side in a_sides]
     apart = []
     for k in candidates:
         verdicts = []  # per task where k varies: is some A side apart from B there?
-        for t in tasks:
-            b_values = values((r for r in b_runs if task(r) == t), k)
-            sides = [v for v in (values((r for r in side if task(r) == t), k) for side in a_sides) if v]
+        for task, b_task in b_tasks.items():
+            b_values = values(b_task, k)
+            sides = [values(side[task], k) for side in a_tasks if task in side]
             if sides and len(b_values.union(*sides)) > 1:
                 verdicts.append(any(not (v & b_values) for v in sides))
         if verdicts and all(verdicts):
