@@ -175,6 +175,11 @@ ROOT_RULES: dict[str, Rule] = {
     "extra": Rule(lambda v: True, "anything: free-form notes kept in the record (+extra.KEY=VALUE)"),
     "objective": Rule(lambda v: v is None or isinstance(v, str), "null or a record metric such as best/val/loss"),
     "objective_direction": one_of(*DIRECTIONS),
+    "weight_noise": Rule(lambda v: _is_number(v) and v >= 0,
+                         "a number >= 0: the standard deviation of the Gaussian noise added to the weights for "
+                         "each training forward (0: off)"),
+    "early_stopping": optional(integer(1, meaning=" (validations without improvement of val/<metric>)"),
+                               "off: train for the whole step budget"),
     "logger": Rule(lambda v: isinstance(v, DictConfig), "a config of the logger group (logger=csv|wandb|none)"),
     "diagnostics": Rule(lambda v: v is None or isinstance(v, DictConfig),
                         "a config of the diagnostics group (diagnostics=default|none)"),

@@ -32,6 +32,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def choices(group: str) -> str:
+    """A config group's choices as rnnbench lists them in its messages: the names of ``conf/<group>/*.yaml``,
+    sorted, comma-separated (tests read them from conf/, never from a copy)."""
+    return ", ".join(sorted(path.stem for path in (config_dir() / group).glob("*.yaml")))
+
+
 @pytest.fixture
 def compose_config():
     """compose_config(*overrides) -> the DictConfig `rnnbench train OVERRIDES` would run (no Hydra run context)."""

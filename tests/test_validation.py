@@ -7,6 +7,8 @@ import pytest
 from rnnbench.errors import RnnbenchError
 from rnnbench.preflight import preflight
 
+from conftest import choices
+
 
 @pytest.mark.parametrize("overrides,message", [
     (["model.cell=transformer"], "model.cell='transformer' is not allowed: a registered cell (rnn, lstm, gru, "
@@ -19,8 +21,8 @@ from rnnbench.preflight import preflight
     (["model.cell=gru", "model.nonlinearity=relu"], "model.nonlinearity='relu' is not allowed: null for cell gru"),
     (["model.cell=mingru", "model.recurrent_init=orthogonal"],
      "model.recurrent_init='orthogonal' is not allowed: default for cell mingru"),
-    (["data=imagenet"], "data='imagenet' is not allowed: one of adding, copy, digits, timemachine"),
-    (["optim=lbfgs"], "optim='lbfgs' is not allowed: one of adam, sgd"),
+    (["data=imagenet"], f"data='imagenet' is not allowed: one of {choices('data')}"),
+    (["optim=lbfgs"], f"optim='lbfgs' is not allowed: one of {choices('optim')}"),
     (["logger=tensorboard"], "logger='tensorboard' is not allowed: one of csv, none, wandb"),
     (["model.num_layers=0"], "model.num_layers=0 is not allowed: an integer >= 1"),
     (["model.hidden_size=0"], "model.hidden_size=0 is not allowed: an integer >= 1"),

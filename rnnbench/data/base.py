@@ -10,13 +10,37 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rnnbench.data.task import Task
 from rnnbench.errors import defaults_of, require_fits, require_int
 
 Split = tuple[Tensor, Tensor]
+# variable-length data: a list of (T_i, ...) sequences, and per-step target sequences or one tensor of targets
+SequenceSplit = tuple[list[Tensor], 'list[Tensor] | Tensor']
 SEED_LIMIT = 2**32 - 1  # the largest seed numpy, hence Lightning's seed_everything, accepts
+
+
+Batch = tuple[Tensor, ...]  # (inputs, targets), or (inputs, targets, lengths) for variable-length data
+
+
+def unpack_batch(batch: Batch) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(inputs, targets, lengths)`` of a batch; ``lengths`` (B,) int64, or None where every sequence of the batch
+    has all its steps (fixed-length data)."""
+    inputs, targets, *rest = batch
+    return inputs, targets, rest[0] if rest else None
+
+
+def first_samples(batch: Batch, count: int) -> Batch:
+    """The first ``count`` samples of ``batch``, cut to the longest sequence kept (variable-length data)."""
+    inputs, targets, lengths = unpack_batch(batch)
+    if lengths is None:
+        return inputs[:count], targets[:count]
+    lengths = lengths[:count]
+    steps = int(lengths.max())
+    per_step = targets.dim() > 1 and targets.shape[1] == inputs.shape[1]
+    return inputs[:count, :steps], targets[:count, :steps] if per_step else targets[:count], lengths
 
 
 class _TensorBatches(Dataset):
@@ -32,9 +56,36 @@ class _TensorBatches(Dataset):
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __getitem__(self, indices: list[int]) -> Split:
+    def __getitem__(self, indices: list[int]) -> Batch:
         index = torch.as_tensor(indices)
         return self.inputs[index], self.targets[index]
+
+
+class _SequenceBatches(Dataset):
+    """Variable-length sequences: indexed by a list of sample indices, returns ``(inputs, targets, lengths)``,
+    the batch padded with zeros to its longest sequence.
+
+    Args:
+        inputs: one (T_i, ...) tensor per sequence.
+        targets: one (T_i, ...) tensor per sequence (per-step targets), or one (N, ...) tensor (once per sequence).
+        dtype: what the padded inputs and per-step targets are converted to (the splits may keep a smaller type).
+    """
+
+    def __init__(self, inputs: list[Tensor], targets: list[Tensor] | Tensor, dtype: torch.dtype = torch.float32):
+        self.inputs, self.targets, self.dtype = inputs, targets, dtype
+        self.lengths = torch.tensor([len(sequence) for sequence in inputs], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, indices: list[int]) -> Batch:
+        index = torch.as_tensor(indices)
+        inputs = pad_sequence([self.inputs[i] for i in indices], batch_first=True).to(self.dtype)
+        if isinstance(self.targets, Tensor):
+            targets = self.targets[index]
+        else:
+            targets = pad_sequence([self.targets[i] for i in indices], batch_first=True).to(self.dtype)
+        return inputs, targets, self.lengths[index]
 
 
 class ResumableBatches(Sampler[list[int]]):
@@ -61,14 +112,59 @@ class ResumableBatches(Sampler[list[int]]):
         torch.randperm(self.size, generator=self.generator)  # RandomSampler draws a second (empty-sliced) one per epoch
         return order
 
+    def epoch(self) -> list[list[int]]:
+        """One epoch's batches, in order (each call draws the next epoch's from the generator)."""
+        order = self._order()
+        return [order[batch * self.batch_size:(batch + 1) * self.batch_size] for batch in range(len(self))]
+
     def __iter__(self) -> Iterator[list[int]]:
         while self._skip >= len(self):  # whole epochs already served: draw their orders to advance the generator
-            self._order()
+            self.epoch()
             self._skip -= len(self)
         start, self._skip = self._skip, 0
-        order = self._order()
-        for batch in range(start, len(self)):
-            yield order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        yield from self.epoch()[start:]
+
+
+class LengthBucketedBatches(ResumableBatches):
+    """Batches of sequences of similar length, so that little of a padded batch is padding, in a seeded order
+    that a resumed run continues exactly (:meth:`ResumableBatches.skip`).
+
+    With a generator (training), each epoch draws a random permutation, cuts it into pools of ``pool`` batches,
+    sorts each pool by length (longest first), cuts it into batches and serves all the epoch's batches in a
+    second random order: every batch is a random draw of similar lengths, in a random order of lengths (the
+    "sortish" bucketing of torchtext's ``BucketIterator``). Without one (evaluation), the batches are cut from
+    the whole split sorted by length, longest first.
+
+    Args:
+        lengths: (N,) each sequence's number of steps.
+        batch_size: sequences per batch (the last of each pool may be smaller).
+        generator: the training shuffle's generator; None for a fixed order.
+        pool: batches per sorted pool.
+    """
+
+    def __init__(self, lengths: Tensor, batch_size: int, generator: torch.Generator | None = None, pool: int = 50):
+        super().__init__(len(lengths), batch_size, generator)
+        self.lengths, self.pool = lengths, pool
+
+    def epoch(self) -> list[list[int]]:
+        if self.generator is None:
+            return self._cut(torch.arange(self.size))
+        order = torch.randperm(self.size, generator=self.generator)
+        span = self.pool * self.batch_size
+        batches = [batch for start in range(0, self.size, span) for batch in self._cut(order[start:start + span])]
+        return [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+
+    def _cut(self, indices: Tensor) -> list[list[int]]:
+        """``indices`` sorted by length, longest first (ties in the given order), cut into batches."""
+        ordered = indices[torch.sort(self.lengths[indices], descending=True, stable=True).indices].tolist()
+        return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+
+
+def padded_steps(lengths: Tensor, batches: list[list[int]]) -> dict[str, int]:
+    """``processed`` (each batch's size times its longest length, summed) and ``useful`` (the sequences' own
+    steps) of ``batches`` of sequences of ``lengths``."""
+    return {"processed": sum(len(b) * int(lengths[b].max()) for b in batches),
+            "useful": sum(int(lengths[b].sum()) for b in batches)}
 
 
 class InMemoryDataModule(pl.LightningDataModule, ABC):
@@ -84,7 +180,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         super().__init__()
         self.batch_size = require_int(batch_size, "batch_size", 1)
         self.seed = require_int(seed, "seed", 0, SEED_LIMIT)
-        self.splits: dict[str, Split] = {}
+        self.splits: dict[str, Split | SequenceSplit] = {}
         self.resume_batches = 0  # training batches a resumed run had served (from its checkpoint)
 
     @property
@@ -93,8 +189,10 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         """What this dataset means; known from the constructor's arguments, before any data is built."""
 
     @abstractmethod
-    def build_splits(self) -> dict[str, Split]:
-        """Return disjoint ``train``, ``val`` and ``test`` splits, each (inputs, targets)."""
+    def build_splits(self) -> dict[str, Split | SequenceSplit]:
+        """Return disjoint ``train``, ``val`` and ``test`` splits, each (inputs, targets): tensors with one length
+        for every sample, or (variable-length data) a list of (T_i, ...) sequences and the per-step targets as
+        such a list (or one tensor of per-sequence targets)."""
 
     @property
     def split_samples(self) -> dict[str, int] | None:
@@ -120,10 +218,20 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         if not self.splits:
             self.splits = self.build_splits()
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def batches(self, split: str, shuffle: bool) -> tuple[Dataset, ResumableBatches]:
+        """The dataset of a split and the sampler of its batches: a fixed-length split (tensors) as one
+        shuffled or ordered sequence of samples, a variable-length one (lists of sequences) in batches of
+        similar length (:class:`LengthBucketedBatches`)."""
         self.setup()
-        dataset = _TensorBatches(*self.splits[split])
-        batches = ResumableBatches(len(dataset), self.batch_size, self.generator(1) if shuffle else None)
+        inputs, targets = self.splits[split]
+        generator = self.generator(1) if shuffle else None
+        if isinstance(inputs, list):
+            dataset = _SequenceBatches(inputs, targets)
+            return dataset, LengthBucketedBatches(dataset.lengths, self.batch_size, generator)
+        return _TensorBatches(inputs, targets), ResumableBatches(len(inputs), self.batch_size, generator)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset, batches = self.batches(split, shuffle)
         if shuffle:
             batches.skip(self.resume_batches)
         # batch_size=None: the sampler yields whole index lists and the dataset gathers them.

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import logging
-import os
 import re
 import string
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, Split, split_sizes
+from rnnbench.data.files import download, sha256_of
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, DataError, defaults_of, require, require_int
 
@@ -41,14 +38,6 @@ def encode(text: str) -> torch.Tensor:
     return torch.tensor([_INDEX.get(ch, unknown) for ch in preprocess(text)], dtype=torch.long)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_text_file(path: Path, setting: str) -> None:
     """Refuse a path that does not exist or does not hold UTF-8 text."""
     if not path.is_file():
@@ -61,26 +50,6 @@ def check_text_file(path: Path, setting: str) -> None:
         is_text = error.start >= len(head) - 3 and b"\x00" not in head
     if not is_text:
         raise ConfigError(setting, str(path), "a non-empty UTF-8 text file")
-
-
-def download(url: str, destination: Path, sha256: str) -> Path:
-    """Fetch ``url`` to ``destination`` only if its SHA-256 matches; nothing is left behind otherwise."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s to %s", url, destination)
-    fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            out.write(response.read())
-        actual = sha256_of(Path(partial))
-        if actual != sha256:
-            raise DataError(f"data.url={url!r} served a file with sha256 {actual}, expected {sha256}; not used")
-        os.replace(partial, destination)
-    except OSError as error:
-        raise DataError(f"data.url={url!r} could not be downloaded: {error}") from error
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-    return destination
 
 
 class TimeMachine(InMemoryDataModule):

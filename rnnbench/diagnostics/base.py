@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from rnnbench.data.base import first_samples, unpack_batch
 from rnnbench.errors import require_int
 from rnnbench.models.stack import LayerStack
 from rnnbench.tracking.loggers import wandb_loggers
@@ -48,7 +49,8 @@ class Diagnostic(CallbackState, pl.Callback):
 
 
 class Probe(Diagnostic):
-    """Runs :meth:`probe` on a fixed batch (the first ``probe_size`` validation samples) at the
+    """Runs :meth:`probe` on a fixed batch (the first ``probe_size`` samples of the first validation batch: for
+    variable-length data, batched longest first, the longest sequences) at the
     start of training, every ``every_n_steps`` optimizer steps, and at the end.
 
     The model is left exactly as it was: probes use their own autograd graph, not ``.grad``.
@@ -62,8 +64,8 @@ class Probe(Diagnostic):
         self.checkpointed = ("probe_steps",)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        inputs, targets = next(iter(trainer.datamodule.val_dataloader()))
-        self.batch = (inputs[: self.probe_size].to(pl_module.device), targets[: self.probe_size].to(pl_module.device))
+        batch = first_samples(next(iter(trainer.datamodule.val_dataloader())), self.probe_size)
+        self.batch = tuple(tensor.to(pl_module.device) for tensor in batch)
         self._run(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
@@ -79,12 +81,13 @@ class Probe(Diagnostic):
         if self.batch is None or (self.probe_steps and self.probe_steps[-1] == step):
             return
         self.probe_steps.append(step)
-        inputs, targets = self.batch
+        inputs, targets, lengths = unpack_batch(self.batch)
         with torch.no_grad():
             encoded = pl_module.model.encode(inputs)
-        self.probe(trainer, pl_module, encoded, targets, step)
+        self.probe(trainer, pl_module, encoded, targets, step, lengths)
 
     @abstractmethod
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
-              step: int) -> None:
-        """Measure on ``encoded`` (B, T, input_size), the recurrent core's input, and ``targets``."""
+              step: int, lengths: Tensor | None = None) -> None:
+        """Measure on ``encoded`` (B, T, input_size), the recurrent core's input, and ``targets``; ``lengths``
+        (B,) each sequence's own number of steps (variable-length data) or None."""

@@ -19,6 +19,7 @@ class GateMonitor(Probe):
     cell, gated or not, the fraction of hidden values with ``|h| >= 1 - saturation`` (tanh units in
     their saturating regime) and of units that are 0 throughout (dead ReLU units). Logged as
     ``gates/layer<l>/<direction>/<gate>_mean``, ``..._saturated``, ``.../h_saturated``, ``.../h_dead``.
+    Variable-length data: over every sequence's real steps only.
     """
 
     def __init__(self, every_n_steps: int = 100, probe_size: int = 32, saturation: float = 0.05):
@@ -30,8 +31,8 @@ class GateMonitor(Probe):
         self.checkpointed = (*self.checkpointed, "last")
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
-              step: int) -> None:
-        self.last = gate_statistics(layer_stack(pl_module), encoded, self.saturation)
+              step: int, lengths: Tensor | None = None) -> None:
+        self.last = gate_statistics(layer_stack(pl_module), encoded, self.saturation, lengths)
         metrics = {f"gates/layer{row['layer']}/{row['direction']}/{key}": value
                    for row in self.last for key, value in row.items() if key not in ("layer", "direction")}
         if metrics:

@@ -32,7 +32,9 @@ class GradientFlowProbe(Probe):
     The loss is the sequence's for a once-per-sequence head; for a per-step head each direction is
     measured against the loss at the position it reaches last (forward: position T, backward: position 1).
     Steps are counted in each direction's processing order, so "distance from the loss" is counted from
-    each direction's last processed step.
+    each direction's last processed step. Variable-length data: from each sequence's own loss position, the
+    curve at distance d averaging the sequences long enough to have it (see
+    :mod:`rnnbench.diagnostics.measures.gradient_flow`).
 
     Logged per layer, direction and state (prefix as :func:`state_prefix`):
     ``grad_flow/layer<l>/<direction>/<prefix>vanishing_log10`` (log10 of the norm at the first processed
@@ -51,10 +53,10 @@ class GradientFlowProbe(Probe):
         self.checkpointed = (*self.checkpointed, "snapshots")
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
-              step: int) -> None:
+              step: int, lengths: Tensor | None = None) -> None:
         model, stack = pl_module.model, layer_stack(pl_module)
         flow = gradient_through_time(stack, encoded, lambda output, h_n: model.task.probe_loss(
-            model.readout(output, h_n), targets), dtype=self.dtype)
+            model.readout(output, h_n), targets, lengths), dtype=self.dtype, lengths=lengths)
         names = stack.state_names
         parts = [part.flatten() for name in names for part in
                  (flow.vanishing_log10(name), flow.vanishing_log10_min(name), flow.reach(name), flow.log10(name))]

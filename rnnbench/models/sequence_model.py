@@ -55,9 +55,11 @@ class SequenceModel(nn.Module):
 
     Shapes, with B batch, T steps, C = ``task.output_size``:
         input: (B, T) int64 token ids, or (B, T, task.input_size) floats.
+        lengths (optional): (B,) int64, each sequence's own number of steps (variable-length data).
         output: per-step tasks (B, T, C); once-per-sequence tasks (B, C), or (B,) for regression
         (C = 1). Once-per-sequence heads read the last layer's final ``h`` of every direction
-        (the forward direction after step T, the backward one after step 1), concatenated.
+        (the forward direction after each sequence's own last step, the backward one after step 1),
+        concatenated.
     """
 
     def __init__(self, task: Task, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
@@ -114,9 +116,12 @@ class SequenceModel(nn.Module):
         prediction = self.head(final)
         return prediction.squeeze(-1) if self.task.output_size == 1 and self.task.loss == "mse" else prediction
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``inputs`` as above; ``lengths`` (B,) int64 or None: sequence ``b`` is its first ``lengths[b]`` steps
+        (padding after them changes nothing; per-step outputs there are the head's bias, which losses and
+        metrics skip)."""
         stack = self.compiled_stack if self.compiled_stack is not None and self.training else self.stack
-        output, final = stack(self.encode(inputs))
+        output, final = stack(self.encode(inputs), lengths)
         return self.readout(output, final[0])
 
 

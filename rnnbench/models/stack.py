@@ -16,22 +16,50 @@ from rnnbench.models.cells.fused import fused_forward
 DIRECTION_NAMES: tuple[str, str] = ("forward", "backward")
 
 
+def valid_steps(lengths: Tensor | None, steps: int, device: torch.device | None = None) -> Tensor | None:
+    """``(B, T)`` bool, True at the steps ``t < lengths[b]`` of each sequence; None when ``lengths`` is None
+    (every sequence has all ``steps``)."""
+    if lengths is None:
+        return None
+    return torch.arange(steps, device=device or lengths.device) < lengths.to(device or lengths.device)[:, None]
+
+
+def reverse_within_lengths(sequence: Tensor, lengths: Tensor | None) -> Tensor:
+    """Each sequence of ``sequence`` (B, T, ...) reversed over its own ``lengths[b]`` steps, its padding left
+    where it is (``flip(1)`` when ``lengths`` is None). Its own inverse: a backward direction reads
+    ``reverse_within_lengths(x)`` from its first step and its output is mapped back the same way, as
+    ``pack_padded_sequence`` does for the fused kernels."""
+    if lengths is None:
+        return sequence.flip(1)
+    steps = sequence.shape[1]
+    position = torch.arange(steps, device=sequence.device).expand(sequence.shape[0], steps)
+    lengths = lengths.to(sequence.device)[:, None]
+    index = torch.where(position < lengths, lengths - 1 - position, position)
+    return sequence.gather(1, index.reshape(*index.shape, *(1,) * (sequence.dim() - 2)).expand_as(sequence))
+
+
 @dataclass
 class Unrolled:
     """A stack run step by step with every intermediate kept (what the diagnostics read).
 
     Attributes:
-        output: (B, T, D*H), the top layer's ``h`` of every direction, in natural time order.
-        final: one (L*D, B, H) tensor per state name, each layer-direction's state after its last step.
+        output: (B, T, D*H), the top layer's ``h`` of every direction, in natural time order (zeros at padding).
+        final: one (L*D, B, H) tensor per state name, each layer-direction's state after its last step (of
+            each sequence's own length).
         states: per layer-direction (ordered ``l * D + d``), per step ``k`` in that direction's processing
-            order (position ``t = k`` forward, ``t = T - 1 - k`` backward), the state after step ``k``.
-        gates: the same indexing, the gates dict each step returned.
+            order (position ``t = k`` forward, ``t = T - 1 - k`` backward; with ``lengths``, ``t = len - 1 - k``
+            backward), the state after step ``k`` as the cell computed it (at a padded step, ``k >= len``, from
+            the held state and padding: meaningless, and left out by every diagnostic).
+        gates: the same indexing, the gates dict each step returned (meaningless at padded steps).
+        valid: None, or (B, T) bool: step ``k`` of sequence ``b`` is real (``k < lengths[b]``), in the
+            processing order of every direction.
     """
 
     output: Tensor
     final: tuple[Tensor, ...]
     states: list[list[State]]
     gates: list[list[Gates]]
+    valid: Tensor | None = None
 
 
 class LayerStack(nn.Module):
@@ -50,6 +78,12 @@ class LayerStack(nn.Module):
 
     Shapes: input (B, T, I); output (B, T, D*H); final states (L*D, B, H) each, ordered ``l * D + d``,
     as ``nn.LSTM`` returns ``h_n``. States start at each cell's ``initial_state`` (zeros by default).
+
+    Variable length: with ``lengths`` (B,) int64, sequence ``b`` is its first ``lengths[b]`` steps and the
+    rest is padding. The result is exactly that of running each sequence alone: the fused kernels read a
+    ``pack_padded_sequence``; step by step, each state is held where its sequence has ended (so any cell,
+    a user's included, needs no change) and a backward direction starts at each sequence's own last step.
+    ``output`` is zero at padded steps; ``final`` is each sequence's state after its own last step.
 
     ``forward`` runs the stack in one fused PyTorch kernel when every cell names the same fused twin
     (the built-in ``rnn``, ``lstm`` and ``gru``) and step by step otherwise; both compute the same
@@ -99,21 +133,25 @@ class LayerStack(nn.Module):
         """``(layer, direction, cell)`` for every layer-direction, ordered ``l * D + d``."""
         return [(i // self.num_directions, i % self.num_directions, c) for i, c in enumerate(self.cells)]
 
-    def forward(self, inputs: Tensor, step_by_step: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """``inputs`` (B, T, I) -> ``(output (B, T, D*H), final states)``; ``step_by_step`` bypasses the fused twin."""
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None,
+                step_by_step: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``inputs`` (B, T, I), ``lengths`` (B,) or None -> ``(output (B, T, D*H), final states)``;
+        ``step_by_step`` bypasses the fused twin."""
         if self.fused_kind is not None and not step_by_step:
             weights = [p for c in self.cells for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]
             return fused_forward(self.fused_kind, inputs, weights, self.num_layers, self.bidirectional,
-                                 self.dropout, self.training)
-        unrolled = self._run(inputs, keep=False)
+                                 self.dropout, self.training, lengths)
+        unrolled = self._run(inputs, keep=False, lengths=lengths)
         return unrolled.output, unrolled.final
 
-    def unroll(self, inputs: Tensor) -> Unrolled:
+    def unroll(self, inputs: Tensor, lengths: Tensor | None = None) -> Unrolled:
         """Run step by step and keep every state and gate (no fused twin, whatever the cell)."""
-        return self._run(inputs, keep=True)
+        return self._run(inputs, keep=True, lengths=lengths)
 
-    def _run(self, inputs: Tensor, keep: bool) -> Unrolled:
+    def _run(self, inputs: Tensor, keep: bool, lengths: Tensor | None = None) -> Unrolled:
         batch = inputs.shape[0]
+        valid = valid_steps(lengths, inputs.shape[1], inputs.device)
+        held = None if valid is None else valid.unsqueeze(-1).unbind(1)  # per step, (B, 1): advance or hold
         layer_input = inputs
         finals: list[State] = []
         states: list[list[State]] = []
@@ -124,25 +162,30 @@ class LayerStack(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 cell = self.cells[layer * self.num_directions + direction]
-                sequence = layer_input.flip(1) if direction else layer_input
+                sequence = reverse_within_lengths(layer_input, lengths) if direction else layer_input
                 if cell.has_input_projection:  # one product for the whole sequence, then the recurrence
                     step, steps = cell.step_projected, cell.project_input(sequence).unbind(1)
                 else:
                     step, steps = cell.step, sequence.unbind(1)
                 state = tuple(cell.initial_state(batch, inputs.device, inputs.dtype))
                 hidden, kept_states, kept_gates = [], [], []
-                for x_t in steps:
+                for k, x_t in enumerate(steps):
                     new_state, step_gates = step(x_t, state)
-                    state = tuple(new_state)
-                    hidden.append(state[0])
-                    if keep:
-                        kept_states.append(state)
+                    new_state = tuple(new_state)
+                    hidden.append(new_state[0])
+                    if keep:  # the cell's own states: h_k depends on c_k through them, as in an unpadded run
+                        kept_states.append(new_state)
                         kept_gates.append(step_gates)
+                    # a sequence that has ended holds its state (what the next step reads, and its final state)
+                    state = new_state if held is None else \
+                        tuple(torch.where(held[k], new, old) for new, old in zip(new_state, state))
                 finals.append(state)
                 states.append(kept_states)
                 gates.append(kept_gates)
                 sequence_out = torch.stack(hidden, dim=1)
-                outputs.append(sequence_out.flip(1) if direction else sequence_out)
+                if valid is not None:  # padding outputs zeros, as pad_packed_sequence gives the fused kernels
+                    sequence_out = sequence_out * valid.unsqueeze(-1).to(sequence_out.dtype)
+                outputs.append(reverse_within_lengths(sequence_out, lengths) if direction else sequence_out)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
         final = tuple(torch.stack([state[i] for state in finals]) for i in range(len(self.state_names)))
-        return Unrolled(layer_input, final, states, gates)
+        return Unrolled(layer_input, final, states, gates, valid)

@@ -18,8 +18,15 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   reference model on the same splits: ``name`` and its ``val/<metric>``, ``test/<metric>``; digits: logistic
   regression; timemachine: a smoothed character n-gram).
 - ``metrics``: flat, final values ``train/loss``, ``val/loss``, ``val/<metric>``, ``test/loss``,
-  ``test/<metric>``, and the best validation values ``best/val/loss``, ``best/val/<metric>``
-  with the steps they were reached at ``best/val/<...>_step``.
+  ``test/<metric>`` (for every metric of the task: music adds ``frame_accuracy``), and the best validation
+  values ``best/val/loss``, ``best/val/<metric>`` with the steps they were reached at ``best/val/<...>_step``.
+  With ``early_stopping`` the ``test/*`` values are the best validation checkpoint's.
+- ``early_stopping``: null when off; else ``patience`` (validations without improvement that stop the run),
+  ``monitor`` (``val/<metric>``), ``stopped_at_step`` (null if the run reached its step budget) and
+  ``tested_step`` (the step of the checkpoint whose weights ``test/*`` measured).
+- ``padding``: null for fixed-length data; for variable-length data, over every training batch of the run,
+  ``processed_steps`` (batch size x its longest sequence), ``useful_steps`` (the sequences' own steps) and
+  ``fraction`` (of the processed steps that were padding).
 - ``steps``: optimizer steps taken; ``diverged_at_step``: first step with a non-finite loss.
 - ``progress``: while the run trains, its heartbeat (rewritten every 10 s): ``max_steps`` (the fit's total),
   ``steps_per_second`` (over the last 10 s), ``updated_at``; null in a finished record.
@@ -109,6 +116,8 @@ class Record:
     wall_seconds: float | None = None
     train_seconds: float | None = None
     throughput: dict[str, Any] | None = None
+    padding: dict[str, Any] | None = None
+    early_stopping: dict[str, Any] | None = None
     parameters: int | None = None
     model_size: dict[str, Any] | None = None
     wandb: dict[str, Any] | None = None
@@ -140,6 +149,7 @@ _REQUIRED_TYPES: dict[str, tuple[type, ...]] = {
     "metrics": (dict,), "steps": (int,), "output_dir": (str,)}
 _OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "error": (str,), "task": (dict,), "gradients": (dict,), "gates": (list,), "throughput": (dict,),
+    "padding": (dict,), "early_stopping": (dict,),
     "wall_seconds": (int, float), "train_seconds": (int, float), "diverged_at_step": (int,),
     "resumed_from_step": (int,), "reused_from": (str,), "wandb": (dict,), "progress": (dict,), "model_size": (dict,), "git": (dict,),
     "choices": (dict,), "versions": (dict,), "started_at": (str,), "finished_at": (str,)}

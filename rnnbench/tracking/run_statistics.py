@@ -9,6 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch import Tensor
 
+from rnnbench.data.base import unpack_batch
 from rnnbench.data.task import Task
 
 Clocks = tuple[float, float]  # (wall seconds, this process's CPU seconds)
@@ -27,7 +28,8 @@ class RunStatistics(pl.Callback):
     kernel warm-up) and the one-off work around the loop (start-up, the probe at the start, the final
     probe) are left out, as any loop's warm-up is; the diagnostics' periodic work inside the window
     is counted. ``tokens_per_cpu_second`` divides by this process's CPU time over the same window,
-    which a busy shared machine disturbs far less than wall time.
+    which a busy shared machine disturbs far less than wall time. Tokens are the sequences' own steps: for
+    variable-length data, padding is not counted; :meth:`padding` says how much of what was processed was.
 
     Attributes:
         best: ``best/val/<name>`` -> best value so far, ``best/val/<name>_step`` -> its step.
@@ -47,7 +49,11 @@ class RunStatistics(pl.Callback):
         self._window_start: tuple[Clocks, Clocks] | None = None
         self._window_end: tuple[Clocks, Clocks] | None = None
         self._window_samples = 0
+        self._window_tokens: Any = 0   # a tensor on the batch's device for variable-length data: summed without a sync
         self._window_steps = 0
+        self._processed_steps = 0      # variable-length data: batch size x longest length, over every training batch
+        self._useful_steps: Any = 0    # ... and the sequences' own steps
+        self._variable_length = False
         self._earlier_train_seconds = 0.0  # a resumed run's training time before its checkpoint
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -56,12 +62,29 @@ class RunStatistics(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         mark = (_clocks(), self._validation)
+        inputs, _, lengths = unpack_batch(batch)
+        tokens = inputs.shape[0] * inputs.shape[1] if lengths is None else lengths.sum()
+        if lengths is not None:
+            self._variable_length = True
+            self._processed_steps += inputs.shape[0] * inputs.shape[1]
+            self._useful_steps = self._useful_steps + tokens
         if self._window_start is None:
             self._window_start = mark
             return
         self._window_end = mark
-        self._window_samples += len(batch[0])
+        self._window_samples += len(inputs)
+        self._window_tokens = self._window_tokens + tokens
         self._window_steps += 1
+
+    def padding(self) -> dict[str, Any] | None:
+        """Variable-length data: ``processed_steps`` (each training batch's size times its longest sequence,
+        summed over the run), ``useful_steps`` (the sequences' own steps) and ``fraction`` (of the processed
+        steps that were padding); None for fixed-length data."""
+        if not self._variable_length:
+            return None
+        useful = int(self._useful_steps)
+        return {"processed_steps": self._processed_steps, "useful_steps": useful,
+                "fraction": 1 - useful / self._processed_steps if self._processed_steps else 0.0}
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.train_seconds = self._train_seconds_so_far()
@@ -73,13 +96,17 @@ class RunStatistics(pl.Callback):
         """What a checkpoint keeps (a resumed run's throughput is measured over its own steps only)."""
         return {"best": dict(self.best), "last_validation_step": self.last_validation_step,
                 "last_validation": dict(self.last_validation),
-                "train_seconds": self._train_seconds_so_far()}
+                "train_seconds": self._train_seconds_so_far(), "padding": self.padding()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = dict(state_dict["best"])
         self.last_validation_step = state_dict["last_validation_step"]
         self.last_validation = dict(state_dict.get("last_validation", {}))
         self._earlier_train_seconds = float(state_dict["train_seconds"])
+        padding = state_dict.get("padding")
+        if padding:
+            self._variable_length = True
+            self._processed_steps, self._useful_steps = padding["processed_steps"], padding["useful_steps"]
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validation_start = _clocks()
@@ -111,6 +138,6 @@ class RunStatistics(pl.Callback):
         wall, cpu = (b - a - (vb - va) for a, b, va, vb in zip(start, end, validation_start, validation_end))
         if wall <= 0:
             return None
-        tokens = self._window_samples * self.task.seq_len
+        tokens = float(self._window_tokens)
         return {"samples_per_second": self._window_samples / wall, "tokens_per_second": tokens / wall,
                 "tokens_per_cpu_second": tokens / cpu if cpu > 0 else None, "steps_timed": self._window_steps}

@@ -29,6 +29,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_NAME = "last"
+BEST_NAME = "best"  # with early_stopping: the best validation's weights, which the test measures
 
 
 def checkpoint_path(output_dir: Path) -> Path:

@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from rnnbench.data.base import Batch, unpack_batch
 from rnnbench.models.sequence_model import SequenceModel
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -17,7 +18,12 @@ class SequenceTaskModule(pl.LightningModule):
     """Trains a :class:`SequenceModel` on its task.
 
     Logs ``train/loss`` every step, ``val/loss`` and ``val/<metric>`` per validation, ``test/loss`` and
-    ``test/<metric>`` on test, where ``<metric>`` is the task's (``mse``, ``accuracy`` or ``perplexity``).
+    ``test/<metric>`` on test, for every ``<metric>`` of the task's ``metric_names`` (``mse``, ``accuracy``,
+    ``perplexity``, or ``nll`` and ``frame_accuracy``).
+
+    A batch is ``(inputs, targets)``, or ``(inputs, targets, lengths)`` for variable-length data: the model
+    then runs each sequence over its own steps, and losses and metrics leave the padding out (a per-step
+    loss is the mean over every real step of the batch; metrics weigh every real step of the split alike).
 
     Args:
         model: the network; its ``task`` gives the loss and metric.
@@ -27,30 +33,34 @@ class SequenceTaskModule(pl.LightningModule):
     def __init__(self, model: SequenceModel, optimizer: OptimizerFactory):
         super().__init__()
         self.model, self.task, self.optimizer_factory = model, model.task, optimizer
-        self.metrics = torch.nn.ModuleDict({split: self.task.make_metric() for split in ("val", "test")})
+        self.metrics = torch.nn.ModuleDict({split: torch.nn.ModuleDict(self.task.make_metrics())
+                                            for split in ("val", "test")})
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.model(inputs)
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.model(inputs, lengths)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        inputs, targets = batch
-        loss = self.task.compute_loss(self.model(inputs), targets)
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        inputs, targets, lengths = unpack_batch(batch)
+        loss = self.task.compute_loss(self.model(inputs, lengths), targets, lengths=lengths)
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(inputs))
         return loss
 
-    def _evaluate(self, split: str, batch: tuple[Tensor, Tensor]) -> None:
-        inputs, targets = batch
-        predictions = self.model(inputs)
-        loss = self.task.compute_loss(predictions, targets)
-        metric = self.metrics[split]
-        metric.update(*self.task.metric_inputs(predictions, targets))
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=len(inputs))
-        self.log(f"{split}/{self.task.metric}", metric, on_step=False, on_epoch=True)
+    def _evaluate(self, split: str, batch: Batch) -> None:
+        inputs, targets, lengths = unpack_batch(batch)
+        predictions = self.model(inputs, lengths)
+        loss = self.task.compute_loss(predictions, targets, lengths=lengths)
+        metrics = self.metrics[split]
+        self.task.update_metrics(metrics, predictions, targets, lengths)
+        # a batch's loss weighs by its real steps, so that the epoch's val/loss is frame-weighted too
+        weight = len(inputs) if lengths is None or not self.task.per_step else int(lengths.sum())
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=weight)
+        for name, metric in metrics.items():
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate("val", batch)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate("test", batch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.references import cached_reference
@@ -37,11 +38,13 @@ from rnnbench.tracking.secrets import Secrets
 from rnnbench.sweeps import slurm
 from rnnbench.sweeps.locks import JOB_LOCK, DirLock
 from rnnbench.sweeps.resume import finished_elsewhere
-from rnnbench.training.checkpoints import RandomState, checkpoint_path, checkpoint_step, last_checkpoint
+from rnnbench.training.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
+                                           last_checkpoint)
 from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
 from rnnbench.tracking.run_statistics import RunStatistics
 from rnnbench.training.divergence import DivergenceMonitor
 from rnnbench.training.module import SequenceTaskModule
+from rnnbench.training.weight_noise import WeightNoise
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +163,7 @@ class Job:
         # what follows is optional: a failure here must not change the result already on disk
         with interrupt_on_signals():  # a second Ctrl-C during clean-up is answered once the files are closed
             finish_wandb(0 if record.status in FINISHED else 1)
-            if record.status in FINISHED and self.checkpoint.exists() and cfg.get("checkpoint") != "keep":
+            if record.status in FINISHED and self.checkpoint.parent.exists() and cfg.get("checkpoint") != "keep":
                 shutil.rmtree(self.checkpoint.parent, ignore_errors=True)
             self.secrets.scrub_files(self.output_dir)
         if stop is not None and not slurm.in_slurm_job():
@@ -296,16 +299,21 @@ class Training:
 
         callbacks = [self.statistics, divergence, *diagnostics, RandomState(),
                      Heartbeat(beat, threads=torch.get_num_threads())]
+        if cfg.get("weight_noise"):
+            callbacks.insert(0, WeightNoise(cfg.weight_noise))
         if cfg.get("checkpoint", True):
             callbacks.append(last_checkpoint(output_dir))
             record.checkpoint = str(checkpoint_path(output_dir))
+        stopping = early_stopping(cfg.get("early_stopping"), task, output_dir)
+        callbacks += list(stopping or ())
         # a single run shows its progress; a sweep prints a line per finished job instead (rnnbench.screen)
         show_progress = bool(cfg.trainer.get("enable_progress_bar")) and hydra.mode != RunMode.MULTIRUN
         if show_progress:
             callbacks.append(StepProgressBar(task.metric))
         self.trainer = trainer = instantiate(
             cfg.trainer, logger=self.loggers or False, callbacks=callbacks, default_root_dir=str(output_dir),
-            enable_progress_bar=show_progress, enable_checkpointing=bool(cfg.get("checkpoint", True)))
+            enable_progress_bar=show_progress,
+            enable_checkpointing=bool(cfg.get("checkpoint", True)) or stopping is not None)
         record.device = str(trainer.strategy.root_device)
         if self.resume_step is not None:
             log.info("resume: continuing %s from its checkpoint at step %d", output_dir, self.resume_step)
@@ -318,7 +326,10 @@ class Training:
             if self.statistics.last_validation_step != trainer.global_step:
                 trainer.validate(module, datamodule=datamodule, verbose=False)
             metrics.update(_numbers(trainer.callback_metrics))
-            trainer.test(module, datamodule=datamodule, verbose=False)
+            if stopping is not None:
+                record.early_stopping = tested_best(trainer, module, datamodule, *stopping)
+            else:
+                trainer.test(module, datamodule=datamodule, verbose=False)
             status = COMPLETED
         else:
             status = DIVERGED
@@ -330,7 +341,7 @@ class Training:
         throughput = self.statistics.throughput()
         record.update(status=status, metrics=metrics, steps=trainer.global_step,
                       diverged_at_step=divergence.diverged_at_step, train_seconds=self.statistics.train_seconds,
-                      throughput=throughput)
+                      throughput=throughput, padding=self.statistics.padding())
         for logger in wandb_loggers(self.loggers):
             logger.experiment.summary.update({"status": status, "steps": trainer.global_step,
                                               **self.statistics.best, **(throughput or {})})
@@ -342,6 +353,36 @@ class Training:
         self.record.update(steps=self.trainer.global_step,
                            metrics={**self.statistics.last_validation, **self.statistics.best},
                            train_seconds=self.statistics._train_seconds_so_far())
+
+
+def early_stopping(patience: int | None, task: Task,
+                   output_dir: Path) -> tuple[EarlyStopping, ModelCheckpoint] | None:
+    """Lightning's ``EarlyStopping`` on ``val/<metric>`` after ``patience`` validations without improvement, and a
+    ``ModelCheckpoint`` keeping the best validation's weights (``checkpoints/best.ckpt``) for the test; None when
+    ``patience`` is None."""
+    if patience is None:
+        return None
+    monitor = f"val/{task.metric}"
+    return (EarlyStopping(monitor=monitor, mode=task.metric_mode, patience=patience, check_on_train_epoch_end=False,
+                          check_finite=False),
+            ModelCheckpoint(dirpath=output_dir / CHECKPOINT_DIR, filename=BEST_NAME, monitor=monitor,
+                            mode=task.metric_mode, save_top_k=1, save_weights_only=True, save_on_train_epoch_end=False,
+                            enable_version_counter=False))
+
+
+def tested_best(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule,
+                stopping: EarlyStopping, best: ModelCheckpoint) -> dict[str, Any]:
+    """Test the best validation checkpoint's weights (the last weights if no validation scored); the record's
+    ``early_stopping`` section."""
+    stopped_at = trainer.global_step if stopping.wait_count >= stopping.patience else None
+    if best.best_model_path:
+        tested_step = checkpoint_step(Path(best.best_model_path))
+        trainer.test(module, datamodule=datamodule, verbose=False, ckpt_path=best.best_model_path, weights_only=True)
+    else:
+        tested_step = trainer.global_step
+        trainer.test(module, datamodule=datamodule, verbose=False)
+    return {"patience": stopping.patience, "monitor": stopping.monitor, "stopped_at_step": stopped_at,
+            "tested_step": tested_step}
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:

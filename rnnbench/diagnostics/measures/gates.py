@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from rnnbench.models.stack import DIRECTION_NAMES, LayerStack
+from rnnbench.models.stack import DIRECTION_NAMES, LayerStack, valid_steps
 
 __all__ = ["gate_activations", "gate_statistics"]
 
@@ -25,12 +25,13 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
             submodule.training = training
 
 
-def gate_activations(stack: LayerStack, inputs: Tensor) -> list[tuple[dict[str, Tensor], Tensor]]:
+def gate_activations(stack: LayerStack, inputs: Tensor,
+                     lengths: Tensor | None = None) -> list[tuple[dict[str, Tensor], Tensor]]:
     """Per layer-direction (ordered ``l * D + d``): ``(gates, hidden)``, each gate ``(B, T, H)`` as the cell's
     ``step`` reports it and ``hidden`` the ``h`` sequence ``(B, T, H)``, in processing order, without dropout
-    and without autograd."""
+    and without autograd. With ``lengths``, steps ``k >= lengths[b]`` of sequence ``b`` are padding."""
     with torch.no_grad(), evaluation_mode(stack):
-        run = stack.unroll(inputs)
+        run = stack.unroll(inputs, lengths)
     results = []
     for states, gates in zip(run.states, run.gates):
         names = gates[0].keys() if gates else ()
@@ -39,7 +40,8 @@ def gate_activations(stack: LayerStack, inputs: Tensor) -> list[tuple[dict[str, 
     return results
 
 
-def gate_statistics(stack: LayerStack, inputs: Tensor, saturation: float = 0.05) -> list[dict[str, float | int | str]]:
+def gate_statistics(stack: LayerStack, inputs: Tensor, saturation: float = 0.05,
+                    lengths: Tensor | None = None) -> list[dict[str, float | int | str]]:
     """Mean and saturation of every gate, and saturation of the hidden units, per layer-direction.
 
     Args:
@@ -47,6 +49,7 @@ def gate_statistics(stack: LayerStack, inputs: Tensor, saturation: float = 0.05)
         inputs: ``(B, T, I)``.
         saturation: a gate activation is saturated below ``saturation`` or above ``1 - saturation``; a hidden
             unit's value when ``|h| >= 1 - saturation`` (a tanh unit at its bounds).
+        lengths: None, or (B,) each sequence's own number of steps: padded steps are left out of every fraction.
 
     Returns:
         One dict per layer-direction, ordered ``l * D + d``: ``layer``, ``direction``, and for each gate the
@@ -55,10 +58,14 @@ def gate_statistics(stack: LayerStack, inputs: Tensor, saturation: float = 0.05)
         units) and ``h_dead`` (fraction of units that are exactly 0 at every step of every sample: dead
         ReLU units), for every cell, gated or not.
     """
-    measured = gate_activations(stack, inputs)
+    measured = gate_activations(stack, inputs, lengths)
+    valid = valid_steps(lengths, inputs.shape[1], inputs.device)
     names: list[list[str]] = []
     statistics: list[Tensor] = []
     for gates, hidden in measured:
+        if valid is not None:  # (N, 1, H): every real step of every sequence, as one sequence of one step
+            gates = {name: values[valid].unsqueeze(1) for name, values in gates.items()}
+            hidden = hidden[valid].unsqueeze(1)
         names.append([])
         for name, values in gates.items():
             values = values.double()

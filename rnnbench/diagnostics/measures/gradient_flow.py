@@ -13,6 +13,12 @@ the backward direction: position 1), so that every direction's curve runs from i
 step to the loss it feeds most directly. (The loss at position T alone would reach the backward
 direction only through its first processed step: a curve of zeros but one point.)
 
+Variable length (``lengths``): each sequence's loss position is its own last step (the forward direction;
+the backward direction's is position 1, as for full sequences), each direction processes each sequence over its
+own steps, and "distance from the loss" is counted per sequence. The curve at distance ``d`` is the mean over
+the sequences long enough to have that distance (``lengths[b] > d``): its near end averages the whole batch, its
+far end only the longest sequences. Padded steps are left out.
+
 An earlier version kept PyTorch's fused kernels and fed them pre-projected inputs through an identity
 input weight; the step-by-step run was five times faster (LSTM, hidden 256, T = 35, batch 32, float64).
 """
@@ -28,7 +34,7 @@ from torch import Tensor
 
 from rnnbench.models.stack import LayerStack
 
-__all__ = ["GradientThroughTime", "gradient_through_time", "state_derivatives"]
+__all__ = ["GradientThroughTime", "aligned_to_loss", "gradient_through_time", "state_derivatives"]
 
 
 @dataclass
@@ -41,7 +47,9 @@ class GradientThroughTime:
             1 backward), counting every path from ``s_k`` to the loss.
 
     ``k`` indexes the steps in each direction's processing order: position ``t = k`` forward,
-    ``t = T - 1 - k`` backward; ``k = T - 1`` is the step processed last, the one nearest the loss.
+    ``t = T - 1 - k`` backward; ``k = T - 1`` is the step processed last, the one nearest the loss. With
+    variable lengths, ``k = T - 1 - d`` holds distance ``d`` from each sequence's own loss position, averaged
+    over the sequences that have it.
     """
 
     states: dict[str, Tensor]
@@ -107,23 +115,31 @@ def state_derivatives(
     inputs: Tensor,
     readout_loss: Callable[[Tensor, Tensor], Tensor],
     dtype: torch.dtype = torch.float64,
+    lengths: Tensor | None = None,
 ) -> list[dict[str, Tensor]]:
-    """Per layer-direction (ordered ``l * D + d``), state name -> ``dl/ds`` ``(B, T, H)`` in processing order.
+    """Per layer-direction (ordered ``l * D + d``), state name -> ``dl/ds`` ``(B, T, H)`` in processing order
+    (with ``lengths``, each sequence's own: see :meth:`LayerStack.unroll`; padded steps hold the state).
 
-    ``readout_loss(output, h_n)`` returns a scalar, or one loss per output position ``(T,)`` (then each
-    direction gets the loss at the position it reaches last; see the module docstring).
+    ``readout_loss(output, h_n)`` returns a scalar, one loss per output position summed over the batch ``(T,)``,
+    or one per sequence and position ``(B, T)``; then each direction gets the loss at the position it reaches
+    last (see the module docstring), in each sequence of ``lengths`` its own.
     """
     readout_dtype = next(stack.parameters()).dtype
     duplicate = _copy_in(stack, dtype)
     directions, names = stack.num_directions, stack.state_names
     with torch.enable_grad():
         # inputs requiring grad make every state a graph node, whatever the cell computes
-        run = duplicate.unroll(inputs.detach().to(dtype).requires_grad_())
+        run = duplicate.unroll(inputs.detach().to(dtype).requires_grad_(), lengths)
         loss = readout_loss(run.output.to(readout_dtype), run.final[0].to(readout_dtype))
         if loss.dim() == 0:
             groups = [(loss, list(range(len(run.states))))]
         else:
-            reached_last = (loss[-1], loss[0])
+            if loss.dim() == 1:
+                reached_last = (loss[-1], loss[0])
+            else:  # (B, T): each sequence's own last position, and position 1
+                last = (lengths.to(loss.device) - 1 if lengths is not None
+                        else torch.full((loss.shape[0],), loss.shape[1] - 1, device=loss.device))
+                reached_last = (loss.gather(1, last[:, None]).sum(), loss[:, 0].sum())
             groups = [(reached_last[d], [i for i in range(len(run.states)) if i % directions == d])
                       for d in range(directions)]
         derivatives: list[dict[str, Tensor]] = [{} for _ in run.states]
@@ -139,11 +155,24 @@ def state_derivatives(
     return derivatives
 
 
+def aligned_to_loss(norms: Tensor, lengths: Tensor | None) -> Tensor:
+    """``(B, T)`` per-sequence norms in processing order -> ``(T,)``: at ``k = T - 1 - d`` the mean over the
+    sequences with a step at distance ``d`` from their own last one (all of them without ``lengths``)."""
+    if lengths is None:
+        return norms.mean(dim=0)
+    steps = norms.shape[1]
+    source = torch.arange(steps, device=norms.device) - (steps - lengths.to(norms.device))[:, None]  # (B, T)
+    present = source >= 0
+    shifted = norms.gather(1, source.clamp(min=0)) * present
+    return shifted.sum(dim=0) / present.sum(dim=0)
+
+
 def gradient_through_time(
     stack: LayerStack,
     inputs: Tensor,
     readout_loss: Callable[[Tensor, Tensor], Tensor],
     dtype: torch.dtype = torch.float64,
+    lengths: Tensor | None = None,
 ) -> GradientThroughTime:
     """Exact total gradient norms of a loss w.r.t. every state of ``stack``.
 
@@ -158,13 +187,15 @@ def gradient_through_time(
             ``(L*D, B, H)`` as the stack returns them, cast to the stack's own dtype; returns the sum over
             the batch of per-sample losses, a scalar, or per output position ``(T,)``.
         dtype: dtype of the recurrence and its gradients; float64 keeps gradients of 1e-30 representable.
+        lengths: None, or (B,) each sequence's own number of steps (``inputs`` padded after them); the curves
+            are then aligned at each sequence's own loss position (see the module docstring).
 
     Returns:
         A :class:`GradientThroughTime` with ``(L, D, T)`` norms for every state.
     """
-    derivatives = state_derivatives(stack, inputs, readout_loss, dtype)
+    derivatives = state_derivatives(stack, inputs, readout_loss, dtype, lengths)
     shape = (stack.num_layers, stack.num_directions, -1)
     return GradientThroughTime(states={
-        name: torch.stack([_per_sample_norm(d[name].transpose(0, 1)).mean(dim=-1) for d in derivatives])
+        name: torch.stack([aligned_to_loss(_per_sample_norm(d[name]), lengths) for d in derivatives])
         .reshape(shape).to(torch.float64)
         for name in stack.state_names})
