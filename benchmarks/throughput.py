@@ -8,6 +8,7 @@
     python -m benchmarks.throughput --suite sweep         # a 12-job sweep: basic launcher vs joblib (or --sweep ...)
     python -m benchmarks.throughput --suite cells         # fused lstm vs the same LSTM as a user's cell; probe cost vs T
     python -m benchmarks.throughput --suite threads       # torch thread options on an idle and on a shared machine
+    python -m benchmarks.throughput --suite music         # polyphonic music (variable length) vs a packed plain loop; padding
     python -m benchmarks.throughput --suite all --quick   # everything, small
 
 Every measurement runs in its own process (as a sweep job does) with a fixed number of torch threads;
@@ -33,6 +34,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = REPO.parent / "shared" / "data" / "timemachine.txt"
+MUSIC = REPO.parent / "shared" / "data" / "polyphonic"
+MUSIC_FILES = {"jsb_chorales": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat",
+               "piano_midi": "Piano_midi.mat"}
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,13 @@ class Case:
     steps: int = 201
     clip: float | None = 1.0
     extra: tuple[str, ...] = field(default=())
+    optimizer: str = "adam"  # rnnbench's optim choice, and the baselines' torch.optim class
+    param_budget: int | None = None  # instead of hidden, as model.param_budget
 
     def data_settings(self) -> dict[str, object]:
         """The data module's arguments, the same for rnnbench (as ``data.KEY=VALUE``) and the baselines."""
+        if self.data in MUSIC_FILES:  # variable-length pieces: the set's own lengths
+            return {"path": str(MUSIC / MUSIC_FILES[self.data]), "batch_size": self.batch}
         settings: dict[str, object] = {"seq_len": self.seq_len, "batch_size": self.batch, "num_val": 256,
                                        "num_test": 256}
         if self.data == "timemachine":
@@ -59,13 +67,20 @@ class Case:
         return settings
 
     def overrides(self) -> list[str]:
+        size = f"model.param_budget={self.param_budget}" if self.param_budget else f"model.hidden_size={self.hidden}"
         return [f"data={self.data}", *(f"data.{key}={value}" for key, value in self.data_settings().items()),
-                f"model.cell={self.cell}", f"model.hidden_size={self.hidden}",
+                f"model.cell={self.cell}", size,
                 f"model.num_layers={self.layers}", f"threads={self.threads}", f"trainer.max_steps={self.steps}",
                 # validate only after fit, outside the timed part, as a long run does rarely
                 f"trainer.val_check_interval={self.steps + 1}",
-                f"trainer.gradient_clip_val={'null' if self.clip is None else self.clip}", "optim=adam",
+                f"trainer.gradient_clip_val={'null' if self.clip is None else self.clip}", f"optim={self.optimizer}",
                 *self.extra]
+
+    def make_optimizer(self, parameters):
+        """The optimizer rnnbench's ``optim=<optimizer>`` builds, at its default settings, for the baselines."""
+        import torch
+
+        return {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[self.optimizer](parameters, lr=1e-3)
 
 
 BASELINES = ("plain", "lightning")
@@ -114,24 +129,50 @@ def baseline_worker(case: Case, kind: str) -> None:
     rnnbench), which separates the framework's own per-step cost from rnnbench's."""
     import torch
 
-    from rnnbench.data import AddingProblem, TimeMachine
+    from rnnbench.data import AddingProblem, PolyphonicMusic, TimeMachine
+    from rnnbench.data.base import unpack_batch
     from rnnbench.models import SequenceModel
 
     torch.set_num_threads(case.threads)
     torch.manual_seed(0)
-    data = {"timemachine": TimeMachine, "adding": AddingProblem}[case.data](**case.data_settings())
+    if case.data in MUSIC_FILES:
+        data = PolyphonicMusic(name=case.data, file=MUSIC_FILES[case.data], **case.data_settings())
+    else:
+        data = {"timemachine": TimeMachine, "adding": AddingProblem}[case.data](**case.data_settings())
     task = data.task
-    model = SequenceModel(task, cell=case.cell, hidden_size=case.hidden, num_layers=case.layers)
+    model = SequenceModel(task, cell=case.cell, hidden_size=case.hidden, num_layers=case.layers,
+                          param_budget=case.param_budget)
+    tokens = []  # each timed step's real (unpadded) steps
     # timed from the end of the first step to the end of the last, as rnnbench's record times its runs
     marks: list[tuple[float, float]] = []
 
     def mark() -> None:
         marks.append((time.perf_counter(), time.process_time()))
 
-    if kind == "plain":
+    if kind == "plain" and case.data in MUSIC_FILES:
+        # the same packed, length-bucketed batches (the data module's own), the model fed the lengths
+        dataset, sampler = data.batches("train", shuffle=True)
+        optimizer = case.make_optimizer(model.parameters())
+        batches = iter(())
+        for step in range(case.steps):
+            indices = next(batches, None)
+            if indices is None:
+                batches = iter(sampler)
+                indices = next(batches)
+            inputs, targets, lengths = dataset[indices]
+            loss = task.compute_loss(model(inputs, lengths), targets, lengths=lengths)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if case.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), case.clip)
+            optimizer.step()
+            tokens.append(int(lengths.sum()))
+            if step in (0, case.steps - 1):
+                mark()
+    elif kind == "plain":
         data.setup()
         inputs, targets = data.splits["train"]
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        optimizer = case.make_optimizer(model.parameters())
         order, position = torch.randperm(len(inputs)), 0
         for step in range(case.steps):
             if position + case.batch > len(order):
@@ -139,6 +180,7 @@ def baseline_worker(case: Case, kind: str) -> None:
             index = order[position:position + case.batch]
             position += case.batch
             loss = task.compute_loss(model(inputs[index]), targets[index])
+            tokens.append(case.batch * task.seq_len)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if case.clip is not None:
@@ -155,10 +197,12 @@ def baseline_worker(case: Case, kind: str) -> None:
                 self.model = model
 
             def training_step(self, batch, batch_idx):
-                return task.compute_loss(self.model(batch[0]), batch[1])
+                inputs, targets, lengths = unpack_batch(batch)
+                tokens.append(int(lengths.sum()) if lengths is not None else len(inputs) * task.seq_len)
+                return task.compute_loss(self.model(inputs, lengths), targets, lengths=lengths)
 
             def configure_optimizers(self):
-                return torch.optim.Adam(self.parameters(), lr=1e-3)
+                return case.make_optimizer(self.parameters())
 
         class Marks(pl.Callback):
             def on_train_batch_end(self, trainer, *args) -> None:
@@ -169,8 +213,8 @@ def baseline_worker(case: Case, kind: str) -> None:
                    enable_model_summary=False, gradient_clip_val=case.clip, limit_val_batches=0,
                    num_sanity_val_steps=0, callbacks=[Marks()]).fit(Bare(), datamodule=data)
     (wall0, cpu0), (wall1, cpu1) = marks
-    tokens = (case.steps - 1) * case.batch * task.seq_len
-    print(json.dumps({"tokens_per_second": tokens / (wall1 - wall0), "tokens_per_cpu_second": tokens / (cpu1 - cpu0)}))
+    timed = sum(tokens[1:case.steps])  # every step after the first, as the record's throughput counts them
+    print(json.dumps({"tokens_per_second": timed / (wall1 - wall0), "tokens_per_cpu_second": timed / (cpu1 - cpu0)}))
 
 
 def compare(cases: list[Case], variants: list[str], repeats: int, log,
@@ -396,6 +440,28 @@ def data_loading(repeats: int, log) -> list[dict]:
     return rows
 
 
+def padding_overhead(batch: int, log) -> list[dict]:
+    """Processed / useful steps of one training epoch of each music set at ``batch`` pieces per batch: rnnbench's
+    length-bucketed batches against naive padding of random batches (the same seeded permutation); no timing."""
+    import torch
+
+    from rnnbench.data import PolyphonicMusic
+    from rnnbench.data.base import LengthBucketedBatches, ResumableBatches, padded_steps
+
+    rows = []
+    for name, file in MUSIC_FILES.items():
+        data = PolyphonicMusic(name=name, file=file, path=str(MUSIC / file), batch_size=batch)
+        dataset, _ = data.batches("train", shuffle=True)
+        lengths = dataset.lengths
+        ours = padded_steps(lengths, LengthBucketedBatches(lengths, batch, torch.Generator().manual_seed(0)).epoch())
+        naive = padded_steps(lengths, ResumableBatches(len(lengths), batch, torch.Generator().manual_seed(0)).epoch())
+        rows.append({"set": name, "pieces": len(lengths), "batch": batch, "useful steps": ours["useful"],
+                     "rnnbench processed / useful": round(ours["processed"] / ours["useful"], 3),
+                     "naive processed / useful": round(naive["processed"] / naive["useful"], 3)})
+        log(rows[-1])
+    return rows
+
+
 def write_table(rows: list[dict], path: Path, title: str, note: str) -> None:
     if not rows:
         return
@@ -410,9 +476,20 @@ def write_table(rows: list[dict], path: Path, title: str, note: str) -> None:
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+MUSIC_NOTE = ("Steady-state training throughput in real (unpadded) time steps per second, JSB Chorales, the "
+              "model at 20,000 parameters (model.param_budget), batches of 16 pieces, RMSProp, clipping at 1, 1 "
+              "thread. `plain`: a hand-written loop over the same length-bucketed batches and the same model fed "
+              "each piece's length (the fused kernels read a pack_padded_sequence), no logging or callbacks. "
+              "`default`: `rnnbench train` with W&B offline and the diagnostics. Medians of interleaved repeats, "
+              "each in its own process; the ratio is the one to quote.")
+PADDING_NOTE = ("One training epoch's batches of 16 pieces, the same seeded permutation: `processed` is each batch's "
+                "size times its longest piece, summed; `useful` the pieces' own steps. rnnbench sorts pools of 50 "
+                "batches by length before cutting them (rnnbench.data.base.LengthBucketedBatches).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "sweep", "cells", "threads", "all"], default="overhead")
+    parser.add_argument("--suite", choices=["overhead", "harness", "scaling", "startup", "data", "sweep", "cells", "threads", "music", "all"], default="overhead")
     parser.add_argument("--quick", action="store_true", help="fewer cases and steps (a smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep", nargs="+", default=list(SWEEP_12),
@@ -432,7 +509,7 @@ def main() -> None:
     # 201 steps: 200 timed (the first is warm-up) holding the probes after steps 100 and 200, which is
     # exactly the default cadence; 101 for the costlier cases (one probe in 100 timed steps).
     steps, short = (20, 20) if args.quick else (201, 101)
-    suites = (["overhead", "harness", "scaling", "startup", "data", "sweep", "cells", "threads"] if args.suite == "all"
+    suites = (["overhead", "harness", "scaling", "startup", "data", "sweep", "cells", "threads", "music"] if args.suite == "all"
               else [args.suite])
     tag = "_quick" if args.quick else ""
     for suite in suites:
@@ -505,6 +582,16 @@ def main() -> None:
                         "throughput, medians of interleaved repeats; `one core busy`: a `while True: pass` process "
                         "runs beside it for the whole measurement, as another tenant's job or a second sweep job "
                         "would. `/ best here`: against the fastest option in the same model and machine state.")
+        elif suite == "music":
+            cells = ["gru"] if args.quick else ["rnn", "gru", "lstm"]
+            cases = [Case(data="jsb_chorales", cell=c, batch=16, param_budget=20000, optimizer="rmsprop",
+                          steps=steps) for c in cells]
+            rows = compare(cases, ["plain", "default"], args.repeats, log)
+            write_table(rows, args.output / f"music{tag}", "Polyphonic music (JSB Chorales): rnnbench against a "
+                        "packed plain loop", MUSIC_NOTE)
+            rows = padding_overhead(16, log)
+            write_table(rows, args.output / f"padding{tag}", "Padding: rnnbench's length-bucketed batches against "
+                        "naive padding", PADDING_NOTE)
         elif suite == "startup":
             rows = startup(args.repeats, log)
             write_table(rows, args.output / f"startup{tag}", "Start-up", "Median seconds of a cold process.")

@@ -56,3 +56,17 @@ def test_cell_speed_runs_a_plain_form_cell_inside_rnnbench():
     rows = cell_speed(1, log=lambda row: None, quick=True)
     assert [row["cell"] for row in rows] == ["lstm (fused twin)", "plain-form cell"]
     assert rows[0]["/ fused"] == 1.0 and rows[1]["/ fused"] > 0
+
+
+def test_music_throughput_compares_a_packed_plain_loop_and_counts_padding(tmp_path):
+    from benchmarks.throughput import MUSIC, MUSIC_FILES, padding_overhead
+
+    if not all((MUSIC / file).is_file() for file in MUSIC_FILES.values()):
+        pytest.skip(f"the shared music files are not in {MUSIC}")
+    case = Case(data="jsb_chorales", cell="gru", batch=8, param_budget=5000, optimizer="rmsprop", steps=4)
+    row = compare([case], ["plain", "default"], repeats=1, log=lambda row: None)[0]
+    assert row["plain tokens/s"] > 0 and row["default tokens/s"] > 0
+    assert row["default / plain"] == pytest.approx(row["default tokens/s"] / row["plain tokens/s"], rel=0.01)
+    rows = padding_overhead(16, log=lambda row: None)
+    assert [r["set"] for r in rows] == list(MUSIC_FILES)
+    assert all(1 <= r["rnnbench processed / useful"] < r["naive processed / useful"] for r in rows)

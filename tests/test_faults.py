@@ -23,9 +23,11 @@ def train(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subp
                           text=True, env=env or cli_env(), timeout=600)
 
 
-def interrupt_after_first_checkpoint(tmp_path: Path, run_dir: str, signum: int) -> subprocess.CompletedProcess:
-    """Start the run, send ``signum`` once its first checkpoint exists, return the finished process."""
-    process = subprocess.Popen([sys.executable, "-m", "rnnbench", "train", *RUN, f"hydra.run.dir={run_dir}"],
+def interrupt_after_first_checkpoint(tmp_path: Path, run_dir: str, signum: int,
+                                     run: tuple[str, ...] | list[str] = RUN) -> subprocess.CompletedProcess:
+    """Start the run (``run``'s arguments), send ``signum`` once its first checkpoint exists, return the finished
+    process."""
+    process = subprocess.Popen([sys.executable, "-m", "rnnbench", "train", *run, f"hydra.run.dir={run_dir}"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=cli_env())
     checkpoint = tmp_path / run_dir / "checkpoints" / "last.ckpt"

@@ -5,6 +5,7 @@ run records the papers' metric, early stopping's tested checkpoint, weight noise
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from rnnbench.preflight import preflight
 from rnnbench.training.weight_noise import WeightNoise
 
 from conftest import REPO, cli_env
+from test_faults import interrupt_after_first_checkpoint, train
 from test_bad_input import assert_refused, empty_cwd  # noqa: F401  (the fixture)
 
 SHARED = REPO.parent / "shared" / "data" / "polyphonic"
@@ -156,13 +158,12 @@ def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_
             super().__init__()
             self.layer = layer
 
-    module, noise = Module(), WeightNoise(0.5)
+    module, noise = Module(), WeightNoise(0.5, seed=7)
     clean = [p.detach().clone() for p in module.parameters()]
-    torch.manual_seed(7)
     noise.on_train_batch_start(None, module, None, 0)
     noisy = [p.detach().clone() for p in module.parameters()]
-    torch.manual_seed(7)
-    drawn = [torch.randn_like(p) * 0.5 for p in clean]
+    generator = torch.Generator().manual_seed(7)
+    drawn = [torch.randn(p.shape, generator=generator) * 0.5 for p in clean]
     for n, c, d in zip(noisy, clean, drawn):
         torch.testing.assert_close(n, c + d)
     x = torch.randn(4, 3)
@@ -195,3 +196,23 @@ def test_a_music_run_records_nll_the_tested_checkpoint_and_its_padding(rnnbench_
     assert not (tmp_path / "run" / "checkpoints").exists()
     history = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
     assert "val/frame_accuracy" in history and "val/nll" in history
+
+
+@pytest.mark.slow
+def test_an_interrupted_music_run_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):
+    """Same bucketed batches in the same order, the same weight noise, early stopping's state: bit for bit."""
+    run = ("data=jsb_chorales", f"data.path={shared_copy('jsb_chorales')}", "logger=csv", "threads=1",
+           "model.cell=lstm_peephole", "model.hidden_size=8", "optim=rmsprop", "optim.lr=0.003", "weight_noise=0.075",
+           "early_stopping=50", "trainer.gradient_clip_val=1", "trainer.max_steps=400", "trainer.val_check_interval=50")
+    whole = train(tmp_path, *run, "hydra.run.dir=whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    stopped = interrupt_after_first_checkpoint(tmp_path, "cut", signal.SIGTERM, run)
+    cut = json.loads((tmp_path / "cut" / "result.json").read_text())
+    assert cut["status"] == "interrupted" and 50 <= cut["steps"] < 400, stopped.stderr[-2000:]
+    resumed = train(tmp_path, *run, "hydra.run.dir=cut", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again, reference = (json.loads((tmp_path / name / "result.json").read_text()) for name in ("cut", "whole"))
+    assert again["resumed_from_step"] is not None and again["steps"] == reference["steps"] == 400
+    assert again["metrics"] == reference["metrics"] and again["early_stopping"] == reference["early_stopping"]
+    assert again["padding"] == reference["padding"]
+    assert again["gradients"]["max_norm"] == reference["gradients"]["max_norm"]

@@ -300,7 +300,7 @@ class Training:
         callbacks = [self.statistics, divergence, *diagnostics, RandomState(),
                      Heartbeat(beat, threads=torch.get_num_threads())]
         if cfg.get("weight_noise"):
-            callbacks.insert(0, WeightNoise(cfg.weight_noise))
+            callbacks.insert(0, WeightNoise(cfg.weight_noise, seed=cfg.seed))
         if cfg.get("checkpoint", True):
             callbacks.append(last_checkpoint(output_dir))
             record.checkpoint = str(checkpoint_path(output_dir))
