@@ -133,6 +133,12 @@ def test_probes_run_at_start_cadence_and_end_and_match_the_direct_computation():
     assert layers[0]["vanishing_log10_first"] != layers[0]["vanishing_log10"]  # training changed the curve
     assert [row["layer"] for row in record.gates] == [0, 1]
     assert 0 < record.gates[0]["forget_mean"] < 1
+    # the first probe (initialisation) beside the last: the statistics of the initial weights on the probe batch
+    assert gates.first is not gates.last and record.gates[0]["forget_mean_first"] != record.gates[0]["forget_mean"]
+    from rnnbench.diagnostics.measures.gates import gate_statistics
+
+    assert record.gates[1]["forget_mean"] == pytest.approx(
+        gate_statistics(model.stack, model.encode(inputs).detach(), gates.saturation)[1]["forget_mean"], rel=1e-9)
 
 
 def test_textbook_picture_at_initialisation_on_adding_t100():

@@ -73,6 +73,10 @@ class Task:
         """Every metric logged as ``val/<name>`` and ``test/<name>``, the task's :attr:`metric` first."""
         return (self.metric, "frame_accuracy") if self.metric == "nll" else (self.metric,)
 
+    def mode_of(self, name: str) -> Literal["min", "max"]:
+        """Whether a smaller or larger value of the metric ``name`` (one of :attr:`metric_names`) is better."""
+        return self.metric_mode if name == self.metric else "max"  # frame_accuracy
+
     def _elementwise(self, predictions: Tensor, targets: Tensor) -> Tensor:
         if self.loss == "mse":
             return F.mse_loss(predictions, targets, reduction="none")

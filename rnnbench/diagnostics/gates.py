@@ -18,7 +18,8 @@ class GateMonitor(Probe):
     and the fraction of its activations below ``saturation`` or above 1 - ``saturation``; for every
     cell, gated or not, the fraction of hidden values with ``|h| >= 1 - saturation`` (tanh units in
     their saturating regime) and of units that are 0 throughout (dead ReLU units). Logged as
-    ``gates/layer<l>/<direction>/<gate>_mean``, ``..._saturated``, ``.../h_saturated``, ``.../h_dead``.
+    ``gates/layer<l>/<direction>/<gate>_mean``, ``..._saturated``, ``.../h_saturated``, ``.../h_dead``; the
+    record keeps the last probe's values and the first probe's (initialisation) as ``<key>_first``.
     Variable-length data: over every sequence's real steps only.
     """
 
@@ -27,16 +28,25 @@ class GateMonitor(Probe):
         require(isinstance(saturation, float) and 0 < saturation < 0.5, "saturation", saturation,
                 "a number in (0, 0.5)")
         self.saturation = saturation
+        self.first: list[dict[str, Any]] = []  # at the first probe: initialisation
         self.last: list[dict[str, Any]] = []
-        self.checkpointed = (*self.checkpointed, "last")
+        self.checkpointed = (*self.checkpointed, "first", "last")
 
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int, lengths: Tensor | None = None) -> None:
         self.last = gate_statistics(layer_stack(pl_module), encoded, self.saturation, lengths)
+        if not self.first:
+            self.first = self.last
         metrics = {f"gates/layer{row['layer']}/{row['direction']}/{key}": value
                    for row in self.last for key, value in row.items() if key not in ("layer", "direction")}
         if metrics:
             log_scalars(trainer, metrics, step)
 
     def record_into(self, record: Record) -> None:
-        record.gates = self.last or None
+        """Per layer-direction, the last probe's statistics and the first probe's (initialisation) as ``<key>_first``."""
+        if not self.last:
+            record.gates = None
+            return
+        record.gates = [{**last, **{f"{key}_first": value for key, value in first.items()
+                                    if key not in ("layer", "direction")}}
+                        for first, last in zip(self.first or self.last, self.last)]

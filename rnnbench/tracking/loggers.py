@@ -165,10 +165,10 @@ def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task,
         logger.log_hyperparams(config)
     for logger in wandb_loggers(loggers):
         run = logger.experiment
-        metric_summary = "max" if task.metric_mode == "max" else "min"
         run.define_metric("val/loss", summary="min")
-        run.define_metric(f"val/{task.metric}", summary=metric_summary)
-        for name in ("loss", task.metric):
+        for name in task.metric_names:
+            run.define_metric(f"val/{name}", summary=task.mode_of(name))
+        for name in ("loss", *task.metric_names):
             run.define_metric(f"test/{name}", summary="last")
         run.summary["parameters"] = parameters
 

@@ -53,7 +53,8 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   without one) and ``<state>_`` for any other state of the cell (``lstm_fgr``: ``i_``, ``f_``, ``o_``).
 - ``gates`` (null without the gate monitor): per layer and direction, ``<gate>_mean`` and
   ``<gate>_saturated`` for every gate the cell reports, and ``h_saturated`` (fraction of |h| values
-  >= 0.95) and ``h_dead`` (fraction of units 0 throughout) for every cell, at the last probe.
+  >= 0.95) and ``h_dead`` (fraction of units 0 throughout) for every cell, at the last probe, and each also
+  ``<key>_first`` at the first probe (initialisation).
 
 The file is strict JSON: non-finite numbers are written as null.
 """
