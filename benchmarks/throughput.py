@@ -230,8 +230,10 @@ def compare(cases: list[Case], variants: list[str], repeats: int, log,
                 samples[variant].append(run_baseline(case, variant) if variant in BASELINES else run_harness(case, variant))
         wall = {v: statistics.median(r["tokens_per_second"] for r in s) for v, s in samples.items()}
         cpu = {v: statistics.median(r["tokens_per_cpu_second"] for r in s) for v, s in samples.items()}
-        row = {"data": case.data, "cell": case.cell, "batch": case.batch, "hidden": case.hidden,
-               "layers": case.layers, "T": case.seq_len, "threads": case.threads, "steps": case.steps}
+        row = {"data": case.data, "cell": case.cell, "batch": case.batch,
+               "hidden": f"{case.param_budget} parameters" if case.param_budget else case.hidden,
+               "layers": case.layers, "T": "each piece's" if case.data in MUSIC_FILES else case.seq_len,
+               "threads": case.threads, "steps": case.steps}
         row.update({f"{v} tokens/s": round(m) for v, m in wall.items()})
         pairs = tuple((v, variants[0]) for v in variants[1:]) + pairs
         row.update({f"{a} / {b}": round(wall[a] / wall[b], 3) for a, b in pairs})
@@ -480,8 +482,10 @@ MUSIC_NOTE = ("Steady-state training throughput in real (unpadded) time steps pe
               "model at 20,000 parameters (model.param_budget), batches of 16 pieces, RMSProp, clipping at 1, 1 "
               "thread. `plain`: a hand-written loop over the same length-bucketed batches and the same model fed "
               "each piece's length (the fused kernels read a pack_padded_sequence), no logging or callbacks. "
-              "`default`: `rnnbench train` with W&B offline and the diagnostics. Medians of interleaved repeats, "
-              "each in its own process; the ratio is the one to quote.")
+              "`lightning`: a bare Lightning Trainer on the same module and data. `off`: `rnnbench train` without "
+              "logger and diagnostics. `no_diagnostics`: W&B offline and CSV, no diagnostics. `default`: `rnnbench "
+              "train` with W&B offline and the diagnostics. Medians "
+              "of interleaved repeats, each in its own process; the ratios are the numbers to quote.")
 PADDING_NOTE = ("One training epoch's batches of 16 pieces, the same seeded permutation: `processed` is each batch's "
                 "size times its longest piece, summed; `useful` the pieces' own steps. rnnbench sorts pools of 50 "
                 "batches by length before cutting them (rnnbench.data.base.LengthBucketedBatches).")
@@ -586,7 +590,8 @@ def main() -> None:
             cells = ["gru"] if args.quick else ["rnn", "gru", "lstm"]
             cases = [Case(data="jsb_chorales", cell=c, batch=16, param_budget=20000, optimizer="rmsprop",
                           steps=steps) for c in cells]
-            rows = compare(cases, ["plain", "default"], args.repeats, log)
+            rows = compare(cases, ["plain", "lightning", "off", "no_diagnostics", "default"], args.repeats, log,
+                           pairs=(("off", "lightning"), ("default", "no_diagnostics")))
             write_table(rows, args.output / f"music{tag}", "Polyphonic music (JSB Chorales): rnnbench against a "
                         "packed plain loop", MUSIC_NOTE)
             rows = padding_overhead(16, log)

@@ -219,10 +219,11 @@ def test_per_step_bidirectional_probe_measures_each_direction_against_the_loss_i
     direct = gradient_through_time(model.stack, model.encode(inputs).detach(),
                                    lambda out, h: model.task.probe_loss(model.readout(out, h), targets))
     assert backward["curve_last"] == pytest.approx(direct.hidden[0, 1].tolist(), rel=1e-9)
-    per_position = model.task.probe_loss(model(inputs), targets)  # each sample's loss at each position
+    with torch.no_grad():
+        per_position = model.task.probe_loss(model(inputs), targets)  # each sample's loss at each position
+        summed = model.task.compute_loss(model(inputs), targets, reduction="sum")
     assert per_position.shape == inputs.shape[:2]
-    assert float(per_position.sum()) == pytest.approx(float(model.task.compute_loss(model(inputs), targets,
-                                                                                    reduction="sum")), rel=1e-6)
+    assert float(per_position.sum()) == pytest.approx(float(summed), rel=1e-6)
 
 
 def test_records_are_strict_json(tmp_path):

@@ -355,12 +355,13 @@ def test_killed_sweep_resumes_into_the_same_dir_without_rerunning_completed_jobs
 def test_every_shipped_preset_runs_end_to_end_in_smoke_size(tmp_path, timemachine_text):
     """debug=smoke: each preset's grid with seed 0 only (quickstart's smoke size runs in the resume
     test); two presets at a time, one thread per job, as separate `rnnbench train -m` processes."""
-    smoke_jobs = {"depth_direction": 18, "clipping": 12, "cells_vs_length": 9, "d2l_timemachine": 4}
+    smoke_jobs = {"depth_direction": 18, "clipping": 12, "cells_vs_length": 9, "d2l_timemachine": 4,
+                  "chung_polyphonic": 1}
     waiting, running, results = list(smoke_jobs), {}, {}
     while waiting or running:
         while waiting and len(running) < 2:
             name = waiting.pop(0)
-            extra = [f"data.path={timemachine_text}"] if name == "d2l_timemachine" else []
+            extra = [f"data.path={timemachine_text}"] if name == "d2l_timemachine" else list(PRESET_ARGUMENTS.get(name, ()))
             running[name] = subprocess.Popen(
                 [sys.executable, "-m", "rnnbench", "train", "-m", f"experiment={name}", "debug=smoke", "logger=csv",
                  *extra], cwd=tmp_path, env=cli_env(), stdout=(tmp_path / f"{name}.log").open("w"),

@@ -18,7 +18,7 @@ from rnnbench.errors import defaults_of, require_fits, require_int
 
 Split = tuple[Tensor, Tensor]
 # variable-length data: a list of (T_i, ...) sequences, and per-step target sequences or one tensor of targets
-SequenceSplit = tuple[list[Tensor], 'list[Tensor] | Tensor']
+SequenceSplit = tuple[list[Tensor], list[Tensor] | Tensor]
 SEED_LIMIT = 2**32 - 1  # the largest seed numpy, hence Lightning's seed_everything, accepts
 
 

@@ -14,6 +14,14 @@ from torch import Tensor
 from rnnbench.errors import require
 
 
+def valid_steps(lengths: Tensor | None, steps: int, device: torch.device | None = None) -> Tensor | None:
+    """``(B, T)`` bool, True at the steps ``t < lengths[b]`` of each sequence; None when ``lengths`` is None
+    (every sequence has all ``steps``)."""
+    if lengths is None:
+        return None
+    return torch.arange(steps, device=device or lengths.device) < lengths.to(device or lengths.device)[:, None]
+
+
 @dataclass(frozen=True)
 class Task:
     """The one place that knows a dataset's meaning; model, module and diagnostics ask it.
@@ -100,7 +108,7 @@ class Task:
         if self.per_step and (lengths is not None or self.loss == "bernoulli"):
             losses = self.step_losses(predictions, targets)
             if lengths is not None:
-                valid = torch.arange(losses.shape[1], device=losses.device) < lengths.to(losses.device)[:, None]
+                valid = valid_steps(lengths, losses.shape[1], losses.device)
                 losses = losses * valid
                 count = valid.sum()
             else:
@@ -120,7 +128,7 @@ class Task:
             return self.compute_loss(predictions, targets, reduction="sum")
         losses = self._elementwise(predictions, targets).reshape(*targets.shape[:2], -1).sum(dim=-1)
         if lengths is not None:
-            losses = losses * (torch.arange(losses.shape[1], device=losses.device) < lengths[:, None].to(losses.device))
+            losses = losses * valid_steps(lengths, losses.shape[1], losses.device)
         return losses
 
     def make_metrics(self) -> dict[str, torchmetrics.Metric]:
@@ -135,7 +143,7 @@ class Task:
                        lengths: Tensor | None = None) -> None:
         """Feed one batch to the metrics of :meth:`make_metrics` (padding left out)."""
         if lengths is not None and self.per_step:
-            valid = torch.arange(targets.shape[1], device=targets.device) < lengths.to(targets.device)[:, None]
+            valid = valid_steps(lengths, targets.shape[1], targets.device)
             predictions, targets = predictions[valid].unsqueeze(0), targets[valid].unsqueeze(0)  # (1, N, ...)
         metrics[self.metric].update(*self.metric_inputs(predictions, targets))
         if "frame_accuracy" in metrics:

@@ -9,19 +9,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from rnnbench.data.task import valid_steps
 from rnnbench.errors import ConfigError, require, require_int
 from rnnbench.models.cells.base import Cell, Gates, State, protocol_problem
 from rnnbench.models.cells.fused import fused_forward
 
 DIRECTION_NAMES: tuple[str, str] = ("forward", "backward")
-
-
-def valid_steps(lengths: Tensor | None, steps: int, device: torch.device | None = None) -> Tensor | None:
-    """``(B, T)`` bool, True at the steps ``t < lengths[b]`` of each sequence; None when ``lengths`` is None
-    (every sequence has all ``steps``)."""
-    if lengths is None:
-        return None
-    return torch.arange(steps, device=device or lengths.device) < lengths.to(device or lengths.device)[:, None]
 
 
 def reverse_within_lengths(sequence: Tensor, lengths: Tensor | None) -> Tensor:
@@ -50,16 +43,14 @@ class Unrolled:
             order (position ``t = k`` forward, ``t = T - 1 - k`` backward; with ``lengths``, ``t = len - 1 - k``
             backward), the state after step ``k`` as the cell computed it (at a padded step, ``k >= len``, from
             the held state and padding: meaningless, and left out by every diagnostic).
-        gates: the same indexing, the gates dict each step returned (meaningless at padded steps).
-        valid: None, or (B, T) bool: step ``k`` of sequence ``b`` is real (``k < lengths[b]``), in the
-            processing order of every direction.
+        gates: the same indexing, the gates dict each step returned (meaningless at padded steps). Step ``k`` of
+            sequence ``b`` is real where ``valid_steps(lengths, T)[b, k]``, in every direction's processing order.
     """
 
     output: Tensor
     final: tuple[Tensor, ...]
     states: list[list[State]]
     gates: list[list[Gates]]
-    valid: Tensor | None = None
 
 
 class LayerStack(nn.Module):
@@ -188,4 +179,4 @@ class LayerStack(nn.Module):
                 outputs.append(reverse_within_lengths(sequence_out, lengths) if direction else sequence_out)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
         final = tuple(torch.stack([state[i] for state in finals]) for i in range(len(self.state_names)))
-        return Unrolled(layer_input, final, states, gates, valid)
+        return Unrolled(layer_input, final, states, gates)

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from rnnbench.models.stack import DIRECTION_NAMES, LayerStack, valid_steps
+from rnnbench.data.task import valid_steps
+from rnnbench.models.stack import DIRECTION_NAMES, LayerStack
 
 __all__ = ["gate_activations", "gate_statistics"]
 
