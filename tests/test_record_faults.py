@@ -263,3 +263,18 @@ def test_repeats_of_a_config_are_not_duplicates(tmp_path, capsys):
     code, rows, err = table_json(capsys, tmp_path / "A")
     assert code == 0 and "duplicate record" not in err
     assert rows["gru"]["test/mse"]["n"] == 3 and "1 run(s) repeat the exact config" in err
+
+
+def test_settings_added_later_leave_the_hash_of_a_config_without_them_unchanged(compose_config):
+    """A record written before weight_noise and early_stopping existed hashes like today's config at their
+    defaults (so resume=true across the upgrade still skips its finished jobs); set, they change the hash."""
+    from rnnbench.tracking.record import ADDED_WITH_DEFAULT, config_hash
+
+    default = compose_config()
+    assert {key: default[key] for key in ADDED_WITH_DEFAULT} == ADDED_WITH_DEFAULT  # conf/train.yaml's "off"
+    older = {"seed": 0, "model": {"cell": "gru"}, "optim": {"lr": 0.01}}
+    today = {**older, **ADDED_WITH_DEFAULT}
+    assert config_hash(today) == config_hash(older)
+    for key in ADDED_WITH_DEFAULT:
+        changed = {**today, key: 0.075 if key == "weight_noise" else 10}
+        assert config_hash(changed) != config_hash(older)

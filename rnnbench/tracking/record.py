@@ -12,7 +12,9 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   ``reused_from``: the record this one copies, when ``resume=true`` on a grown grid found the same config
   (``config_hash``) finished in an earlier sweep dir of the command (the run's files stay in its ``output_dir``).
 - ``config``: the resolved config (secrets redacted); ``config_hash``: SHA-256 of what determines
-  the result (the config without ``logger``, ``resume``, ``threads``, ``verbose``, ``checkpoint``; seed included);
+  the result (the config without ``logger``, ``resume``, ``threads``, ``verbose``, ``checkpoint``, and without
+  ``weight_noise`` and ``early_stopping`` at their defaults, 0 and null, which records older than them lack; seed
+  included);
   ``overrides``: the job's command-line overrides; ``choices``: the config-group choices; ``seed``.
 - ``task``: name, metric, metric_mode, seq_len, baseline_loss, baseline_metric, and ``reference`` (null, or a
   reference model on the same splits: ``name`` and its ``val/<metric>``, ``test/<metric>``; digits: logistic
@@ -190,9 +192,16 @@ def flatten(tree: Mapping[str, Any], prefix: str = "", leaf: Callable[[Any], Any
     return flat
 
 
+# Top-level settings added after records were written, with the value that means "off": at that value a config
+# hashes as if it lacked the key, so records older than the setting keep matching (resume skips them).
+ADDED_WITH_DEFAULT = {"weight_noise": 0.0, "early_stopping": None}
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of what determines a run's result (seed included)."""
-    relevant = {k: v for k, v in config.items() if k not in NON_RESULT_KEYS}
+    """SHA-256 of the canonical JSON of what determines a run's result (seed included); a setting of
+    :data:`ADDED_WITH_DEFAULT` at its default value is left out, as records older than it lack it."""
+    relevant = {k: v for k, v in config.items() if k not in NON_RESULT_KEYS
+                and not (k in ADDED_WITH_DEFAULT and v == ADDED_WITH_DEFAULT[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
