@@ -85,12 +85,13 @@ class Task:
         """Whether a smaller or larger value of the metric ``name`` (one of :attr:`metric_names`) is better."""
         return self.metric_mode if name == self.metric else "max"  # frame_accuracy
 
-    def _elementwise(self, predictions: Tensor, targets: Tensor) -> Tensor:
+    def _elementwise(self, predictions: Tensor, targets: Tensor, reduction: str = "none") -> Tensor:
+        """The task's loss function with PyTorch's ``reduction`` (``none``: every element's loss)."""
         if self.loss == "mse":
-            return F.mse_loss(predictions, targets, reduction="none")
+            return F.mse_loss(predictions, targets, reduction=reduction)
         if self.loss == "bernoulli":
-            return F.binary_cross_entropy_with_logits(predictions, targets, reduction="none")
-        return F.cross_entropy(predictions.flatten(0, -2), targets.flatten(), reduction="none")
+            return F.binary_cross_entropy_with_logits(predictions, targets, reduction=reduction)
+        return F.cross_entropy(predictions.flatten(0, -2), targets.flatten(), reduction=reduction)
 
     def step_losses(self, predictions: Tensor, targets: Tensor) -> Tensor:
         """A per-step task's loss at every step of every sequence, (B, T): averaged over a regression's features,
@@ -116,9 +117,7 @@ class Task:
             if reduction == "none":
                 return losses
             return losses.sum() if reduction == "sum" else losses.sum() / count
-        if self.loss == "mse":
-            return F.mse_loss(predictions, targets, reduction=reduction)
-        return F.cross_entropy(predictions.flatten(0, -2), targets.flatten(), reduction=reduction)
+        return self._elementwise(predictions, targets, reduction)
 
     def probe_loss(self, predictions: Tensor, targets: Tensor, lengths: Tensor | None = None) -> Tensor:
         """What gradient probes differentiate: for a once-per-sequence task the batch's summed loss (a scalar);
