@@ -248,7 +248,7 @@ def startup(repeats: int, log) -> list[dict]:
     probe = ("import time, sys; t0 = time.perf_counter(); import {module}; "
              "print(time.perf_counter() - t0)")
     rows = []
-    for module in ("torch", "pytorch_lightning", "wandb", "hydra", "rnnbench.training.run"):
+    for module in ("torch", "pytorch_lightning", "wandb", "hydra", "rnnbench.job.run"):
         seconds = [float(subprocess.run([sys.executable, "-c", probe.format(module=module)], cwd=REPO,
                                         env=_env(1), capture_output=True, text=True).stdout) for _ in range(repeats)]
         rows.append({"what": f"import {module} (cold process)", "seconds": round(statistics.median(seconds), 2)})

@@ -31,15 +31,15 @@ def train(arguments: list[str]) -> int:
     if "--version" in arguments:
         print(version())
         return 0
-    import rnnbench.sweeps  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
+    import rnnbench.hydra_setup  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
 
     if any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
-        from rnnbench import app  # --help, --cfg, ...: Hydra inspects or prints, nothing runs
+        from rnnbench.job import app  # --help, --cfg, ...: Hydra inspects or prints, nothing runs
 
         sys.argv = ["rnnbench train", *arguments]
         app.train()
         return 0
-    from rnnbench.launch import train as launch
+    from rnnbench.launch.train import train as launch
 
     return launch(arguments)
 
@@ -63,7 +63,7 @@ def report(arguments: list[str]) -> int:
 
 
 def status(arguments: list[str]) -> int:
-    from rnnbench.screen.status import status_command
+    from rnnbench.report.status import status_command
 
     return status_command(arguments)
 
@@ -74,7 +74,7 @@ COMMANDS = {"train": train, "table": table, "plot": plot, "report": report, "sta
 def version() -> str:
     """``rnnbench X.Y.Z`` and the versions of the packages a run's result depends on, one line."""
     from rnnbench import __version__
-    from rnnbench.tracking.record import versions
+    from rnnbench.record.schema import versions
 
     found = versions()
     return f"rnnbench {__version__} (" + ", ".join(f"{k} {v}" for k, v in found.items() if v) + ")"

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import rnnbench.sweeps  # noqa: F401  (the resolvers Hydra's settings use)
+import rnnbench.hydra_setup  # noqa: F401  (the resolvers Hydra's settings use)
 from conftest import cli_env
 from rnnbench.cli import main
 from rnnbench.config import config_dir, validate, validate_hydra
 from rnnbench.errors import ConfigError
-from rnnbench.preflight import preflight
+from rnnbench.launch.validate import preflight
 
 HUGE = 10**12
 NOT_INT, NEGATIVE, ZERO, NAN, INF, FRACTION = "abc", -1, 0, "nan", "inf", 1.5
@@ -171,7 +171,7 @@ def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def no_job() -> None:
         raise AssertionError("a job would start: the bad input was not refused up front")
 
-    monkeypatch.setattr("rnnbench.app.train", no_job, raising=False)
+    monkeypatch.setattr("rnnbench.job.app.train", no_job, raising=False)
     return cwd
 
 

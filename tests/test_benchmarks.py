@@ -37,7 +37,7 @@ def test_startup_times_imports_and_a_one_step_run():
     rows = startup(1, log=lambda row: None)
     seconds = {row["what"]: row["seconds"] for row in rows}
     assert len(rows) == 7 and all(value > 0 for value in seconds.values())
-    assert seconds["import torch (cold process)"] < seconds["import rnnbench.training.run (cold process)"]
+    assert seconds["import torch (cold process)"] < seconds["import rnnbench.job.run (cold process)"]
 
 
 def test_probe_cost_covers_the_fused_and_the_plain_form_cell():

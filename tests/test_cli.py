@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from rnnbench.config import config_dir
-from rnnbench.tracking.record import Record
+from rnnbench.record.schema import Record
 
-from rnnbench.tracking.wandb_offline import read_offline_run
+from wandb_offline import read_offline_run
 
 from conftest import FAST, cli_env
 

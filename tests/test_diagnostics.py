@@ -13,9 +13,9 @@ from rnnbench.diagnostics import GateMonitor, GradientFlowProbe, GradientNormMon
 from rnnbench.diagnostics.gradient_flow import state_prefix
 from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
 from rnnbench.models import SequenceModel
-from rnnbench.tracking.record import Record
-from rnnbench.training.divergence import DivergenceMonitor
-from rnnbench.training.module import SequenceTaskModule
+from rnnbench.record.schema import Record
+from rnnbench.job.divergence import DivergenceMonitor
+from rnnbench.job.module import SequenceTaskModule
 
 from cells_under_test import all_cells
 
@@ -229,7 +229,7 @@ def test_per_step_bidirectional_probe_measures_each_direction_against_the_loss_i
 def test_records_are_strict_json(tmp_path):
     import json
 
-    from rnnbench.tracking.record import write_json_atomic
+    from rnnbench.record.schema import write_json_atomic
 
     path = tmp_path / "result.json"
     write_json_atomic(path, {"a": math.inf, "b": [math.nan, 1.0, -math.inf], "c": torch.tensor(2.5), "d": "x"})

@@ -7,7 +7,7 @@ import yaml
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from rnnbench.tracking.loggers import run_naming, sweep_grid, sweep_group, sweep_run_name, wandb_config
+from rnnbench.job.loggers import run_naming, sweep_grid, sweep_group, sweep_run_name, wandb_config
 
 from conftest import REPO
 

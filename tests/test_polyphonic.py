@@ -17,8 +17,8 @@ from scipy.io import loadmat, savemat
 from rnnbench.cli import main
 from rnnbench.config import config_dir
 from rnnbench.data import PolyphonicMusic
-from rnnbench.preflight import preflight
-from rnnbench.training.weight_noise import WeightNoise
+from rnnbench.launch.validate import preflight
+from rnnbench.job.weight_noise import WeightNoise
 
 from conftest import REPO, cli_env
 from test_faults import interrupt_after_first_checkpoint, train

@@ -14,8 +14,8 @@ import pytest
 from rnnbench.cli import main
 from rnnbench.report import plot as plot_module
 from rnnbench.report.records import load_runs
-from rnnbench.screen.status import describe
-from rnnbench.tracking.record import COMPLETED, DIVERGED, INTERRUPTED, RUNNING, Record
+from rnnbench.report.status import describe
+from rnnbench.record.schema import COMPLETED, DIVERGED, INTERRUPTED, RUNNING, Record
 
 from conftest import cli_env
 
@@ -26,7 +26,7 @@ VALID = [("gru", 0, COMPLETED, 0.125), ("gru", 1, COMPLETED, 0.25), ("rnn", 0, C
 
 
 def make_record(run_dir: Path, cell: str, seed: int, status: str, test_mse: float | None, index: int) -> dict:
-    """A record of the schema (rnnbench.tracking.record.Record), as a tiny adding-problem run writes it."""
+    """A record of the schema (rnnbench.record.schema.Record), as a tiny adding-problem run writes it."""
     config = {"seed": seed, "threads": 1, "logger": None, "model": {"cell": cell, "hidden_size": 4},
               "data": {"name": "adding", "seq_len": LENGTH},
               "trainer": {"max_steps": 2, "gradient_clip_val": 1.0}}
@@ -268,7 +268,7 @@ def test_repeats_of_a_config_are_not_duplicates(tmp_path, capsys):
 def test_settings_added_later_leave_the_hash_of_a_config_without_them_unchanged(compose_config):
     """A record written before weight_noise and early_stopping existed hashes like today's config at their
     defaults (so resume=true across the upgrade still skips its finished jobs); set, they change the hash."""
-    from rnnbench.tracking.record import ADDED_WITH_DEFAULT, config_hash
+    from rnnbench.record.schema import ADDED_WITH_DEFAULT, config_hash
 
     default = compose_config()
     assert {key: default[key] for key in ADDED_WITH_DEFAULT} == ADDED_WITH_DEFAULT  # conf/train.yaml's "off"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from rnnbench.errors import RnnbenchError
-from rnnbench.preflight import preflight
-from rnnbench.screen.progress import Heartbeat, StepProgressBar, status_line
-from rnnbench.screen.status import describe
+from rnnbench.launch.validate import preflight
+from rnnbench.job.progress import Heartbeat, StepProgressBar, status_line
+from rnnbench.report.status import describe
 
 from conftest import FAST, choices, cli_env
 

@@ -1,5 +1,5 @@
 """``hydra/launcher=slurm`` on a real Slurm cluster (``tests/slurm_cluster.py``: munged, slurmctld and slurmd on this
-machine, no accounting), and rnnbench's Slurm handling (``rnnbench.sweeps.slurm``) with stand-in commands.
+machine, no accounting), and rnnbench's Slurm handling (``rnnbench.job.slurm``) with stand-in commands.
 
 The slow tests run sweeps the way a cluster user types them: records, CSV and W&B runs per job, array_parallelism
 as squeue sees it, threads = cpus_per_task, a failing and a diverging job beside a completed one, the line per
@@ -120,7 +120,7 @@ def fake_commands(tmp_path: Path, monkeypatch, **scripts: str) -> Path:
 def test_slurm_watcher_falls_back_to_squeue_quietly_without_accounting(tmp_path, monkeypatch, capfd):
     from submitit.slurm.slurm import SlurmJob
 
-    from rnnbench.sweeps import slurm
+    from rnnbench.job import slurm
 
     fake_commands(tmp_path, monkeypatch, sacct='echo "Slurm accounting storage is disabled" >&2; exit 1',
                   squeue='echo "$@" >> "$(dirname "$0")/squeue.calls"\n'
@@ -150,7 +150,7 @@ def test_a_slurm_job_continues_after_a_requeue_and_ends_after_a_cancel(tmp_path,
     allows, and otherwise end, so that the sweep takes its interrupted record."""
     import signal
 
-    from rnnbench.sweeps import slurm
+    from rnnbench.job import slurm
 
     restarts = tmp_path / "restarts"
     restarts.write_text("0")
@@ -177,8 +177,8 @@ def test_a_slurm_job_continues_after_a_requeue_and_ends_after_a_cancel(tmp_path,
 
 def test_an_interrupted_job_gets_an_unnumbered_line_and_its_numbered_one_when_it_completes(tmp_path):
     """A Slurm job requeued mid-run: ``[-/2]`` when its run stops, ``[k/2]`` once its continuation completes."""
-    from rnnbench.screen.sweep_lines import SweepLines
-    from rnnbench.tracking.record import new_record, now, write_json_atomic
+    from rnnbench.launch.sweep_lines import SweepLines
+    from rnnbench.record.schema import new_record, now, write_json_atomic
 
     printed: list[str] = []
     lines = SweepLines(tmp_path, 2, ["seed"], out=lambda text, flush: printed.append(text))
@@ -233,7 +233,7 @@ def test_slurm_sweep_gives_every_job_its_records_and_isolates_failures(slurm_clu
     assert found[(0.01, "rnn")]["status"] == "completed" and found[(1e12, "rnn")]["status"] == "diverged"
     assert found[(0.01, failing_cell)]["status"] == found[(1e12, failing_cell)]["status"] == "failed"
     assert "injected fault" in found[(0.01, failing_cell)]["error"]
-    from rnnbench.tracking.wandb_offline import read_offline_run
+    from wandb_offline import read_offline_run
 
     run_ids = set()
     for record in found.values():

@@ -20,20 +20,20 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import rnnbench.sweeps  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
+import rnnbench.hydra_setup  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
 from rnnbench.config import config_dir
-from rnnbench.preflight import preflight
-from rnnbench.sweeps.resume import command_signature
-from rnnbench.sweeps.threads import available_cores, threads_per_job
-from rnnbench.sweeps.wandb_sweep import agent_command, example_values, load_sweep_config
-from rnnbench.tracking import summary
-from rnnbench.tracking.record import new_record, write_json_atomic
-from rnnbench.tracking.wandb_offline import read_offline_run
-from rnnbench.training.checkpoints import checkpoint_step
+from rnnbench.launch.validate import preflight
+from rnnbench.launch.resume import command_signature
+from rnnbench.job.threads import available_cores, threads_per_job
+from wandb_sweep import agent_command, example_values, load_sweep_config
+from rnnbench.launch import summary
+from rnnbench.record.schema import new_record, write_json_atomic
+from wandb_offline import read_offline_run
+from rnnbench.job.checkpoints import checkpoint_step
 
 from conftest import FAST, cli_env
 
-# conf/hydra/launcher/{joblib,submitit_local}.yaml share the plugins' names on purpose (see rnnbench.sweeps).
+# conf/hydra/launcher/{joblib,submitit_local}.yaml share the plugins' names on purpose (see rnnbench.hydra_setup).
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")
 
 # The presets this feature ships, with the number of jobs in their grid.

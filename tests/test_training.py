@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnbench.config import build
-from rnnbench.training.module import SequenceTaskModule
+from rnnbench.job.module import SequenceTaskModule
 from hydra.utils import instantiate
 
 from conftest import FAST

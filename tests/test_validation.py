@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rnnbench.errors import RnnbenchError
-from rnnbench.preflight import preflight
+from rnnbench.launch.validate import preflight
 
 from conftest import choices
 
@@ -144,14 +144,14 @@ def test_a_bad_user_cell_is_refused_naming_model_cell(case, tmp_path, monkeypatc
     ["data.seq_len='12'", "seed=3"],  # a quoted value
 ])
 def test_value_overrides_on_a_composed_config_equal_hydras_compose(overrides):
-    """rnnbench.value_overrides wraps the one private Hydra call rnnbench makes; this pins it to Hydra's own
+    """rnnbench.launch.value_overrides wraps the one private Hydra call rnnbench makes; this pins it to Hydra's own
     result: composing the config-group choices, then setting the values, equals composing everything at once."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     from rnnbench.config import config_dir
-    from rnnbench.value_overrides import with_value_overrides
+    from rnnbench.launch.value_overrides import with_value_overrides
 
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         whole = compose("train", overrides=["model=lstm", *overrides])
@@ -167,8 +167,8 @@ def test_value_overrides_on_a_composed_config_equal_hydras_compose(overrides):
     (["model=gru", "seed=4"], 2),
 ])
 def test_the_launch_path_composes_once_per_distinct_set_of_group_choices(arguments, composes, monkeypatch):
-    import rnnbench.preflight as preflight_module
-    from rnnbench.launch import plan
+    import rnnbench.launch.validate as preflight_module
+    from rnnbench.launch.train import plan
 
     calls = []
     real = preflight_module.compose
@@ -196,7 +196,7 @@ def test_a_grid_of_values_is_validated_once_per_new_part_and_still_catches_a_bad
     """100 x 100 jobs of optim.lr x model.hidden_size: a job whose optimizer and model were each validated in earlier
     jobs needs no validation of its own, so about 200 validations check all 10,000 (over 1,000 jobs/s here when the
     machine is idle); a bad pair inside one part (a GRU with relu) is still found."""
-    import rnnbench.preflight as preflight_module
+    import rnnbench.launch.validate as preflight_module
 
     calls = []
     real = preflight_module.validate

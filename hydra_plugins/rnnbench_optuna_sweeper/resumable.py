@@ -61,7 +61,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
         return super().sweep(arguments)
 
     def _set_aside(self, number: int) -> None:
-        from rnnbench.tracking.record import RECORD_NAME, now
+        from rnnbench.record.schema import RECORD_NAME, now
 
         record = self.sweep_dir / str(number) / RECORD_NAME
         if record.exists():

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.tracking.record import write_json_atomic
+from rnnbench.record.schema import write_json_atomic
 
 NGRAM_ORDERS = range(1, 7)
 

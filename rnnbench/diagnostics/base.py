@@ -12,9 +12,9 @@ from torch import Tensor
 from rnnbench.data.base import first_samples, unpack_batch
 from rnnbench.errors import require_int
 from rnnbench.models.stack import LayerStack
-from rnnbench.tracking.loggers import wandb_loggers
-from rnnbench.tracking.record import Record
-from rnnbench.training.checkpoints import CallbackState
+from rnnbench.job.loggers import wandb_loggers
+from rnnbench.record.schema import Record
+from rnnbench.job.checkpoints import CallbackState
 
 
 def layer_stack(pl_module: pl.LightningModule) -> LayerStack:

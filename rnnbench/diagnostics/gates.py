@@ -10,7 +10,7 @@ from torch import Tensor
 from rnnbench.diagnostics.base import Probe, log_scalars, layer_stack
 from rnnbench.diagnostics.measures.gates import gate_statistics
 from rnnbench.errors import require
-from rnnbench.tracking.record import Record
+from rnnbench.record.schema import Record
 
 
 class GateMonitor(Probe):

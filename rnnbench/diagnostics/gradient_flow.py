@@ -12,7 +12,7 @@ from rnnbench.diagnostics.base import Probe, gradients_section, layer_stack, log
 from rnnbench.diagnostics.measures.gradient_flow import gradient_through_time
 from rnnbench.errors import require
 from rnnbench.models.stack import DIRECTION_NAMES
-from rnnbench.tracking.record import Record
+from rnnbench.record.schema import Record
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 MEASURES = ("vanishing_log10", "vanishing_log10_min", "reach")  # per state, layer and direction

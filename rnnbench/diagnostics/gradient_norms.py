@@ -14,7 +14,7 @@ from torch import Tensor
 from rnnbench.diagnostics.base import gradients_section, Diagnostic, log_scalars, layer_stack
 from rnnbench.diagnostics.measures.gradient_norms import cell_parameter_groups, grad_norm_tensor
 from rnnbench.errors import require, require_int
-from rnnbench.tracking.record import Record
+from rnnbench.record.schema import Record
 
 
 class GradientNormMonitor(Diagnostic):

@@ -15,7 +15,7 @@ from rnnbench.report.rows import TASK_KEYS, check_keys, distinct_values, group_r
 from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMPLES, SEED, Difference,
                                         bootstrap_difference, holm, paired_difference, summarize, welch_difference)
 from rnnbench.report.table import Table, check_metrics, completed_values, default_metrics
-from rnnbench.tracking.record import DIVERGED, FAILED, INTERRUPTED
+from rnnbench.record.schema import DIVERGED, FAILED, INTERRUPTED
 
 __all__ = ["build_comparison", "EVERY"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.errors import RnnbenchError
-from rnnbench.tracking.record import RECORD_NAME, RecordError, find_records, flatten, read_record
+from rnnbench.record.schema import RECORD_NAME, RecordError, find_records, flatten, read_record
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_sections", "varying_keys", "display",
            "sort_key", "parse_value", "matches", "value_counts", "code_differences", "history_path", "read_history",
@@ -238,7 +238,7 @@ def _is(value: Any, types: tuple[type, ...]) -> bool:
 
 
 def check_sections(record: dict[str, Any], path: Path | str = RECORD_NAME) -> dict[str, Any]:
-    """``record`` (already checked by :func:`rnnbench.tracking.record.check_record`) if the values the readers
+    """``record`` (already checked by :func:`rnnbench.record.schema.check_record`) if the values the readers
     use inside its sections have the types they rely on (null allowed), else :class:`RecordError` naming
     ``path`` and the first problem: ``seed`` a number or text; ``overrides`` text; the ``task`` fields, a
     reference's scores numbers; ``gradients.layers`` a list of objects whose ``layer`` is a number and

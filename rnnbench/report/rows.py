@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnbench.report.records import ReportError, Run, all_keys, display, sort_key, varying_keys
-from rnnbench.tracking.record import COMPLETED, DIVERGED, FAILED
+from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
 
 __all__ = ["TASK_KEYS", "Row", "Grouping", "check_keys", "split_keys", "group_rows", "grouping", "pooled_keys",
            "distinct_values"]

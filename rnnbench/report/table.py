@@ -24,7 +24,7 @@ from rnnbench.report.notes import table_context
 from rnnbench.report.records import ReportError, Run, RunSet, is_bookkeeping
 from rnnbench.report.rows import TASK_KEYS, grouping
 from rnnbench.report.statistics import summarize
-from rnnbench.tracking.record import COMPLETED, DIVERGED, FAILED
+from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
 
 __all__ = ["Table", "build_table", "default_metrics", "metric_cell", "completed_values",
            "check_metrics", "FORMATS", "FRACTION_STATUSES", "TASK_KEYS", "format_number", "format_summary"]

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.report.records import loading_warnings, read_records
-from rnnbench.screen.progress import format_duration, status_line
-from rnnbench.screen.sweep_lines import job_label, outcome, parse_timestamp
-from rnnbench.tracking.record import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RUNNING
+from rnnbench.job.progress import format_duration, status_line
+from rnnbench.launch.sweep_lines import job_label, outcome, parse_timestamp
+from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RUNNING
 
 KILLED = "killed"  # not a record's status: a running record whose heartbeat stopped
 
@@ -34,7 +34,7 @@ def expected_jobs(sweep_dir: Path) -> int | None:
         return None
     from omegaconf import OmegaConf
 
-    from rnnbench.preflight import job_overrides
+    from rnnbench.launch.validate import job_overrides
 
     config = OmegaConf.load(saved)
     overrides = [str(o) for o in config.hydra.overrides.task]

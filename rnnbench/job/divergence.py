@@ -7,7 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from rnnbench.training.checkpoints import CallbackState
+from rnnbench.job.checkpoints import CallbackState
 
 
 class DivergenceMonitor(CallbackState, pl.Callback):

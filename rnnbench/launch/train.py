@@ -1,16 +1,16 @@
 """The one launch path of ``rnnbench train``: from the command line to the exit status.
 
-1. **Validate** every job before any starts (:func:`rnnbench.preflight.check_every_job`): compose once per
+1. **Validate** every job before any starts (:func:`rnnbench.launch.validate.check_every_job`): compose once per
    distinct set of config-group choices, set each job's values on a copy, check them; a bad input ends here
    with one line (exit 2) and nothing written.
 2. **Resolve the dir**: the run or sweep dir Hydra would make now, or with ``resume=true`` the latest earlier
-   dir of the same command (:mod:`rnnbench.sweeps.resume`); it is then pinned on Hydra's command line
+   dir of the same command (:mod:`rnnbench.launch.resume`); it is then pinned on Hydra's command line
    (``hydra.sweep.dir=...``), so Hydra writes exactly where this process locked and will summarise.
-3. **Lock** that dir (:class:`rnnbench.sweeps.locks.DirLock`): a second ``rnnbench train`` into a dir in use is
+3. **Lock** that dir (:class:`rnnbench.record.locks.DirLock`): a second ``rnnbench train`` into a dir in use is
    refused in one line; a lock left by a killed process is released by the kernel, so it never blocks.
-4. **Run Hydra** (:mod:`rnnbench.app`) with SIGINT and SIGTERM turned into :class:`Interrupted`: a sweep's
+4. **Run Hydra** (:mod:`rnnbench.job.app`) with SIGINT and SIGTERM turned into :class:`Interrupted`: a sweep's
    worker processes are stopped too, and every job writes its record.
-5. **Summarise from the records** in the pinned dir (:mod:`rnnbench.tracking.summary`) and return the exit
+5. **Summarise from the records** in the pinned dir (:mod:`rnnbench.launch.summary`) and return the exit
    status they imply: 0 when every job completed or diverged, 1 when one failed, was killed or never ran,
    ``128 + signal`` when interrupted, 2 for a refusal.
 """
@@ -26,11 +26,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from rnnbench.errors import RnnbenchError, root_cause_line
-from rnnbench.preflight import Checked, check_every_job, split_multirun
-from rnnbench.sweeps.locks import SWEEP_LOCK, DirLock
-from rnnbench.sweeps.resume import pin_output_dir, resolve_output_dir
-from rnnbench.tracking import summary
-from rnnbench.tracking.secrets import SECRET_LITERAL_PREFIX, Secrets
+from rnnbench.launch.validate import Checked, check_every_job, split_multirun
+from rnnbench.record.locks import SWEEP_LOCK, DirLock
+from rnnbench.launch.resume import pin_output_dir, resolve_output_dir
+from rnnbench.launch import summary
+from rnnbench.record.secrets import SECRET_LITERAL_PREFIX, Secrets
 
 
 HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -93,9 +93,9 @@ def train(arguments: list[str]) -> int:
 
 
 def run_hydra(launch: Plan, arguments: list[str]) -> int:
-    from rnnbench import app
-    from rnnbench.screen.sweep_lines import SweepLines
-    from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals
+    from rnnbench.job import app
+    from rnnbench.launch.sweep_lines import SweepLines
+    from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals
 
     sys.argv = ["rnnbench train", *launch.arguments]
     os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)

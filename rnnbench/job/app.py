@@ -1,4 +1,4 @@
-"""The Hydra application behind ``rnnbench train``: a thin entry, all work lives in :mod:`rnnbench.training.run`."""
+"""The Hydra application behind ``rnnbench train``: a thin entry, all work lives in :mod:`rnnbench.job.run`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,6 @@ from rnnbench.config import config_dir
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 def train(cfg: DictConfig) -> float | None:
-    from rnnbench.training.run import run  # imported here so --help and --cfg stay fast
+    from rnnbench.job.run import run  # imported here so --help and --cfg stay fast
 
     return run(cfg)

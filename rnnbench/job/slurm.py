@@ -8,7 +8,7 @@ recently ended jobs) for the rest of the sweep, quietly; a job squeue no longer 
 on disk, as submitit already checks.
 
 In a job (:func:`stop_signals`, :func:`restarted`, :func:`interrupted_job_ends_here`, called by
-:class:`rnnbench.training.run.Job`):
+:class:`rnnbench.job.run.Job`):
 
 - ``SIGUSR2``, submitit's warning ``signal_delay_s`` seconds before ``timeout_min`` (``sbatch --signal``), stops the
   run like SIGTERM: ``interrupted``, with its checkpoint.

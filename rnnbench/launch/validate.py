@@ -15,10 +15,10 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
                           OverrideParseException)
 from omegaconf import DictConfig, OmegaConf
 
-import rnnbench.sweeps  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
+import rnnbench.hydra_setup  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
 from rnnbench.config import ROOT_RULES, check_objective_for, config_dir, validate, validate_hydra
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
-from rnnbench.value_overrides import with_value_overrides
+from rnnbench.launch.value_overrides import with_value_overrides
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 

@@ -5,7 +5,7 @@ would start a new dir. With ``resume=true`` and no explicit ``hydra.sweep.dir`` 
 for a single run), :func:`resolve_output_dir` looks in the dirs the command's own dir pattern allows
 (its ``${now:...}`` parts as wildcards) for the latest one whose saved overrides are this command's,
 and the launch path pins ``hydra.sweep.dir=<it>``. In there, every job whose ``result.json`` is completed or
-diverged for the identical config is skipped (:func:`rnnbench.training.run.run` does that) and the
+diverged for the identical config is skipped (:func:`rnnbench.job.run.run` does that) and the
 rest run again, each in its own job dir as before.
 
 Overrides that do not change any job's result are ignored when comparing commands: ``resume``,
@@ -142,7 +142,7 @@ FINISHED_INDEX = ".rnnbench-finished.json"
 def write_finished_index(sweep_dir: Path, pattern: str | None) -> int:
     """Write ``sweep_dir/.rnnbench-finished.json``: ``{config_hash: path of a finished record}`` over the sweep
     dirs matching ``pattern`` (this command's earlier sweeps, whatever their grid). Returns how many it holds."""
-    from rnnbench.tracking.record import FINISHED, RecordError, read_record, write_json_atomic
+    from rnnbench.record.schema import FINISHED, RecordError, read_record, write_json_atomic
 
     if pattern is None:
         return 0
@@ -164,7 +164,7 @@ def write_finished_index(sweep_dir: Path, pattern: str | None) -> int:
 def finished_elsewhere(sweep_dir: Path, config_hash: str) -> dict | None:
     """A copy of the finished record of the same config in an earlier sweep of the command, with ``reused_from``
     set to its path, if the index names one that still reads as finished with that hash."""
-    from rnnbench.tracking.record import FINISHED, RecordError, read_record
+    from rnnbench.record.schema import FINISHED, RecordError, read_record
 
     try:
         path = Path(json.loads((sweep_dir / FINISHED_INDEX).read_text())[config_hash])

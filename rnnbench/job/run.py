@@ -26,25 +26,25 @@ from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.references import cached_reference
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError, root_cause_line
-from rnnbench.screen.progress import Heartbeat, StepProgressBar
-from rnnbench.screen.quiet import route_library_output
-from rnnbench.sweeps.threads import auto_threads
-from rnnbench.tracking.loggers import (build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers,
+from rnnbench.job.progress import Heartbeat, StepProgressBar
+from rnnbench.job.quiet import route_library_output
+from rnnbench.job.threads import auto_threads
+from rnnbench.job.loggers import (build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers,
                                        wandb_record)
-from rnnbench.tracking.record import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
+from rnnbench.record.schema import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
                                       RecordError, SpaceReserve, flatten, new_record, now, read_record,
                                       write_json_atomic)
-from rnnbench.tracking.secrets import Secrets
-from rnnbench.sweeps import slurm
-from rnnbench.sweeps.locks import JOB_LOCK, DirLock
-from rnnbench.sweeps.resume import finished_elsewhere
-from rnnbench.training.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
+from rnnbench.record.secrets import Secrets
+from rnnbench.job import slurm
+from rnnbench.record.locks import JOB_LOCK, DirLock
+from rnnbench.launch.resume import finished_elsewhere
+from rnnbench.job.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
                                            last_checkpoint)
-from rnnbench.training.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
-from rnnbench.tracking.run_statistics import RunStatistics
-from rnnbench.training.divergence import DivergenceMonitor
-from rnnbench.training.module import SequenceTaskModule
-from rnnbench.training.weight_noise import WeightNoise
+from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
+from rnnbench.job.run_statistics import RunStatistics
+from rnnbench.job.divergence import DivergenceMonitor
+from rnnbench.job.module import SequenceTaskModule
+from rnnbench.job.weight_noise import WeightNoise
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class Training:
             record.checkpoint = str(checkpoint_path(output_dir))
         stopping = early_stopping(cfg.get("early_stopping"), task, output_dir)
         callbacks += list(stopping or ())
-        # a single run shows its progress; a sweep prints a line per finished job instead (rnnbench.screen)
+        # a single run shows its progress; a sweep prints a line per finished job instead (rnnbench.launch.sweep_lines)
         show_progress = bool(cfg.trainer.get("enable_progress_bar")) and hydra.mode != RunMode.MULTIRUN
         if show_progress:
             callbacks.append(StepProgressBar(task.metric))

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnnbench.screen.progress import format_duration
-from rnnbench.tracking.record import DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME
+from rnnbench.job.progress import format_duration
+from rnnbench.record.schema import DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME
 
 FINAL = (*FINISHED, FAILED)  # a job that ends so gets its numbered line
 # INTERRUPTED: a job stopped by a signal; under Slurm it may run again (requeued) or wait for resume
