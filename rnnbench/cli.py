@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-USAGE = """usage: rnnbench COMMAND [ARGS]   (rnnbench --version: its version and its main packages)
-
-commands:
-  train [-m] [KEY=VALUE ...]   train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)
-  table SWEEP_DIR [...]        one table of the runs below the dirs: mean ± std (n) over seeds per group,
-                               or --compare KEY=A KEY=B: differences with t-intervals, p-values and Holm's
-                               correction (see: rnnbench table --help)
-  plot SWEEP_DIR [...] --kind gradient-flow|curves|curves-time|clip-rate|gates|all
-                               PNG and SVG figures of the runs below the dirs (see: rnnbench plot --help)
-  report SWEEP_DIR [...] [-o report.html]
-                               one self-contained HTML page of the runs: table, comparisons, figures, runs,
-                               provenance; opens from disk, no network (see: rnnbench report --help)
-  status DIR [...]             the state of a running or finished sweep: completed, diverged, failed,
-                               running (step, speed, ETA), killed, not started
-
-Every job writes result.json in its Hydra output dir (outputs/... or multirun/...)."""
+# Each command parses its own arguments (train's are Hydra's overrides and flags): they reach it untouched.
+COMMAND_HELP = {
+    "train": "[-m] [KEY=VALUE ...]: train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)",
+    "table": "SWEEP_DIR [...]: one table of the runs below the dirs: mean ± std (n) over seeds per group, or "
+             "--compare KEY=A KEY=B: differences with t-intervals, p-values and Holm's correction "
+             "(see: rnnbench table --help)",
+    "plot": "SWEEP_DIR [...] --kind gradient-flow|curves|curves-time|clip-rate|gates|all: PNG and SVG figures of "
+            "the runs below the dirs (see: rnnbench plot --help)",
+    "report": "SWEEP_DIR [...] [-o report.html]: one self-contained HTML page of the runs: table, comparisons, "
+              "figures, runs, provenance; opens from disk, no network (see: rnnbench report --help)",
+    "status": "DIR [...]: the state of a running or finished sweep: completed, diverged, failed, running (step, "
+              "speed, ETA), killed, not started",
+}
+EPILOG = "Every job writes result.json in its Hydra output dir (outputs/... or multirun/...)."
 
 # Hydra's own flags: they inspect or print the config, so there is nothing to validate first.
 HYDRA_INSPECTION_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version",
@@ -31,13 +30,15 @@ def train(arguments: list[str]) -> int:
     if "--version" in arguments:
         print(version())
         return 0
-    import rnnbench.hydra_setup  # noqa: F401  (the resolvers the Hydra config uses, before anything is composed)
-
     if any(a.split("=")[0] in HYDRA_INSPECTION_FLAGS for a in arguments):
         from rnnbench.job import app  # --help, --cfg, ...: Hydra inspects or prints, nothing runs
 
-        sys.argv = ["rnnbench train", *arguments]
-        app.train()
+        # @hydra.main reads its command line from sys.argv (Hydra's only public entry for --help, --cfg, ...)
+        saved, sys.argv = sys.argv, ["rnnbench train", *arguments]
+        try:
+            app.train()
+        finally:
+            sys.argv = saved
         return 0
     from rnnbench.launch.train import train as launch
 
@@ -80,19 +81,39 @@ def version() -> str:
     return f"rnnbench {__version__} (" + ", ".join(f"{k} {v}" for k, v in found.items() if v) + ")"
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # rnnbench's errors are one line, without the usage
+        self.exit(2, f"rnnbench: error: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    """``rnnbench COMMAND ...``: a command's own arguments are left unparsed here (no ``--help`` of its own,
+    no arguments declared), so that :func:`main` hands them on in order."""
+    top = _Parser(prog="rnnbench", description="Train recurrent networks under Hydra, and read their records.",
+                  epilog=EPILOG)
+    top.add_argument("-V", "--version", action="store_true", help="its version and its main packages")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMANDS:
+        commands.add_parser(name, help=COMMAND_HELP[name], add_help=False)
+    return top
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-V", "--version"):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    top = parser()
+    try:
+        parsed, arguments = top.parse_known_args(argv)
+        if arguments and argv[:1] != [parsed.command]:  # an option before the command
+            top.error(f"unrecognized arguments: {' '.join(arguments)}")
+    except SystemExit as exit:  # --help (0), an error (2): printed already
+        return int(exit.code or 0)
+    if parsed.version:
         print(version())
         return 0
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    command = COMMANDS.get(argv[0])
-    if command is None:
-        print(f"rnnbench: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+    if parsed.command is None:
+        top.print_help()
         return 2
-    return command(argv[1:])
+    return COMMANDS[parsed.command](arguments)
 
 
 if __name__ == "__main__":

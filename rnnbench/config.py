@@ -9,10 +9,12 @@ does not own (Lightning's Trainer, torch's optimizers, Hydra's plugins), in tabl
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import inspect
 import io
+import json
 import logging
 import math
 import os
@@ -30,12 +32,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rnnbench.errors import (ConfigError, defaults_of, did_you_mean, format_bytes, int_range_words, is_int_in,
+from rnnbench.errors import (SEED_LIMIT, ConfigError, defaults_of, did_you_mean, format_bytes, int_range_words, is_int_in,
                              require, require_fits, root_cause_line)
 
 _PACKAGE = Path(__file__).resolve().parent
 CLIP_ALGORITHMS = ("norm", "value")
-SEED_LIMIT = 2**32 - 1  # the largest seed numpy, hence Lightning's seed_everything, accepts
 MAX_THREADS = 1024
 DIRECTIONS = ("minimize", "maximize")
 
@@ -70,8 +71,7 @@ def build(node: DictConfig, prefix: str, **kwargs: Any) -> Any:
 def _at_source(node: DictConfig, prefix: str, error: ConfigError) -> ConfigError:
     """A constructor's ConfigError on one of ``node``'s keys, named ``prefix.<key>``, or by the key it copies
     when its value is an interpolation of another (``every_n_steps: ${diagnostics.probe_every}``)."""
-    child = node._get_node(error.setting) if error.setting in node else None
-    raw = child._value() if child is not None else None
+    raw = raw_values(node).get(error.setting)
     source = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
     return ConfigError(source.group(1), error.value, error.allowed) if source else error.under(prefix)
 
@@ -236,6 +236,13 @@ def group_choices(group: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- walking
 
 
+def raw_values(node: DictConfig | ListConfig) -> dict[Any, Any]:
+    """Each key of ``node`` (an index of a list) to its value as written, unresolved: an interpolation's text
+    (``${oc.env:X}``), ``???`` for a value still to be given, a nested node as plain containers."""
+    raw = OmegaConf.to_container(node, resolve=False)
+    return dict(enumerate(raw)) if isinstance(raw, list) else raw
+
+
 def _hydra_resolved_later(raw: Any) -> bool:
     """An interpolation of Hydra's run-time config (``${hydra:runtime.output_dir}``): it resolves in the job."""
     return isinstance(raw, str) and "${hydra:" in raw.replace(" ", "")
@@ -246,7 +253,7 @@ def _resolved(node: DictConfig | ListConfig, key: Any, name: str) -> Any:
     try:
         return node[key]
     except OmegaConfBaseException as error:
-        raw = node._get_node(key)._value()
+        raw = raw_values(node).get(key)
         reason = " ".join(str(error).split("\n")[0].split())
         raise ConfigError(name, raw, f"an interpolation that resolves ({reason})") from None
 
@@ -254,11 +261,11 @@ def _resolved(node: DictConfig | ListConfig, key: Any, name: str) -> Any:
 def resolved_leaves(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """``(dotted key, resolved value)`` of every leaf under ``node``; an interpolation that does not resolve
     (``${nope}``, ``${oc.env:UNSET}``) or a mandatory value left ``???`` is a ConfigError naming its key."""
+    raws = raw_values(node)
     keys = range(len(node)) if isinstance(node, ListConfig) else node.keys()
     for key in keys:
         name = f"{prefix}[{key}]" if isinstance(node, ListConfig) else f"{prefix}{'.' if prefix else ''}{key}"
-        child = node._get_node(key)
-        raw = child._value() if child is not None else None
+        raw = raws.get(key)
         if OmegaConf.is_missing(node, key):
             raise ConfigError(name, "???", "a value (the config leaves it to be given: ???)")
         if _hydra_resolved_later(raw):
@@ -285,32 +292,59 @@ _OBJECT = " (a node with _target_)"
 
 
 def matches(value: Any, annotation: Any) -> bool:
-    """Whether a config value (a YAML scalar, list or mapping) can be what a type ``annotation`` describes;
-    an annotation this does not read (a protocol, a type variable) accepts anything."""
-    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is Any:
+    """Whether a config value (a YAML scalar, list or mapping) can be what a type ``annotation`` describes, as
+    pydantic judges it in strict mode: read as the JSON value it is (a list fits a tuple, a string a path) or as
+    the Python object Hydra passes (an instance of a class); nothing converts (``"1"`` is no integer, ``1`` no
+    boolean). A value holding a ``_target_`` node is left to the build (the object it stands for is known only
+    then), and an annotation pydantic does not read accepts anything."""
+    import pydantic
+    import pydantic_core
+
+    plain = OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    if _holds_target(plain):
         return True
-    if annotation is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(matches(value, argument) for argument in arguments)
-    if origin is typing.Literal:
-        return any(value == choice and type(value) is type(choice) for choice in arguments)
-    if annotation in (bool, int, float, str):
-        return {bool: isinstance(value, bool), int: _is_int(value), float: _is_number(value),
-                str: isinstance(value, str)}[annotation]
-    container = origin or annotation
-    if not isinstance(container, type):
+    try:
+        adapter = _type_adapter(annotation)
+    except (pydantic.PydanticUserError, pydantic_core.SchemaError, TypeError, NameError):
         return True
-    if issubclass(container, Mapping) or container is dict:
-        return isinstance(value, (DictConfig, dict))
-    if container in SEQUENCES:
-        if not isinstance(value, (ListConfig, list, tuple)):
-            return isinstance(value, DictConfig) and "_target_" in value
-        if container is tuple and arguments and Ellipsis not in arguments:
-            return len(value) == len(arguments) and all(matches(v, a) for v, a in zip(value, arguments))
-        return not arguments or all(matches(v, arguments[0]) for v in value)
-    return isinstance(value, container) or (isinstance(value, DictConfig) and "_target_" in value)
+    readings = [lambda: adapter.validate_python(plain, strict=True)]
+    with contextlib.suppress(TypeError, ValueError):  # a value JSON cannot hold is read as the Python object only
+        text = json.dumps(plain)
+        readings.insert(0, lambda: adapter.validate_json(text, strict=True))
+    for reading in readings:
+        try:
+            result = reading()
+            if isinstance(result, Iterator):  # an Iterable[...] is checked as it is consumed
+                collections.deque(result, maxlen=0)
+        except pydantic.ValidationError:
+            continue
+        except TypeError:  # an isinstance check that cannot run (a protocol that is not runtime-checkable)
+            pass
+        return True
+    return False
+
+
+def _holds_target(plain: Any) -> bool:
+    if isinstance(plain, dict):
+        return "_target_" in plain or any(_holds_target(v) for v in plain.values())
+    return isinstance(plain, list) and any(_holds_target(v) for v in plain)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_adapter(annotation: Any) -> Any:
+    import pydantic
+
+    return pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(arbitrary_types_allowed=True))
+
+
+def _type_adapter(annotation: Any) -> Any:
+    """pydantic's validator of ``annotation`` (a class it has no schema for: by ``isinstance``), built once."""
+    try:
+        return _cached_adapter(annotation)
+    except TypeError as error:  # an unhashable annotation: built each time
+        if "unhashable" not in str(error):
+            raise
+        return _cached_adapter.__wrapped__(annotation)
 
 
 def describe(annotation: Any) -> str:
@@ -360,9 +394,9 @@ def annotations_of(target: Any) -> dict[str, Any]:
 
 def check_types(node: DictConfig, prefix: str, skip: Iterable[str]) -> None:
     """Every setting of a ``_target_`` node but ``skip`` matches the type its constructor annotates."""
-    hints = annotations_of(get_class(node._target_))
+    hints, raws = annotations_of(get_class(node._target_)), raw_values(node)
     for key in _settings(node):
-        if key in hints and key not in skip and not _hydra_resolved_later(node._get_node(key)._value()):
+        if key in hints and key not in skip and not _hydra_resolved_later(raws.get(key)):
             require(matches(node[key], hints[key]), f"{prefix}.{key}", node[key],
                     f"{describe(hints[key])} (the type of {node._target_}'s argument {key})")
 
@@ -455,8 +489,9 @@ def check_loggers(loggers: DictConfig) -> None:
     job (the output dir, the run's name)."""
     for name, node in loggers.items():
         if isinstance(node, DictConfig) and "_target_" in node:
+            raws = raw_values(node)
             check_node(node, f"logger.{name}", LOGGER_RULES.get(node._target_, {}), filled=[
-                k for k in _settings(node) if _hydra_resolved_later(node._get_node(k)._value()) or node[k] is None])
+                k for k in _settings(node) if _hydra_resolved_later(raws.get(k)) or node[k] is None])
 
 
 LOGGER_RULES: dict[str, dict[str, Rule]] = {  # rules for the settings whose annotation is not checked at run time
@@ -596,12 +631,7 @@ SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmL
 OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 RESUMABLE_OPTUNA = "hydra_plugins.rnnbench_optuna_sweeper.resumable.ResumableOptunaSweeper"  # hydra/sweeper=optuna_resumable
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-def _joblib_backends() -> tuple[Any, ...]:
-    from joblib.parallel import BACKENDS, MAYBE_AVAILABLE_BACKENDS
-
-    return (None, *sorted(set(BACKENDS) | set(MAYBE_AVAILABLE_BACKENDS)))
+VALIDATED_BASIC_SWEEPER = "hydra_plugins.rnnbench_basic_sweeper.validated.ValidatedBasicSweeper"  # the default
 
 
 SUBMITIT_RULES: dict[str, Rule] = {
@@ -645,6 +675,7 @@ HYDRA_RULES: dict[str, dict[str, Rule]] = {  # launcher or sweeper _target_ -> i
     BASIC_SWEEPER: {"max_batch_size": optional(integer(1), "every job in one batch")},
 }
 HYDRA_RULES[RESUMABLE_OPTUNA] = HYDRA_RULES[OPTUNA]
+HYDRA_RULES[VALIDATED_BASIC_SWEEPER] = HYDRA_RULES[BASIC_SWEEPER]
 
 
 def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
@@ -683,7 +714,7 @@ def _set_by(node: DictConfig, key: str, name: str) -> str:
     ``name``."""
     parent, _, leaf = key.rpartition(".")
     holder = OmegaConf.select(node, parent) if parent else node
-    raw = holder._get_node(leaf)._value() if isinstance(holder, DictConfig) and leaf in holder else None
+    raw = raw_values(holder).get(leaf) if isinstance(holder, DictConfig) else None
     match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
     return match.group(1) if match else name
 

@@ -34,6 +34,9 @@ class DataError(RnnbenchError):
     """Data could not be read, fetched or verified."""
 
 
+SEED_LIMIT = 2**32 - 1  # the largest seed numpy, hence Lightning's seed_everything, accepts
+
+
 def require(condition: bool, setting: str, value: Any, allowed: str | Callable[[], str]) -> None:
     """ConfigError(setting, value, allowed) unless ``condition``. ``allowed`` may be a function that makes the
     text, called only on refusal: a message with :func:`did_you_mean` (difflib) costs nothing when the value is

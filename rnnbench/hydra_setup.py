@@ -1,9 +1,10 @@
-"""Sweep plumbing: resume, per-job threads, W&B sweep commands, and what every job process needs.
+"""What Hydra needs wherever it composes rnnbench's config: the launching command and every worker process.
 
-Importing this package registers the ``rnnbench.*`` OmegaConf resolvers that ``conf/hydra/rnnbench.yaml``
-uses and rnnbench's resumable Optuna sweeper, and silences one Hydra notice. It is imported by ``rnnbench train`` before anything is composed,
-and by Hydra wherever it instantiates (or unpickles) the callbacks of ``conf/hydra/rnnbench.yaml``:
-in the launching process and in every joblib or submitit worker, before that worker composes its job.
+Importing this module registers the ``rnnbench.*`` OmegaConf resolvers that ``conf/hydra/rnnbench.yaml`` uses and
+rnnbench's sweepers (:mod:`hydra_plugins.rnnbench_basic_sweeper`, the default, and the resumable Optuna sweeper),
+and silences one Hydra notice. ``rnnbench.launch`` and ``rnnbench.job`` import it, so it runs before anything is
+composed in the launcher, and wherever Hydra instantiates (or unpickles) the job's callbacks in a joblib or
+submitit worker, before that worker composes its job.
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ def sweep_subdir(*names: str | None) -> str:
 def _register() -> None:
     if not OmegaConf.has_resolver("rnnbench.sweep_subdir"):
         OmegaConf.register_new_resolver("rnnbench.sweep_subdir", sweep_subdir)
-    # hydra/sweeper=optuna_resumable: Hydra finds plugins by scanning the hydra_plugins namespace, which an
+    # hydra/sweeper=validated (the default) and optuna_resumable: Hydra finds plugins by scanning the hydra_plugins namespace, which an
     # editable install's import hook hides from that scan; registering it (Hydra's public API) works either way.
     from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # first: its scan re-imports Hydra's core plugins, which our sweeper subclasses
+    from hydra_plugins.rnnbench_basic_sweeper.validated import ValidatedBasicSweeper
     from hydra_plugins.rnnbench_optuna_sweeper.resumable import ResumableOptunaSweeper
 
-    Plugins.instance().register(ResumableOptunaSweeper)
+    plugins.register(ValidatedBasicSweeper)
+    plugins.register(ResumableOptunaSweeper)
     # conf/hydra/launcher/{joblib,submitit_local}.yaml carry the plugins' names on purpose (so that
     # `hydra/launcher=joblib` means rnnbench's preset); Hydra then validates them against the plugins'
     # schemas, which is what we want, and says so in a deprecation notice on every composition.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,25 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_TEXT = REPO.parent / "shared" / "data" / "timemachine.txt"
 
 torch.set_num_threads(1)
+
+# The ceiling of every wait on a subprocess or an event: generous, so that a busy machine makes a test slow, never
+# failing; a hang still ends in a clear failure (and pytest-timeout's default ends a test that hangs elsewhere).
+PATIENCE = 600
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = PATIENCE,
+               process: subprocess.Popen | None = None, interval: float = 0.1) -> None:
+    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout`` seconds, or as soon as
+    ``process`` (if given) ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            out, err = process.communicate() if process.stdout or process.stderr else ("", "")
+            pytest.fail(f"the process ended (exit status {process.returncode}) while waiting for {what}: "
+                        f"{str(out or '')[-2000:]}{str(err or '')[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        time.sleep(interval)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,10 +53,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def choice_names(group: str) -> list[str]:
+    """A config group's choices: the names of ``conf/<group>/*.yaml``, sorted (tests read them from conf/, never
+    from a copy, so that adding a choice breaks no test)."""
+    return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
+
+
 def choices(group: str) -> str:
-    """A config group's choices as rnnbench lists them in its messages: the names of ``conf/<group>/*.yaml``,
-    sorted, comma-separated (tests read them from conf/, never from a copy)."""
-    return ", ".join(sorted(path.stem for path in (config_dir() / group).glob("*.yaml")))
+    """A config group's choices as rnnbench lists them in its messages: :func:`choice_names`, comma-separated."""
+    return ", ".join(choice_names(group))
 
 
 @pytest.fixture
@@ -66,7 +92,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 def rnnbench_cli(tmp_path: Path):
     """rnnbench_cli(*args, env=None) runs `python -m rnnbench ARGS` in tmp_path; returns the CompletedProcess."""
 
-    def _run(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    def _run(*args: str, env: dict[str, str] | None = None, timeout: float = PATIENCE) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "rnnbench", *args], cwd=tmp_path, env=env or cli_env(),
                               capture_output=True, text=True, timeout=timeout)
 

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conftest import PATIENCE
+
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
 # The node's CPUs as Slurm sees them (SlurmdParameters=config_overrides: more than this machine's 2 cores), so that
 # in the tests a sweep's array_parallelism, not the cores, limits how many jobs run at once; the tests' jobs are
@@ -60,7 +62,7 @@ class Cluster:
     env: dict[str, str]
     processes: list[subprocess.Popen] = field(default_factory=list)
 
-    def run(self, *command: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    def run(self, *command: str, check: bool = True, timeout: float = PATIENCE) -> subprocess.CompletedProcess:
         """A Slurm client command against this cluster (``squeue``, ``scontrol``, ``scancel``, ...)."""
         return subprocess.run(list(command), env=self.env, capture_output=True, text=True, check=check,
                               timeout=timeout)
@@ -81,7 +83,7 @@ class Cluster:
             fields.setdefault(key, value)
         return fields
 
-    def wait_idle(self, timeout: float = 120) -> None:
+    def wait_idle(self, timeout: float = PATIENCE) -> None:
         """Until no job is pending, running or completing (so each test starts on an empty node)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -183,7 +185,7 @@ PartitionName={partition} Nodes={node} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def start_cluster(root: Path, partition: str = "cpu", timeout: float = 60) -> Cluster:
+def start_cluster(root: Path, partition: str = "cpu", timeout: float = PATIENCE) -> Cluster:
     """Start munged, slurmctld and slurmd with everything under ``root``; return once the node is idle."""
     node = socket.gethostname().split(".")[0]
     for sub in ("munge", "state", "spool", "log"):

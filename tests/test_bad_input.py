@@ -4,24 +4,33 @@ starts, with exit status 2, one line on stderr naming the setting (``rnnbench: e
 
 The cases are generated per setting (a wrong type, a negative, zero where it is not allowed, nan, inf, a huge
 value), per config-group choice (misspelled), and for unknown keys, bad interpolations and Hydra's launcher
-and sweeper settings. They run in-process (``rnnbench.cli.main``); a few run ``python -m rnnbench`` for real.
+and sweeper settings. A pyramid: every case runs the launch path's validation
+(:func:`rnnbench.launch.validate.check_every_job`) with each distinct composition composed once for the whole
+module, so a case costs its checks, not its compositions; a dozen representative ones run the whole in-process
+launch (``rnnbench.cli.main``, each composing afresh) and must print exactly that message; four run
+``python -m rnnbench`` for real.
 """
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig
 
 import rnnbench.hydra_setup  # noqa: F401  (the resolvers Hydra's settings use)
-from conftest import cli_env
+import rnnbench.launch.validate as validation
+from conftest import PATIENCE, cli_env
 from rnnbench.cli import main
 from rnnbench.config import config_dir, validate, validate_hydra
-from rnnbench.errors import ConfigError
+from rnnbench.errors import ConfigError, RnnbenchError
 from rnnbench.launch.validate import preflight
+from rnnbench.record.secrets import Secrets
 
 HUGE = 10**12
 NOT_INT, NEGATIVE, ZERO, NAN, INF, FRACTION = "abc", -1, 0, "nan", "inf", 1.5
@@ -159,6 +168,52 @@ def case_id(case: tuple[tuple[str, ...], str]) -> str:
     return " ".join(case[0])
 
 
+# A dozen cases, one of each kind of check, that also run the whole in-process launch (rnnbench.cli.main).
+THROUGH_MAIN = [
+    ("seed=abc",),  # a root setting's rule
+    ("data=timemachine", "data.seq_len=100000"),  # a data module's rule, under a group choice
+    (f"model.hidden_size={HUGE}",),  # the memory estimate
+    ("optim=sgd", "optim.momentum=-1"),  # an optimizer's argument
+    ("trainer.val_check_interval=0.5",),  # the Trainer, against the data's batches
+    ("+trainer.strategy=ddp",),  # a Trainer argument added with +
+    ("model.hiden_size=8",),  # a key the config lacks
+    ("experiment=quickstrat",),  # a misspelled choice of an optional group
+    ("seed=${oc.env:RNNBENCH_TEST_WORD}",),  # an interpolation resolving to a bad value
+    ("-m", "model.cell=rnn,nope"),  # one bad job of a sweep
+    (*JOBLIB, "hydra.launcher.n_jobs=0"),  # a launcher's setting
+    (*OPTUNA, "objective=null"),  # a sweeper against the objective
+    ("hydra.run.dir=${nope}",),  # Hydra's run dir
+]
+assert set(THROUGH_MAIN) <= {args for args, _ in CASES + HYDRA_CASES}, "each case through main() is a case above"
+
+# Compositions shared by every case of this module: (config, overrides, return_hydra_config) -> the composed config.
+COMPOSED: dict[tuple[str, tuple[str, ...], bool], DictConfig] = {}
+
+
+def compose_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the launch path's validation compose each distinct set of config-group choices (and Hydra settings)
+    once for the whole module: the same compositions, each case getting a copy to set its values on."""
+    real = validation.compose
+
+    def composed(config_name: str, overrides: list[str] | None = None, return_hydra_config: bool = False) -> DictConfig:
+        key = (config_name, tuple(overrides or ()), return_hydra_config)
+        if key not in COMPOSED:
+            COMPOSED[key] = real(config_name, overrides=list(key[1]), return_hydra_config=return_hydra_config)
+        return copy.deepcopy(COMPOSED[key])
+
+    monkeypatch.setattr(validation, "compose", composed)
+
+
+def refusal(arguments: tuple[str, ...]) -> str:
+    """The line ``rnnbench train ARGUMENTS`` prints when its validation refuses them (as rnnbench.launch.train
+    prints it); fails the test if they pass."""
+    try:
+        validation.check_every_job(list(arguments))
+    except (RnnbenchError, HydraException) as error:
+        return f"rnnbench: error: {Secrets.from_environment(arguments).scrub(' '.join(str(error).split()))}\n"
+    pytest.fail(f"not refused: {' '.join(arguments)}")
+
+
 @pytest.fixture
 def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working dir that no job may write to: a job that would start fails the test instead."""
@@ -185,11 +240,25 @@ def assert_refused(code: int, out: str, err: str, setting: str, cwd: Path) -> No
 
 
 @pytest.mark.parametrize("case", CASES + HYDRA_CASES, ids=case_id)
-def test_bad_input_is_refused_before_any_job(case, empty_cwd, capsys):
+def test_bad_input_is_refused_before_any_job(case, empty_cwd, monkeypatch, capsys):
     arguments, setting = case
-    code = main(["train", *arguments])
+    compose_each_once(monkeypatch)
+    err = refusal(arguments)
+    out, printed = capsys.readouterr()
+    assert printed == ""
+    assert_refused(2, out, err, setting, empty_cwd)
+
+
+@pytest.mark.parametrize("case", [case for case in CASES + HYDRA_CASES if case[0] in THROUGH_MAIN], ids=case_id)
+def test_the_launch_refuses_bad_input_with_the_validations_line(case, empty_cwd, monkeypatch, capsys):
+    arguments, setting = case
+    with monkeypatch.context() as shared:
+        compose_each_once(shared)
+        expected = refusal(arguments)
+    code = main(["train", *arguments])  # composing afresh, as a user's command does
     out, err = capsys.readouterr()
     assert_refused(code, out, err, setting, empty_cwd)
+    assert err == expected
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +283,7 @@ def test_a_text_too_short_for_the_windows_is_refused(tiny_text, empty_cwd, capsy
 ], ids=lambda value: " ".join(value) if isinstance(value, tuple) else value)
 def test_the_command_refuses_bad_input(arguments, setting, tmp_path):
     result = subprocess.run([sys.executable, "-m", "rnnbench", "train", "logger=none", "trainer.max_steps=2",
-                             *arguments], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+                             *arguments], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=PATIENCE)
     assert_refused(result.returncode, result.stdout, result.stderr, setting, tmp_path)
 
 

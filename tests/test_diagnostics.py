@@ -81,7 +81,8 @@ def test_without_clipping_the_clip_rate_is_null_and_groups_are_logged():
     data = AddingProblem(seq_len=8, num_train=128, num_val=32, num_test=32, batch_size=32)
     module = SequenceTaskModule(SequenceModel(data.task, cell="lstm", hidden_size=8, num_layers=2, bidirectional=True),
                                 lambda p: torch.optim.Adam(p, lr=0.01))
-    pl.Trainer(max_steps=10, logger=Capture(), log_every_n_steps=5, callbacks=[monitor], enable_checkpointing=False,
+    # 4 batches an epoch: logging every 2 steps (not more than an epoch's batches) still logs at step 10
+    pl.Trainer(max_steps=10, logger=Capture(), log_every_n_steps=2, callbacks=[monitor], enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                accelerator="cpu").fit(module, datamodule=data)
     record = empty_record()

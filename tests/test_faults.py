@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import PATIENCE, cli_env, wait_until
 
 RUN = ["data=adding", "data.seq_len=10", "model.hidden_size=8", "trainer.max_steps=1500",
        "trainer.val_check_interval=50", "logger=csv", "threads=1"]
@@ -20,7 +20,7 @@ RUN = ["data=adding", "data.seq_len=10", "model.hidden_size=8", "trainer.max_ste
 
 def train(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rnnbench", "train", *args], cwd=tmp_path, capture_output=True,
-                          text=True, env=env or cli_env(), timeout=600)
+                          text=True, env=env or cli_env(), timeout=PATIENCE)
 
 
 def interrupt_after_first_checkpoint(tmp_path: Path, run_dir: str, signum: int,
@@ -31,12 +31,10 @@ def interrupt_after_first_checkpoint(tmp_path: Path, run_dir: str, signum: int,
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=cli_env())
     checkpoint = tmp_path / run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(checkpoint.exists, "the run's first checkpoint", process=process)
     time.sleep(0.5)
     process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=PATIENCE)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
@@ -44,6 +42,7 @@ def record(path: Path) -> dict:
     return json.loads((path / "result.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path, signum):
     whole = train(tmp_path, *RUN, "hydra.run.dir=whole")
@@ -66,6 +65,7 @@ def test_an_interrupted_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_p
     assert not (tmp_path / "cut" / "checkpoints").exists()  # a finished run keeps no checkpoint
 
 
+@pytest.mark.slow
 def test_a_corrupted_record_is_set_aside_and_its_job_runs_again(tmp_path):
     args = [*RUN[:3], "trainer.max_steps=20", "trainer.val_check_interval=10", "logger=none", "hydra.run.dir=job"]
     assert train(tmp_path, *args).returncode == 0
@@ -77,6 +77,7 @@ def test_a_corrupted_record_is_set_aside_and_its_job_runs_again(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == '{"status": "compl'
 
 
+@pytest.mark.slow
 def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_path):
     """Planted credentials: resolved from the environment into a setting whose key does not look secret, into one
     whose key does, and a literal under a secret-looking key; every byte written (records, Hydra's dumps, CSV,
@@ -93,7 +94,7 @@ def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_p
     refused = train(tmp_path, "seed=${oc.env:AWS_SECRET_ACCESS_KEY}", env=env)
     assert refused.returncode == 2
     table = subprocess.run([sys.executable, "-m", "rnnbench", "table", "multirun"], cwd=tmp_path,
-                           capture_output=True, text=True, env=env, timeout=300)
+                           capture_output=True, text=True, env=env, timeout=PATIENCE)
     assert table.returncode == 0, table.stderr
     secrets = [*planted.values(), literal]
     printed = result.stdout + result.stderr + refused.stdout + refused.stderr + table.stdout + table.stderr
@@ -148,13 +149,14 @@ def start_sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
 
 
 def wait_for_checkpoints(tmp_path: Path, process: subprocess.Popen, jobs: int = 2) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if len(list((tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))) >= jobs:
-            return
-        assert process.poll() is None, process.communicate()[1][-2000:]
-        time.sleep(0.1)
-    pytest.fail("the sweep's jobs never checkpointed")
+    wait_until(lambda: len(list((tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))) >= jobs,
+               "the sweep's jobs to checkpoint", process=process)
+
+
+def wait_for_the_end_of(workers: set[int]) -> None:
+    """Until none of ``workers`` is alive (the callers then check that their records say they were stopped, not
+    that they ran to their end)."""
+    wait_until(lambda: not any(alive(p) for p in workers), "the sweep's workers to end", interval=0.2)
 
 
 def statuses(tmp_path: Path) -> list[str]:
@@ -168,14 +170,12 @@ def test_ctrl_c_stops_a_joblib_sweep_and_its_workers_and_every_record_says_inter
     workers = descendants(process.pid)
     assert workers, "joblib started no worker process"
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=PATIENCE)
     assert process.returncode == 130, stdout[-2000:] + stderr[-2000:]
     assert "Traceback" not in stdout + stderr
     assert "rnnbench: the sweep was interrupted" in stdout and "2 run(s): 2 interrupted" in stdout
     assert statuses(tmp_path) == ["interrupted", "interrupted"]
-    deadline = time.monotonic() + 30
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_the_end_of(workers)
     assert not [p for p in workers if alive(p)], "orphaned workers"
 
 
@@ -185,10 +185,8 @@ def test_kill_9_of_a_joblib_parent_stops_its_workers_and_an_immediate_resume_fin
     wait_for_checkpoints(tmp_path, process)
     workers = descendants(process.pid)
     process.kill()  # the parent only: its workers are left without it
-    process.communicate(timeout=60)
-    deadline = time.monotonic() + 30
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    process.communicate(timeout=PATIENCE)
+    wait_for_the_end_of(workers)
     assert not [p for p in workers if alive(p)], "the workers outlived their parent"
     assert statuses(tmp_path) == ["interrupted", "interrupted"]  # each worker's ParentWatch stopped its job cleanly
     resumed = train(tmp_path, *SWEEP, "resume=true")
@@ -212,10 +210,8 @@ def test_a_second_sweep_into_a_dir_in_use_is_refused_and_a_killed_ones_lock_is_n
     assert len(list((tmp_path / "sweep").glob("*/csv/metrics.csv"))) == 2  # nothing beside the first's jobs
     workers = descendants(first.pid)
     first.kill()  # its lock file stays behind, but the kernel released the lock with the process
-    first.communicate(timeout=60)
-    deadline = time.monotonic() + 30
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    first.communicate(timeout=PATIENCE)
+    wait_for_the_end_of(workers)
     again = train(tmp_path, *SWEEP, "trainer.max_steps=100")  # another config into the same dir
     assert again.returncode == 0, again.stderr[-2000:]
     assert "2 run(s): 2 completed" in again.stdout
@@ -258,13 +254,10 @@ def test_a_disk_that_fills_up_mid_sweep_fails_that_job_in_one_line_and_keeps_the
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=cli_env())
     first = small_disk / "sweep" / "0" / "result.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if first.exists() and json.loads(first.read_text())["status"] == "completed":
-            break
-        time.sleep(0.05)
+    wait_until(lambda: first.exists() and json.loads(first.read_text())["status"] == "completed",
+               "the first job's record", process=process, interval=0.05)
     fill(small_disk)  # the second job starts on a full disk
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=PATIENCE)
     assert process.returncode == 1, stdout[-2000:] + stderr[-2000:]
     assert "Traceback" not in stdout + stderr
     finished = json.loads(first.read_text())
@@ -303,11 +296,9 @@ def test_a_disk_that_fills_up_while_a_job_trains_still_gets_its_failed_record(tm
                                 "+trainer.max_time=00:00:01:00", f"hydra.run.dir={small_disk}/run"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     checkpoint = small_disk / "run" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(checkpoint.exists, "the run's first checkpoint", process=process, interval=0.05)
     fill(small_disk)
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=PATIENCE)
     assert process.returncode == 1 and "Traceback" not in stdout + stderr, stdout[-2000:] + stderr[-2000:]
     record = json.loads((small_disk / "run" / "result.json").read_text())
     assert record["status"] == "failed" and "No space left on device" in record["error"]

@@ -43,7 +43,7 @@ def settings(name: str, **extra) -> dict:
 
 
 def test_the_four_sets_of_boulanger_lewandowski_ship():
-    assert sorted(MUSIC) == ["jsb_chorales", "musedata", "nottingham", "piano_midi"]
+    assert {"jsb_chorales", "musedata", "nottingham", "piano_midi"} <= set(MUSIC)  # another set may join them
 
 
 @pytest.mark.parametrize("name", sorted(MUSIC))

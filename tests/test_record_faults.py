@@ -17,7 +17,7 @@ from rnnbench.report.records import load_runs
 from rnnbench.report.status import describe
 from rnnbench.record.schema import COMPLETED, DIVERGED, INTERRUPTED, RUNNING, Record
 
-from conftest import cli_env
+from conftest import PATIENCE, cli_env
 
 LENGTH = 8
 # (cell, seed, status, test/mse) of the valid records: gru 2 completed; rnn 1 completed, 1 diverged, 1 interrupted.
@@ -98,7 +98,7 @@ def faulty(tmp_path) -> tuple[Path, dict, dict[Path, str]]:
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rnnbench", *map(str, args)], cwd=cwd, env=cli_env(),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=PATIENCE)
 
 
 def table_json(capsys, *args) -> tuple[int, dict[str, dict], str]:

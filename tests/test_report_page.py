@@ -16,22 +16,23 @@ import pytest
 
 from rnnbench.cli import main
 from rnnbench.report.html import MAX_GROUPINGS, embedded_data
+from rnnbench.report.figures import KINDS as FIGURE_KINDS
 
-from conftest import cli_env
+from conftest import PATIENCE, cli_env
 
 # 2 cells x clipping off/0.5 x 2 seeds: three groupings to choose from (both keys, the cell, the threshold).
 SWEEP = ("train", "-m", "model.cell=rnn,gru", "trainer.gradient_clip_val=null,0.5", "seed=0,1", "threads=1",
          "logger=csv", "trainer.max_steps=30", "trainer.val_check_interval=15", "model.hidden_size=8",
          "data.num_train=256", "data.num_val=64", "data.num_test=64", "data.seq_len=10")
 MAX_BYTES = 5_000_000
-KINDS = {"gradient-flow", "curves", "curves-time", "clip-rate", "gates"}
+KINDS = set(FIGURE_KINDS)  # every kind of figure rnnbench draws
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("page_sweep")
     result = subprocess.run([sys.executable, "-m", "rnnbench", *SWEEP], cwd=cwd, env=cli_env(),
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=PATIENCE)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (cwd / "multirun").iterdir()
     assert len(list(sweep_dir.rglob("result.json"))) == 8
@@ -58,6 +59,7 @@ def mean_of(sweep: Path, metric: str, **settings) -> float:
     return statistics.mean(r["metrics"][metric] for r in records(sweep) if matches(r))
 
 
+@pytest.mark.slow  # its fixture trains a sweep in a subprocess
 def test_page_is_one_self_contained_file(page, sweep):
     text = page.read_text()
     assert len(text.encode()) < MAX_BYTES
@@ -114,6 +116,7 @@ def build_again(sweep: Path, page: Path) -> str:
     return text
 
 
+@pytest.mark.slow  # its fixture trains a sweep in a subprocess
 def test_report_errors_are_one_line(sweep, tmp_path, capsys):
     for arguments, message in (
             (["report", str(tmp_path / "missing")], f"{tmp_path / 'missing'}: no such file or directory"),
@@ -150,6 +153,7 @@ def browser():
         launched.close()
 
 
+@pytest.mark.slow  # its fixture trains a sweep in a subprocess
 def test_the_page_renders_offline_in_chromium(browser, page, sweep, tmp_path):
     context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1100})
     tab = context.new_page()
@@ -159,7 +163,7 @@ def test_the_page_renders_offline_in_chromium(browser, page, sweep, tmp_path):
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     tab.on("request", lambda request: requests.append(request.url))
     tab.goto(page.as_uri())
-    tab.wait_for_selector("#report[data-ready=true]", timeout=15_000)
+    tab.wait_for_selector("#report[data-ready=true]", timeout=PATIENCE * 1000)
     assert problems == [] and requests == [page.as_uri()]
 
     # the table's means, as the records give them
@@ -249,7 +253,7 @@ def test_every_committed_page_renders_offline(browser, committed):
     tab.on("pageerror", lambda error: problems.append(str(error)))
     tab.on("request", lambda request: requests.append(request.url))
     tab.goto(committed.as_uri())
-    tab.wait_for_selector("#report[data-ready=true]", timeout=15_000)
+    tab.wait_for_selector("#report[data-ready=true]", timeout=PATIENCE * 1000)
     figures = tab.eval_on_selector_all("figure.chart", "figures => figures.map(f => f.querySelectorAll('svg').length)")
     assert figures == [len(f["panels"]) for f in data["groupings"][0]["figures"]]
     assert tab.eval_on_selector_all("#runs tbody tr", "rows => rows.length") == len(data["runs"]["rows"])

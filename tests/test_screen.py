@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,14 +18,16 @@ import pytest
 
 from rnnbench.errors import RnnbenchError
 from rnnbench.launch.validate import preflight
-from rnnbench.job.progress import Heartbeat, StepProgressBar, status_line
+from rnnbench.job.progress import Heartbeat, StepProgressBar
+from rnnbench.record.lines import status_line
 from rnnbench.report.status import describe
 
-from conftest import FAST, choices, cli_env
+from conftest import FAST, PATIENCE, choices, cli_env, wait_until
 
 LINE_BUDGET = 25
 
 
+@pytest.mark.slow
 def test_a_single_run_without_a_terminal_prints_a_few_lines_ending_with_its_numbers(rnnbench_cli, tmp_path):
     result = rnnbench_cli("train", "data.seq_len=10", *FAST)  # the default logger: W&B offline + CSV
     assert result.returncode == 0, result.stderr[-2000:]
@@ -39,11 +42,13 @@ def test_a_single_run_without_a_terminal_prints_a_few_lines_ending_with_its_numb
     assert "GPU available" in log_file.read_text()  # kept in the job's log, not lost
 
 
+@pytest.mark.slow
 def test_verbose_shows_what_the_libraries_say(rnnbench_cli):
     result = rnnbench_cli("train", "data.seq_len=10", "logger=csv", "verbose=true", *FAST)
     assert result.returncode == 0 and "GPU available" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_sweep_prints_one_line_per_job_in_order_of_completion_and_its_table(rnnbench_cli):
     result = rnnbench_cli("train", "-m", "data.seq_len=10", "model.cell=rnn,gru", "seed=0,1", *FAST)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -67,10 +72,11 @@ def test_a_joblib_sweep_prints_the_same_lines(rnnbench_cli):
     assert numbers == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar_over_the_steps(tmp_path):
     command = " ".join([sys.executable, "-m", "rnnbench", "train", "data.seq_len=10", "logger=none", *FAST])
     done = subprocess.run(["script", "-qec", f"stty cols 150 rows 40; {command}", "/dev/null"], cwd=tmp_path,
-                          env=cli_env(), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+                          env=cli_env(), capture_output=True, text=True, timeout=PATIENCE, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout[-2000:]
     screen = done.stdout.replace("\r", "\n")
     assert re.search(r"Training: 100%\|.*\| 40/40 \[.*step/s, train/loss=[0-9.e-]+, val/mse=[0-9.e-]+\]", screen), \
@@ -78,7 +84,9 @@ def test_a_terminal_gets_a_progress_bar_over_the_steps(tmp_path):
     assert "Epoch" not in screen
 
 
-def test_without_a_terminal_the_status_line_comes_at_most_every_interval(caplog):
+def test_without_a_terminal_the_status_line_comes_at_most_every_interval(monkeypatch, caplog):
+    clock = [0.0]  # the bar's clock, moved by hand: a busy machine pausing between two steps changes nothing
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     bar = StepProgressBar("mse", interval=0.05, terminal=False)
 
     class Trainer:
@@ -89,8 +97,9 @@ def test_without_a_terminal_the_status_line_comes_at_most_every_interval(caplog)
         bar.on_train_start(trainer, None)
         for step in range(1, 6):
             trainer.global_step = step
+            clock[0] += 0.001
             bar.on_train_batch_end(trainer, None, None, None, step)
-        time.sleep(0.06)
+        clock[0] += 0.06
         trainer.global_step = 6
         bar.on_train_batch_end(trainer, None, None, None, 6)
     assert len(caplog.records) == 1
@@ -120,7 +129,7 @@ def test_the_heartbeat_reports_progress_and_warns_once_when_training_slows(monke
 @pytest.mark.parametrize("overrides,message", [
     (["-m", "experiment=quikstart"], f"experiment='quikstart' is not allowed: one of {choices('experiment')}; "
                                      f"did you mean quickstart?"),
-    (["debug=smok"], "debug='smok' is not allowed: one of smoke; did you mean smoke?"),
+    (["debug=smok"], f"debug='smok' is not allowed: one of {choices('debug')}; did you mean smoke?"),
     (["-m", "hparams_search=adding_lr"], f"hparams_search='adding_lr' is not allowed: one of "
                                          f"{choices('hparams_search')}; did you mean adding_lr_hidden?"),
     (["-m", "experiment=quickstart,quikstart"], "experiment='quikstart' is not allowed"),
@@ -133,8 +142,7 @@ def test_the_heartbeat_reports_progress_and_warns_once_when_training_slows(monke
                               "did you mean max_steps?"),
     (["optim=sgd", "+optim.momentun=0.9"], "optim.momentun=0.9 is not allowed: an argument of torch.optim.SGD; "
                                            "did you mean momentum?"),
-    (["model=lstmm"], "model='lstmm' is not allowed: one of gru, irnn, lstm, lstm_forget_bias0, lstm_forget_bias1, "
-                      "recurrent, rnn, rnn_orthogonal; did you mean lstm?"),
+    (["model=lstmm"], f"model='lstmm' is not allowed: one of {choices('model')}; did you mean lstm?"),
     (["model.cell=lsmt"], "; did you mean lstm?"),
 ])
 def test_typos_are_refused_with_a_suggestion(overrides, message):
@@ -160,18 +168,20 @@ def test_status_of_a_sweep_killed_mid_way(tmp_path):
                "data.num_train=256", "data.batch_size=32"]
     process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True, text=True)
-    sweep = None
-    deadline = time.time() + 240
-    while time.time() < deadline:
+
+    def second_job_trains() -> bool:
         records = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json") if p.stat().st_size]
         statuses = sorted(r["status"] for r in records)
-        if statuses == ["completed", "running"] and any((r.get("progress") or {}).get("updated_at") for r in records):
-            sweep = next(tmp_path.glob("multirun/*"))
-            break
-        time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert sweep is not None, "the sweep never reached its second job"
+        return statuses == ["completed", "running"] and any((r.get("progress") or {}).get("updated_at")
+                                                             for r in records)
+
+    try:
+        wait_until(second_job_trains, "the sweep's second job to train", process=process, interval=0.5)
+        sweep = next(tmp_path.glob("multirun/*"))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     lines = describe(sweep)
     assert re.match(rf"{re.escape(str(sweep))}: 3 job\(s\): 1 completed, 1 running, 1 not started; ETA ", lines[0]), lines
     assert re.match(r"  running   trainer\.max_steps=40000: step \d+/40000 \(\d+%\), [0-9.]+ steps/s, ETA ", lines[1]), lines

@@ -21,10 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, cli_env
+from conftest import FAST, PATIENCE, cli_env
 from slurm_cluster import Cluster, missing, start_cluster
-
-pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/:UserWarning")
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +50,11 @@ def start(tmp_path: Path, cluster: Cluster, *args: str, log: str, **env: str) ->
                             stdout=(tmp_path / log).open("w"), stderr=subprocess.STDOUT)
 
 
-def finish(process: subprocess.Popen, tmp_path: Path, log: str, timeout: float = 300) -> tuple[int, str]:
-    returncode = process.wait(timeout=timeout)
+def finish(process: subprocess.Popen, tmp_path: Path, log: str, timeout: float = PATIENCE) -> tuple[int, str]:
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the command did not end in {timeout:.0f} s: {(tmp_path / log).read_text()[-3000:]}")
     return returncode, (tmp_path / log).read_text()
 
 
@@ -68,7 +69,7 @@ def only_sweep_dir(parent: Path) -> Path:
     return dirs[0]
 
 
-def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+def wait_for(condition, what: str, process: subprocess.Popen | None = None, timeout: float = PATIENCE) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert process is None or process.poll() is None, f"the sweep ended while waiting for {what}"
@@ -215,7 +216,7 @@ def test_slurm_sweep_gives_every_job_its_records_and_isolates_failures(slurm_clu
     process = start(tmp_path, cluster, "-m", *slurm_launcher(cluster, array_parallelism=2), "data.seq_len=10",
                     f"model.cell=rnn,{failing_cell}", "model.nonlinearity=relu", "optim=sgd", "optim.lr=0.01,1e12",
                     *fast, "diagnostics=none", log="sweep.log")
-    wait_for(lambda: watch.array is not None, 60, "the array in squeue", process)
+    wait_for(lambda: watch.array is not None, "the array in squeue", process)
     throttle = cluster.job(f"{watch.array}_0").get("ArrayTaskThrottle")
     returncode, output = finish(process, tmp_path, "sweep.log")
     watch.stop.set()
@@ -249,7 +250,7 @@ def test_slurm_sweep_gives_every_job_its_records_and_isolates_failures(slurm_clu
     assert len(run_ids) == 4
     offline = sorted(map(str, sweep.glob("*/wandb/offline-run-*")))
     sync = subprocess.run([str(Path(sys.executable).parent / "wandb"), "sync", "--dry-run", "-n", "4", *offline],
-                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=PATIENCE)
     assert sync.returncode == 0 and "Would sync 4 run(s)" in sync.stdout + sync.stderr, sync.stderr[-2000:]  # README
     completed = found[(0.01, "rnn")]
     assert completed["steps"] == 40 and completed["metrics"]["test/mse"] > 0
@@ -302,21 +303,21 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
     warned = start(tmp_path, cluster, "-m", *slurm_launcher(cluster, timeout_min=2, signal_delay_s=30,
                                                               max_num_timeout=1),
                    *run[:-1], "seed=3", "hydra.sweep.dir=warned", log="warned.log", **{STEP_SECONDS: "0.6"})
-    wait_for(lambda: (tmp_path / "multirun").is_dir() and any((tmp_path / "multirun").glob("*/multirun.yaml")), 60,
+    wait_for(lambda: (tmp_path / "multirun").is_dir() and any((tmp_path / "multirun").glob("*/multirun.yaml")),
              "the sweep dir", process)
     sweep = only_sweep_dir(tmp_path / "multirun")
 
     def checkpointed(job: str) -> bool:
         return (sweep / job / "checkpoints" / "last.ckpt").is_file()
 
-    wait_for(lambda: checkpointed("0") and checkpointed("1"), 120, "the first checkpoints", process)
+    wait_for(lambda: checkpointed("0") and checkpointed("1"), "the first checkpoints", process)
     array = sweep_array(sweep)
     assert array is not None
     cluster.run("scontrol", "requeue", f"{array}_0")
     cluster.run("scancel", "--signal=TERM", f"{array}_1")
-    wait_for(lambda: records(sweep).get("1", {}).get("status") == "interrupted", 60, "seed 1 to stop", process)
+    wait_for(lambda: records(sweep).get("1", {}).get("status") == "interrupted", "seed 1 to stop", process)
     status = subprocess.run([sys.executable, "-m", "rnnbench", "status", str(sweep)], cwd=tmp_path, env=cli_env(),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=PATIENCE)
     returncode, output = finish(process, tmp_path, "sweep.log")
     sweep_seconds = time.monotonic() - started
     assert status.returncode == 0, status.stderr
@@ -338,7 +339,7 @@ def test_requeued_cancelled_and_timed_out_jobs_continue_to_the_metrics_of_uninte
     assert timed_out["status"] == "interrupted" and timed_out["error"] in ("interrupted by SIGTERM",
                                                                            "interrupted by SIGUSR2")
     # the launcher has the job's result once it is written; Slurm says TIMEOUT once the job's processes are gone
-    wait_for(lambda: cluster.job(f"{array}_2").get("JobState") != "COMPLETING", 60, "seed 2's job to end")
+    wait_for(lambda: cluster.job(f"{array}_2").get("JobState") != "COMPLETING", "seed 2's job to end")
     assert cluster.job(f"{array}_2").get("JobState") == "TIMEOUT", cluster.job(f"{array}_2")
     stopped_at = {}
     for job, record in (("1", cancelled), ("2", timed_out)):

@@ -14,9 +14,14 @@ from conftest import FAST
 
 
 def validation_loss(module: SequenceTaskModule, datamodule) -> float:
+    """The loss on the validation split, in eval mode; the module is left in the mode it was in (training starts
+    from train mode, as Lightning expects)."""
     inputs, targets = datamodule.splits["val"]
+    training = module.training
     with torch.no_grad():
-        return module.task.compute_loss(module.eval()(inputs), targets).item()
+        loss = module.task.compute_loss(module.eval()(inputs), targets).item()
+    module.train(training)
+    return loss
 
 
 def train_briefly(cfg, steps: int) -> tuple[float, float, dict[str, float]]:

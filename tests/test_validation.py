@@ -6,14 +6,14 @@ import pytest
 
 from rnnbench.errors import RnnbenchError
 from rnnbench.launch.validate import preflight
+from rnnbench.models.cells.registry import CELLS
 
 from conftest import choices
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["model.cell=transformer"], "model.cell='transformer' is not allowed: a registered cell (rnn, lstm, gru, "
-                                 "lstm_peephole, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg, "
-                                 "lstm_fgr, mgu, mingru, minlstm, indrnn) or the dotted path"),
+    (["model.cell=transformer"], f"model.cell='transformer' is not allowed: a registered cell ({', '.join(CELLS)}) "
+                                 "or the dotted path"),
     (["model.cell=torch.nn.LSTM"], "model.cell='torch.nn.LSTM' is not allowed: a registered cell"),
     (["model.cell=lstm", "+model.cell_options.peepholes=true"],
      "model.cell_options.peepholes=True is not allowed: no option: LSTM takes none"),
@@ -23,7 +23,7 @@ from conftest import choices
      "model.recurrent_init='orthogonal' is not allowed: default for cell mingru"),
     (["data=imagenet"], f"data='imagenet' is not allowed: one of {choices('data')}"),
     (["optim=lbfgs"], f"optim='lbfgs' is not allowed: one of {choices('optim')}"),
-    (["logger=tensorboard"], "logger='tensorboard' is not allowed: one of csv, none, wandb"),
+    (["logger=tensorboard"], f"logger='tensorboard' is not allowed: one of {choices('logger')}"),
     (["model.num_layers=0"], "model.num_layers=0 is not allowed: an integer >= 1"),
     (["model.hidden_size=0"], "model.hidden_size=0 is not allowed: an integer >= 1"),
     (["model.dropout=1.0"], "model.dropout=1.0 is not allowed: a number in [0, 1)"),
@@ -162,9 +162,9 @@ def test_value_overrides_on_a_composed_config_equal_hydras_compose(overrides):
 
 
 @pytest.mark.parametrize("arguments,composes", [
-    (["-m", "model.cell=rnn,lstm,gru", "seed=0,1,2", "resume=true"], 2),  # values only: one compose for 9 jobs
-    (["-m", "model=rnn,lstm", "seed=0,1,2"], 3),  # one per group choice, plus Hydra's settings
-    (["model=gru", "seed=4"], 2),
+    (["-m", "model.cell=rnn,lstm,gru", "seed=0,1,2", "resume=true"], 1),  # values only: one compose for 9 jobs
+    (["-m", "model=rnn,lstm", "seed=0,1,2"], 3),  # one per group choice, plus the command's own (Hydra's settings)
+    (["model=gru", "seed=4"], 1),  # the command's own composition serves its job
 ])
 def test_the_launch_path_composes_once_per_distinct_set_of_group_choices(arguments, composes, monkeypatch):
     import rnnbench.launch.validate as preflight_module
@@ -175,18 +175,17 @@ def test_the_launch_path_composes_once_per_distinct_set_of_group_choices(argumen
     monkeypatch.setattr(preflight_module, "compose", lambda *a, **k: calls.append(k["overrides"]) or real(*a, **k))
     launch = plan(arguments)
     assert len(calls) == composes, calls
-    assert launch.arguments[-1].startswith("hydra.sweep.dir='multirun/" if "-m" in arguments else "hydra.run.dir='")
+    pinned = [a for a in launch.arguments if a.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
+    assert pinned[0].startswith("hydra.sweep.dir='multirun/" if "-m" in arguments else "hydra.run.dir='")
+    assert ("hydra/sweeper=validated" in launch.arguments) == ("-m" in arguments)  # Hydra's grid, trusting this
     assert launch.expected_jobs == (9 if "seed=0,1,2" in arguments and "model.cell=rnn,lstm,gru" in arguments else
                                     6 if "model=rnn,lstm" in arguments else 1)
 
 
-def test_a_large_grid_is_validated_at_more_than_1000_jobs_per_second_and_says_so(capsys):
-    """60,000 jobs (20,000 seeds x 3 cells): one full validation per cell, each seed by its rule."""
-    import time
-
-    started = time.perf_counter()
+def test_a_large_grid_is_validated_and_says_so(capsys):
+    """60,000 jobs (20,000 seeds x 3 cells): one full validation per cell, each seed by its rule. How fast:
+    ``python -m benchmarks.validation_rate`` (a measurement, not a test)."""
     assert preflight(["-m", "seed=range(0,20000)", "model.cell=rnn,lstm,gru"]) == 60_000
-    assert 60_000 / (time.perf_counter() - started) > 1000
     assert "rnnbench: validating 60,000 jobs before any starts" in capsys.readouterr().out
     with pytest.raises(RnnbenchError, match=r"^seed=-1 is not allowed: an integer"):
         preflight(["-m", "seed=range(-1,20000)", "model.cell=rnn,lstm,gru"])

@@ -18,7 +18,6 @@ and ``rnnbench status`` read the command.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +60,8 @@ class ResumableOptunaSweeper(OptunaSweeper):
         return super().sweep(arguments)
 
     def _set_aside(self, number: int) -> None:
-        from rnnbench.record.schema import RECORD_NAME, now
+        from rnnbench.record.schema import RECORD_NAME, set_aside
 
         record = self.sweep_dir / str(number) / RECORD_NAME
         if record.exists():
-            os.replace(record, record.with_name(f"{RECORD_NAME}.superseded-{now().replace(':', '')}"))
+            set_aside(record, "superseded")

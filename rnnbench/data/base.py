@@ -14,12 +14,11 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rnnbench.data.task import Task
-from rnnbench.errors import defaults_of, require_fits, require_int
+from rnnbench.errors import SEED_LIMIT, defaults_of, require_fits, require_int
 
 Split = tuple[Tensor, Tensor]
 # variable-length data: a list of (T_i, ...) sequences, and per-step target sequences or one tensor of targets
 SequenceSplit = tuple[list[Tensor], list[Tensor] | Tensor]
-SEED_LIMIT = 2**32 - 1  # the largest seed numpy, hence Lightning's seed_everything, accepts
 
 
 Batch = tuple[Tensor, ...]  # (inputs, targets), or (inputs, targets, lengths) for variable-length data

@@ -29,6 +29,8 @@ def cached_reference(datamodule: Any, settings: Mapping[str, Any]) -> dict[str, 
     compute = getattr(datamodule, "reference", None)
     if compute is None:
         return None
+    # Not joblib.Memory: it keys on the function's source and pickles into its own tree; this cache is one readable
+    # JSON per settings (tests/test_data.py pins it), kept across code changes, a damaged one read as a miss.
     key = hashlib.sha256(json.dumps({"class": type(datamodule).__name__, **settings}, sort_keys=True,
                                     default=str).encode()).hexdigest()
     path = cache_dir() / f"{key}.json"

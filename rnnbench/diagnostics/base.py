@@ -1,20 +1,41 @@
-"""What every diagnostic callback shares: a narrow view of the model, a probe batch, logging, the record."""
+"""What every diagnostic callback shares: a narrow view of the model, a probe batch, logging, the record, and the
+state a checkpoint keeps of any rnnbench callback (:class:`CallbackState`, which the job's own callbacks use too)."""
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import Logger
 import torch
 from torch import Tensor
 
 from rnnbench.data.base import first_samples, unpack_batch
 from rnnbench.errors import require_int
 from rnnbench.models.stack import LayerStack
-from rnnbench.job.loggers import wandb_loggers
 from rnnbench.record.schema import Record
-from rnnbench.job.checkpoints import CallbackState
+
+
+class CallbackState:
+    """Mix into a Lightning callback: its attributes named in :attr:`checkpointed` go into checkpoints (Lightning
+    calls ``state_dict``/``load_state_dict``), so that a resumed run continues its counts and curves."""
+
+    checkpointed: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.checkpointed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for name in self.checkpointed:
+            if name in state_dict:
+                setattr(self, name, state_dict[name])
+
+
+def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
+    """The W&B loggers among ``loggers`` (by name, so wandb itself is imported only when one is used)."""
+    return [logger for logger in loggers if type(logger).__name__ == "WandbLogger"]
 
 
 def layer_stack(pl_module: pl.LightningModule) -> LayerStack:

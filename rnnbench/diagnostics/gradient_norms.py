@@ -10,6 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
+from torch.nn.utils import get_total_norm
 
 from rnnbench.diagnostics.base import gradients_section, Diagnostic, log_scalars, layer_stack
 from rnnbench.diagnostics.measures.gradient_norms import cell_parameter_groups, grad_norm_tensor
@@ -23,7 +24,7 @@ class GradientNormMonitor(Diagnostic):
     parameter names (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` for the built-ins; a
     peephole LSTM adds ``weight_ch``).
 
-    Every step's pre-clip global norm is computed on the device (one fused ``_foreach_norm``)
+    Every step's pre-clip global norm is computed on the device (``get_total_norm``: one fused pass)
     and kept there; on logging steps all of them, the group norms and the post-clip norm go to
     the host in one transfer. So every step counts towards the clip rate and the spike and
     non-finite counts, without a host sync per step or per parameter.
@@ -69,8 +70,8 @@ class GradientNormMonitor(Diagnostic):
     def _measure(self, grads: list[Tensor]) -> Tensor:
         """(2,) float64 on the device: the global L2 norm and, for value clipping, the largest absolute
         entry (the L2 norm again otherwise: an infinity-norm pass costs ten times an L2 pass on CPU)."""
-        l2 = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2))).double()
-        largest = torch.stack(torch._foreach_norm(grads, math.inf)).max().double() if self.clip_by_value else l2
+        l2 = get_total_norm(grads, 2.0).double()
+        largest = get_total_norm(grads, math.inf).double() if self.clip_by_value else l2
         return torch.stack([l2, largest])
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:

@@ -5,4 +5,4 @@ Importing this package registers the resolvers and the sweeper plugin Hydra need
 (:mod:`rnnbench.hydra_setup`): Hydra instantiates this package's callbacks in every worker before it composes.
 """
 
-import rnnbench.hydra_setup  # noqa: F401
+import rnnbench.hydra_setup  # noqa: F401  (registers resolvers and sweepers on import)

@@ -9,7 +9,7 @@ keeps, it holds what makes the continuation exact on CPU:
   the same shuffled order from there;
 - every random generator (torch, numpy, python): :class:`RandomState`;
 - the state of each rnnbench callback (best validation values, gradient counts, probe curves): callbacks that
-  derive from :class:`CallbackState` list the attributes a checkpoint keeps.
+  derive from :class:`rnnbench.diagnostics.base.CallbackState` list the attributes a checkpoint keeps.
 
 Checkpoints hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``.
 The checkpoint is deleted when a run ends ``completed`` or ``diverged``: a result needs no continuation.
@@ -17,7 +17,6 @@ The checkpoint is deleted when a run ends ``completed`` or ``diverged``: a resul
 
 from __future__ import annotations
 
-import copy
 import random
 from pathlib import Path
 from typing import Any
@@ -52,21 +51,6 @@ def checkpoint_step(path: Path) -> int | None:
         return int(state["global_step"])
     except Exception:  # noqa: BLE001 - any damage means: no usable checkpoint
         return None
-
-
-class CallbackState:
-    """Mix into a Lightning callback: its attributes named in :attr:`checkpointed` go into checkpoints (Lightning
-    calls ``state_dict``/``load_state_dict``), so that a resumed run continues its counts and curves."""
-
-    checkpointed: tuple[str, ...] = ()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {name: copy.deepcopy(getattr(self, name)) for name in self.checkpointed}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for name in self.checkpointed:
-            if name in state_dict:
-                setattr(self, name, state_dict[name])
 
 
 class RandomState(pl.Callback):

@@ -7,7 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from rnnbench.job.checkpoints import CallbackState
+from rnnbench.diagnostics.base import CallbackState
 
 
 class DivergenceMonitor(CallbackState, pl.Callback):

@@ -18,15 +18,11 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from rnnbench.data.task import Task
+from rnnbench.diagnostics.base import wandb_loggers
 
 
 def is_wandb(logger_config: DictConfig) -> bool:
     return str(logger_config.get("_target_", "")).endswith("WandbLogger")
-
-
-def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
-    """The W&B loggers among ``loggers`` (by name, so wandb itself is imported only when one is used)."""
-    return [logger for logger in loggers if type(logger).__name__ == "WandbLogger"]
 
 
 def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name: str | None,
@@ -174,12 +170,14 @@ def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task,
 
 
 def wandb_record(loggers: list[Logger]) -> dict[str, Any] | None:
-    for logger in wandb_loggers(loggers):
-        if logger._experiment is not None:
-            run = logger._experiment
-            return {"run_id": run.id, "mode": "offline" if run.offline else "online", "dir": run.dir,
-                    "group": run.group or None, "name": run.name}
-    return None
+    """The W&B run of a WandbLogger that has started (or reused) one, read without starting one: ``wandb.run``
+    is that run, and the logger's ``version`` is its id (before, the id it was given, if any)."""
+    wandb = sys.modules.get("wandb")
+    run = wandb.run if wandb is not None else None
+    if run is None or not any(logger.version == run.id for logger in wandb_loggers(loggers)):
+        return None
+    return {"run_id": run.id, "mode": "offline" if run.offline else "online", "dir": run.dir,
+            "group": run.group or None, "name": run.name}
 
 
 def finish_wandb(exit_code: int) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 
+from rnnbench.record.lines import status_line
+
 log = logging.getLogger("rnnbench.progress")
 
 STATUS_INTERVAL = 30.0  # seconds between status lines without a terminal
@@ -33,26 +35,6 @@ def latest_metrics(trainer: pl.Trainer, task_metric: str | None) -> dict[str, fl
         if value is not None:
             found[name] = float(value)
     return found
-
-
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def status_line(step: int, total: int | None, rate: float, metrics: dict[str, float]) -> str:
-    """``step 700/1500 (47%), 35.2 steps/s, ETA 23 s, train/loss 0.0123, val/mse 0.0101``."""
-    parts = [f"step {step}/{total} ({100 * step / total:.0f}%)" if total else f"step {step}",
-             f"{rate:.3g} steps/s"]
-    if total and rate > 0:
-        parts.append(f"ETA {format_duration((total - step) / rate)}")
-    parts += [f"{name} {value:.4g}" for name, value in metrics.items()]
-    return ", ".join(parts)
 
 
 class StepProgressBar(TQDMProgressBar):

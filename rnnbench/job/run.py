@@ -32,12 +32,12 @@ from rnnbench.job.threads import auto_threads
 from rnnbench.job.loggers import (build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers,
                                        wandb_record)
 from rnnbench.record.schema import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
-                                      RecordError, SpaceReserve, flatten, new_record, now, read_record,
-                                      write_json_atomic)
+                                    RecordError, SpaceReserve, flatten, new_record, now, read_record, set_aside,
+                                    write_json_atomic)
+from rnnbench.record.plan import finished_elsewhere, read_plan
 from rnnbench.record.secrets import Secrets
 from rnnbench.job import slurm
 from rnnbench.record.locks import JOB_LOCK, DirLock
-from rnnbench.launch.resume import finished_elsewhere
 from rnnbench.job.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
                                            last_checkpoint)
 from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
@@ -207,18 +207,18 @@ class Job:
 JOB_LOCK_WAIT = 60.0  # seconds a job waits for an orphan of a killed sweep to stop writing its dir
 
 
+def validated_by_launcher(hydra: DictConfig) -> bool:
+    """Whether ``rnnbench train`` validated this job's overrides before it started (:mod:`rnnbench.record.plan`)."""
+    directory = Path(hydra.sweep.dir) if hydra.mode == RunMode.MULTIRUN else Path(hydra.runtime.output_dir)
+    plan = read_plan(directory)
+    return plan is not None and plan.covers(hydra.overrides.task)
+
+
 def launched_by_another_process() -> bool:
     """Whether this job runs in a worker process (joblib, submitit) rather than in the process that launched the
     sweep (``RNNBENCH_LAUNCHER_PID``, set by the launch path)."""
     launcher = os.environ.get(LAUNCHER_PID)
     return launcher is not None and launcher != str(os.getpid())
-
-
-def set_aside(path: Path, why: str) -> Path:
-    """Rename ``path`` to ``<name>.<why>-<UTC time>`` beside it; return the new path."""
-    aside = path.with_name(f"{path.name}.{why}-{now().replace(':', '')}")
-    os.replace(path, aside)
-    return aside
 
 
 def remove_stray_temporaries(directory: Path) -> None:
@@ -258,7 +258,8 @@ class Training:
 
     def fit_and_test(self) -> None:
         cfg, record, output_dir, hydra = self.cfg, self.record, self.output_dir, self.hydra
-        validate(cfg)
+        if not validated_by_launcher(hydra):
+            validate(cfg)  # a value the launcher could not see (an Optuna draw), or a job Hydra ran directly
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
         datamodule = build(cfg.data, "data")

@@ -33,9 +33,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from rnnbench.config import SUBMITIT_SLURM
+
 log = logging.getLogger(__name__)
 
-SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 TIME_LIMIT_WARNING = signal.SIGUSR2  # submitit's `#SBATCH --signal=USR2@<signal_delay_s>`
 
 # squeue's states, as submitit's watcher understands them (it waits while a job is READY, PENDING, RUNNING,
@@ -116,7 +117,7 @@ class SlurmSupport(Callback):
     """Hydra callback: a Slurm sweep's launching process follows its jobs quietly (:class:`QuietSlurmWatcher`)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if str(config.hydra.launcher.get("_target_", "")) == SLURM_LAUNCHER:
+        if str(config.hydra.launcher.get("_target_", "")) == SUBMITIT_SLURM:
             install_quiet_watcher()
 
 

@@ -3,4 +3,4 @@
 finished job (:mod:`.sweep_lines`) and summarise (:mod:`.summary`); :mod:`.train` holds the path from the command
 line to the exit status."""
 
-import rnnbench.hydra_setup  # noqa: F401
+import rnnbench.hydra_setup  # noqa: F401  (registers resolvers and sweepers on import)

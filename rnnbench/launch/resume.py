@@ -8,8 +8,9 @@ and the launch path pins ``hydra.sweep.dir=<it>``. In there, every job whose ``r
 diverged for the identical config is skipped (:func:`rnnbench.job.run.run` does that) and the
 rest run again, each in its own job dir as before.
 
-Overrides that do not change any job's result are ignored when comparing commands: ``resume``,
-``threads``, the launcher and the run/sweep dir.
+Overrides that do not change any job's result are ignored when comparing commands: the run settings
+(:data:`rnnbench.record.keys.RUN_SETTINGS`: ``resume``, ``threads``, ``verbose``, ``checkpoint``), the launcher and
+the run/sweep dir.
 
 A grid that grew (more seeds, a new value) is a new command, so it gets a new sweep dir; but with ``resume=true``
 the launch path first indexes every finished record in the dirs of the command's pattern
@@ -20,7 +21,6 @@ the launch path first indexes every finished record in the dirs of the command's
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from pathlib import Path
@@ -28,9 +28,12 @@ from pathlib import Path
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-IGNORED_KEYS = ("resume", "threads")
+from rnnbench.record.keys import LAUNCHER_ADDED, RUN_SETTINGS
+from rnnbench.record.plan import FINISHED_INDEX
+from rnnbench.record.schema import FINISHED, RecordError, read_record, write_json_atomic
+
 IGNORED_HYDRA_PREFIXES = ("hydra.mode", "hydra.sweep.dir", "hydra.run.dir", "hydra/launcher", "hydra.launcher.")
 _NOW = re.compile(r"\$\{now:[^}]*\}")
 
@@ -49,11 +52,11 @@ def _resume_requested(parsed: list[Override]) -> bool:
 
 def command_signature(task: list[str], hydra: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What identifies a command's jobs: its task and Hydra overrides, sorted, less those that never
-    change a result (``resume``, ``threads``, the launcher, the output dirs)."""
+    change a result (the run settings, the launcher, the output dirs)."""
     parser = OverridesParser.create()
-    kept_task = sorted(o.input_line for o in parser.parse_overrides(list(task)) if _key(o) not in IGNORED_KEYS)
+    kept_task = sorted(o.input_line for o in parser.parse_overrides(list(task)) if _key(o) not in RUN_SETTINGS)
     kept_hydra = sorted(o.input_line for o in parser.parse_overrides(list(hydra))
-                        if not _key(o).startswith(IGNORED_HYDRA_PREFIXES))
+                        if not _key(o).startswith(IGNORED_HYDRA_PREFIXES) and o.input_line not in LAUNCHER_ADDED)
     return tuple(kept_task), tuple(kept_hydra)
 
 
@@ -71,7 +74,7 @@ def dir_pattern(hydra_root: DictConfig, multirun: bool) -> str | None:
     ``hydra_root`` is the command's composed config with Hydra's settings (the launch path's)."""
     node = copy.deepcopy(hydra_root).hydra
     node = node.sweep if multirun else node.run
-    raw = node._get_node("dir")._value()
+    raw = OmegaConf.to_container(node, resolve=False)["dir"]  # the pattern as written, ${now:...} unresolved
     if not isinstance(raw, str) or not _NOW.search(raw):
         return None
     with read_write(node), open_dict(node):
@@ -136,14 +139,9 @@ def _quote(path: Path) -> str:
     return f"'{text}'"
 
 
-FINISHED_INDEX = ".rnnbench-finished.json"
-
-
 def write_finished_index(sweep_dir: Path, pattern: str | None) -> int:
     """Write ``sweep_dir/.rnnbench-finished.json``: ``{config_hash: path of a finished record}`` over the sweep
     dirs matching ``pattern`` (this command's earlier sweeps, whatever their grid). Returns how many it holds."""
-    from rnnbench.record.schema import FINISHED, RecordError, read_record, write_json_atomic
-
     if pattern is None:
         return 0
     found: dict[str, str] = {}
@@ -159,18 +157,3 @@ def write_finished_index(sweep_dir: Path, pattern: str | None) -> int:
     if found:
         write_json_atomic(sweep_dir / FINISHED_INDEX, found)
     return len(found)
-
-
-def finished_elsewhere(sweep_dir: Path, config_hash: str) -> dict | None:
-    """A copy of the finished record of the same config in an earlier sweep of the command, with ``reused_from``
-    set to its path, if the index names one that still reads as finished with that hash."""
-    from rnnbench.record.schema import FINISHED, RecordError, read_record
-
-    try:
-        path = Path(json.loads((sweep_dir / FINISHED_INDEX).read_text())[config_hash])
-        record = read_record(path)
-    except (OSError, KeyError, TypeError, ValueError, RecordError):
-        return None
-    if record["status"] not in FINISHED or record["config_hash"] != config_hash:
-        return None
-    return {**record, "reused_from": str(path)}

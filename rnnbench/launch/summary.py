@@ -102,7 +102,7 @@ def _print_table(sweep_dir: Path) -> None:
 
 def run_line(record: dict[str, Any], where: Path) -> str:
     """A single run's numbers: status, steps, final and best validation metric, test metric, wall time, record."""
-    from rnnbench.job.progress import format_duration
+    from rnnbench.record.lines import format_duration
 
     metric = (record.get("task") or {}).get("metric")
     metrics = record.get("metrics") or {}

@@ -4,41 +4,17 @@ appear in the sweep dir (basic, joblib, submitit and Slurm jobs all write one) a
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from rnnbench.job.progress import format_duration
-from rnnbench.record.schema import DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME
+from rnnbench.record.lines import format_duration, job_label, outcome, parse_timestamp
+from rnnbench.record.schema import FAILED, FINISHED, INTERRUPTED, RECORD_NAME
 
 FINAL = (*FINISHED, FAILED)  # a job that ends so gets its numbered line
 # INTERRUPTED: a job stopped by a signal; under Slurm it may run again (requeued) or wait for resume
-
-
-def job_label(record: dict[str, Any], varying: list[str]) -> str:
-    """The job's overrides of the keys that vary in the sweep (all its overrides if none is known)."""
-    overrides = [o for o in record.get("overrides") or [] if not o.startswith(("threads=", "resume="))]
-    chosen = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in varying] if varying else overrides
-    return " ".join(chosen) or record.get("output_dir") or "?"
-
-
-def outcome(record: dict[str, Any]) -> str:
-    """``completed, test/mse 0.0012, 41 s`` / ``diverged at step 1210, 12 s`` / ``failed: <error>``."""
-    status, seconds = record.get("status"), record.get("wall_seconds")
-    took = f", {format_duration(seconds)}" if isinstance(seconds, (int, float)) else ""
-    if status == FAILED:
-        return f"failed: {record.get('error')}{took}"
-    if status == DIVERGED:
-        return f"diverged at step {record.get('diverged_at_step')}{took}"
-    if status == INTERRUPTED:
-        return f"interrupted at step {record.get('steps')}{took}"
-    metric = (record.get("task") or {}).get("metric")
-    value = (record.get("metrics") or {}).get(f"test/{metric}")
-    shown = f", test/{metric} {value:.4g}" if isinstance(value, (int, float)) else ""
-    return f"{status}{shown}{took}"
 
 
 class SweepLines:
@@ -112,11 +88,3 @@ class SweepLines:
         if remaining > 0 and self.done_here:
             text += f"; ETA {format_duration((time.time() - self.started) / self.done_here * remaining)}"
         return text
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """Seconds since the epoch of a record's ISO 8601 time, or None."""
-    try:
-        return dt.datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None

@@ -25,11 +25,14 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
+from rnnbench.config import BASIC_SWEEPER
 from rnnbench.errors import RnnbenchError, root_cause_line
 from rnnbench.launch.validate import Checked, check_every_job, split_multirun
 from rnnbench.record.locks import SWEEP_LOCK, DirLock
 from rnnbench.launch.resume import pin_output_dir, resolve_output_dir
 from rnnbench.launch import summary
+from rnnbench.record.keys import TRUSTING_SWEEPER
+from rnnbench.record.plan import LaunchPlan
 from rnnbench.record.secrets import SECRET_LITERAL_PREFIX, Secrets
 
 
@@ -45,6 +48,7 @@ class Plan:
     directory: Path  # the run dir, or the sweep dir with -m
     expected_jobs: int | None  # how many records the sweep should end with (None: its sweeper decides)
     varying: list[str]  # the keys that vary from job to job (for the sweep's per-job lines)
+    validated: frozenset[str]  # the override lines of the validated jobs (the launch plan's digests)
 
 
 def plan(arguments: list[str]) -> Plan:
@@ -52,8 +56,15 @@ def plan(arguments: list[str]) -> Plan:
     checked = check_every_job(arguments)
     multirun, overrides = split_multirun(arguments)
     directory = resolve_output_dir(overrides, checked.hydra_root, multirun)
-    return Plan(pin_output_dir(arguments, directory, multirun), multirun, directory,
-                expected_jobs(checked), varying_keys(overrides, checked))
+    return Plan(pin_output_dir(arguments, directory, multirun) + trusting_sweeper(checked), multirun, directory,
+                expected_jobs(checked), varying_keys(overrides, checked), checked.validated_lines)
+
+
+def trusting_sweeper(checked: Checked) -> list[str]:
+    """``hydra/sweeper=validated`` for a sweep on Hydra's basic sweeper: the same grid, without Hydra composing
+    every job once more before it launches it (:mod:`hydra_plugins.rnnbench_basic_sweeper`)."""
+    sweeper = str(checked.hydra_root.hydra.sweeper.get("_target_", ""))
+    return [TRUSTING_SWEEPER] if checked.multirun and sweeper == BASIC_SWEEPER else []
 
 
 def expected_jobs(checked: Checked) -> int | None:
@@ -87,6 +98,8 @@ def train(arguments: list[str]) -> int:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         return 1 if str(error).startswith("cannot write") else 2
     try:
+        # the jobs trust what was validated here, and `rnnbench status` counts against the same job count
+        LaunchPlan.of(launch.multirun, launch.expected_jobs, launch.varying, launch.validated).write(launch.directory)
         return run_hydra(launch, arguments)
     finally:
         lock.release()
@@ -97,7 +110,10 @@ def run_hydra(launch: Plan, arguments: list[str]) -> int:
     from rnnbench.launch.sweep_lines import SweepLines
     from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, interrupt_on_signals
 
-    sys.argv = ["rnnbench train", *launch.arguments]
+    # Hydra's only public way to run an app with its sweepers, launchers, output dirs and logging is @hydra.main,
+    # which reads sys.argv (the compose API composes, but neither launches nor sweeps); so its command line is set
+    # here, for the duration of the run, and restored after.
+    saved_argv, sys.argv = sys.argv, ["rnnbench train", *launch.arguments]
     os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
     for index, literal in enumerate(Secrets.literals(arguments)):  # every process scrubs them (Secrets)
         os.environ[f"{SECRET_LITERAL_PREFIX}{index}"] = literal
@@ -127,6 +143,7 @@ def run_hydra(launch: Plan, arguments: list[str]) -> int:
         print(f"rnnbench: error: {secrets.scrub(root_cause_line(error))}{where}", file=sys.stderr, flush=True)
         stopped, status = "stopped early: its launcher raised (see above)", 1
     finally:
+        sys.argv = saved_argv
         if lines is not None:
             lines.stop()
     if not launch.multirun:

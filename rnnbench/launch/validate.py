@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
 from dataclasses import dataclass
-from collections.abc import Iterator
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import (ConfigCompositionException, InstantiationException, MissingConfigException,
                           OverrideParseException)
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-import rnnbench.hydra_setup  # noqa: F401  (the resolvers conf/hydra/rnnbench.yaml uses)
-from rnnbench.config import ROOT_RULES, check_objective_for, config_dir, validate, validate_hydra
+from rnnbench.config import ROOT_RULES, check_objective_for, config_dir, group_choices, validate, validate_hydra
+from rnnbench.record.keys import CHECKED_ALONE
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
 from rnnbench.launch.value_overrides import with_value_overrides
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
-# Settings whose only check is their own rule in ROOT_RULES: no other check reads their value (``data.seed``
-# interpolates ``seed``, and the data modules take any seed that rule allows). A grid's jobs that differ only in
-# these need one full validation, and each value its rule: a 30,000-job seed sweep is checked in seconds.
-INDEPENDENT_KEYS = ("seed", "threads", "verbose", "resume", "checkpoint")
 PROGRESS_EVERY = 2.0  # seconds between the progress lines of a long validation
 
 
@@ -37,7 +33,7 @@ class Axis:
     key: str
     lines: list[str]
     values: list[object]
-    independent: bool  # checked by its own rule alone (INDEPENDENT_KEYS)
+    independent: bool  # checked by its own rule alone (rnnbench.record.keys.CHECKED_ALONE)
 
 
 def grid(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> tuple[list[str], list[Axis]]:
@@ -56,17 +52,10 @@ def grid(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -
             key = override.get_key_element()
             strings, values = list(override.sweep_string_iterator()), list(override.sweep_iterator())
             if strings:
-                independent = override.key_or_group in INDEPENDENT_KEYS and override.package is None \
+                independent = override.key_or_group in CHECKED_ALONE and override.package is None \
                     and not (override.is_add() or override.is_force_add() or override.is_delete())
                 axes.append(Axis(key, [f"{key}={v}" for v in strings], values, independent))
     return fixed, axes
-
-
-def job_overrides(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> Iterator[list[str]]:
-    """The override list of each job of the sweep (see :func:`grid`), in Hydra's order."""
-    fixed, axes = grid(overrides, sweeper_params, multirun)
-    for combination in itertools.product(*(axis.lines for axis in axes)):
-        yield fixed + list(combination)
 
 
 # What each part of rnnbench.config.validate reads, by top-level key: data (with its seed), the model (built for the
@@ -122,12 +111,6 @@ def _shapes_composition(override: Override, groups: set[str]) -> bool:
     return key in groups or key == "hydra" or key.startswith(("hydra.", "hydra/")) or override.package is not None
 
 
-def group_choices(group: str) -> list[str]:
-    """The choices a config group of rnnbench's tree offers (``experiment`` -> ``quickstart``, ...)."""
-    folder = config_dir() / group
-    return sorted(path.stem for path in folder.glob("*.yaml"))
-
-
 def check_group_choices(parsed: list[Override], groups: set[str]) -> None:
     """Refuse a choice of one of rnnbench's config groups that has no file: Hydra itself refuses one of a
     required group, but silently skips a misspelled choice of an ``optional`` group (``experiment``,
@@ -147,11 +130,11 @@ def check_group_choices(parsed: list[Override], groups: set[str]) -> None:
 def _leaf_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     keys = []
     for key in cfg.keys():
-        node = cfg._get_node(key)
         name = f"{prefix}{key}"
         keys.append(name)
-        if isinstance(node, DictConfig):
-            keys += _leaf_keys(node, name + ".")
+        if not OmegaConf.is_interpolation(cfg, key) and not OmegaConf.is_missing(cfg, key) \
+                and isinstance(cfg[key], DictConfig):
+            keys += _leaf_keys(cfg[key], name + ".")
     return keys
 
 
@@ -202,6 +185,8 @@ class Checked:
     multirun: bool
     jobs: int
     hydra_root: DictConfig
+    validated_lines: frozenset[str] = frozenset()  # every override line a validated job may hold (the launch plan)
+    compositions: int = 0  # how many configs were composed to validate the command (one per group-choice set)
 
 
 def check_every_job(arguments: list[str]) -> Checked:
@@ -225,6 +210,9 @@ def check_every_job(arguments: list[str]) -> Checked:
             structure_only = [o.input_line for o in everything if _shapes_composition(o, groups)
                               and not (multirun and o.is_sweep_override())]
             hydra_root = compose("train", overrides=structure_only, return_hydra_config=True)
+            # the jobs' configs are this composition without Hydra's settings (what compose() returns without
+            # return_hydra_config): the jobs whose config-group choices are the command's reuse it
+            composed: dict[tuple[str, ...], DictConfig] = {tuple(structure_only): _without_hydra(hydra_root)}
             values = [o for o in everything if not _shapes_composition(o, groups)]
             check_keys_exist(values, hydra_root)
             hydra_root = with_value_overrides(hydra_root, [o for o in values if not o.is_sweep_override()])
@@ -241,8 +229,8 @@ def check_every_job(arguments: list[str]) -> Checked:
             dependent = [axis for axis in axes if not axis.independent]
             jobs = math.prod(len(axis.lines) for axis in axes)
             per_combination = jobs // max(1, math.prod(len(axis.lines) for axis in dependent))
-            composed: dict[tuple[str, ...], DictConfig] = {}
             progress = Progress(jobs)
+            first_checked: set[tuple[str, ...]] = set()
             # A combination whose every part (PART_READS) was validated in an earlier job needs no validation of its
             # own: a 100 x 100 grid of optim.lr x model.hidden_size is validated in about 200 full validations.
             # A swept value that interpolates (${...}) may read any part: then every combination is validated.
@@ -262,6 +250,8 @@ def check_every_job(arguments: list[str]) -> Checked:
                 structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
                 if structure not in composed:
                     composed[structure] = compose("train", overrides=list(structure))
+                if structure not in first_checked:
+                    first_checked.add(structure)
                     check_keys_exist([o for o in parsed if not _shapes_composition(o, groups)], composed[structure])
                 cfg = with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)])
                 validate(cfg)
@@ -277,7 +267,17 @@ def check_every_job(arguments: list[str]) -> Checked:
         raise RnnbenchError(root_cause_line(error)) from None
     finally:
         torch.set_num_threads(threads)
-    return Checked(multirun, checked, hydra_root)
+    lines = {line for axis in axes for line in axis.lines}
+    for override in OverridesParser.create().parse_overrides(fixed):  # as written, and as Hydra's sweeper writes it
+        lines |= {override.input_line, f"{override.get_key_element()}={override.get_value_element_as_str()}"}
+    return Checked(multirun, checked, hydra_root, frozenset(lines), len(composed))
+
+
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    job = copy.deepcopy(cfg)
+    with read_write(job), open_dict(job):
+        del job["hydra"]
+    return job
 
 
 def preflight(arguments: list[str]) -> int:

@@ -21,6 +21,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psutil
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LAUNCHER_PID = "RNNBENCH_LAUNCHER_PID"  # set by the launch path: the pid of the process that launched the jobs
 
@@ -113,68 +115,50 @@ class ParentWatch:
 
 
 def descendants(pid: int | None = None) -> list[int]:
-    """Every live descendant of ``pid`` (default: this process), children first, from ``/proc`` (Linux)."""
-    pid = os.getpid() if pid is None else pid
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry))
-    found, frontier = [], [pid]
-    while frontier:
-        nxt = [c for p in frontier for c in children.get(p, [])]
-        found += nxt
-        frontier = nxt
-    return found
+    """Every live descendant of ``pid`` (default: this process), each listed before its own descendants."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:  # gone already
+        return []
 
 
 def stop_descendants(signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
     """Send ``signum`` to every descendant of this process and wait up to ``timeout`` s for them to exit
     (each job writes its ``interrupted`` record first); SIGKILL what is left. Returns how many were signalled."""
-    pids = [pid for pid in descendants() if not _bookkeeper(pid)]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
+    try:
+        processes = [p for p in psutil.Process().children(recursive=True) if not _bookkeeper(p)]
+    except psutil.Error:
+        return 0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # gone already, or not ours to signal
+            process.send_signal(signum)
     deadline = time.monotonic() + timeout
-    alive = list(pids)
+    alive = processes
     while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        for pid in list(alive):
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    alive.remove(pid)
-                    continue
-            if not os.path.exists(f"/proc/{pid}") or _zombie(pid):
-                alive.remove(pid)
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return len(pids)
+        # reaps this process's own children; a zombie grandchild counts as ended (a container's init may never reap it)
+        _, alive = psutil.wait_procs(alive, timeout=min(0.1, max(deadline - time.monotonic(), 0.0)))
+        alive = [process for process in alive if not _zombie(process)]
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    return len(processes)
 
 
 BOOKKEEPERS = ("resource_tracker", "semaphore_tracker")  # loky's and multiprocessing's: they end with their parent
 
 
-def _bookkeeper(pid: int) -> bool:
+def _bookkeeper(process: psutil.Process) -> bool:
     """A helper process of a launcher that cleans up after the others and exits when its parent does (signalled,
     it would print a traceback and leak what it tracks)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            command = f.read().decode(errors="replace")
-    except OSError:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
         return False
     return any(name in command for name in BOOKKEEPERS)
 
 
-def _zombie(pid: int) -> bool:
+def _zombie(process: psutil.Process) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone
         return True

@@ -1,18 +1,18 @@
 """One writer per sweep dir and per job dir: advisory ``flock`` locks that die with their process.
 
 A lock is a file (``.rnnbench-sweep.lock`` in a sweep or single-run dir, held by the launching process;
-``.rnnbench-job.lock`` in a job dir, held by the job) locked with ``fcntl.flock``. The kernel releases it when its
-process ends, however it ends, so a lock left by a killed process is stale by construction: the next taker gets
-it at once. The file holds the holder's pid and command, for the refusal message, and is removed on release.
+``.rnnbench-job.lock`` in a job dir, held by the job) locked with ``flock`` through :mod:`filelock`. The kernel
+releases it when its process ends, however it ends, so a lock left by a killed process is stale by construction:
+the next taker gets it at once. The file holds the holder's pid, for the refusal message, and is removed on release.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import time
 from pathlib import Path
+
+from filelock import Timeout, UnixFileLock
 
 from rnnbench.errors import RnnbenchError
 
@@ -25,7 +25,9 @@ class DirLock:
 
     def __init__(self, directory: Path, name: str):
         self.path = Path(directory) / name
-        self._fd: int | None = None
+        # flock only (no soft fallback: a lock a killed process leaves must not be stale); the pid is written once held
+        self._lock = UnixFileLock(self.path, thread_local=False, fallback_to_soft=False, poll_interval=0.2,
+                                  on_acquired=_write_pid)
 
     def holder(self) -> str:
         with contextlib.suppress(OSError):
@@ -34,44 +36,21 @@ class DirLock:
 
     def acquire(self, wait: float = 0.0, what: str = "this dir") -> "DirLock":
         try:
-            return self._acquire(wait, what)
+            self._lock.acquire(timeout=wait)
+        except Timeout:  # a TimeoutError, hence an OSError: caught first
+            raise RnnbenchError(f"{self.path.parent} is in use by {self.holder()}: {what} cannot start "
+                                "until it ends (or is stopped)") from None
         except OSError as error:  # a full or read-only disk, a dir we may not write
             raise RnnbenchError(f"cannot write in {self.path.parent}: {error.strerror or error}; {what} "
                                 "cannot start there") from None
-
-    def _acquire(self, wait: float, what: str) -> "DirLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + wait
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                if time.monotonic() >= deadline:
-                    raise RnnbenchError(f"{self.path.parent} is in use by {self.holder()}: {what} cannot start "
-                                        "until it ends (or is stopped)") from None
-                time.sleep(0.2)
-                continue
-            if os.fstat(fd).st_ino != _inode(self.path):  # released and removed while we waited: take a fresh one
-                os.close(fd)
-                continue
-            try:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"pid {os.getpid()}\n".encode())
-            except OSError:
-                os.close(fd)
-                raise
-            self._fd = fd
-            return self
+        return self
 
     def release(self) -> None:
-        if self._fd is None:
+        if not self._lock.is_locked:
             return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # while still held: a waiter that locks the old file takes a fresh one
             self.path.unlink()
-        os.close(self._fd)
-        self._fd = None
+        self._lock.release(force=True)
 
     def __enter__(self) -> "DirLock":
         return self
@@ -80,8 +59,6 @@ class DirLock:
         self.release()
 
 
-def _inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino
-    except OSError:
-        return None
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()}\n".encode())

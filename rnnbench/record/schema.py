@@ -77,9 +77,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rnnbench.record.keys import RUN_SETTING_SECTIONS, RUN_SETTINGS
+
 SCHEMA_VERSION = 1
 RECORD_NAME = "result.json"
-NON_RESULT_KEYS = ("logger", "resume", "threads", "verbose", "checkpoint")
+NON_RESULT_KEYS = (*RUN_SETTING_SECTIONS, *RUN_SETTINGS)  # left out of config_hash (rnnbench.record.keys)
 _PACKAGES = ("torch", "pytorch-lightning", "hydra-core", "wandb", "torchmetrics", "numpy")
 
 # The statuses a record can hold, defined once.
@@ -323,3 +325,11 @@ def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping
     """A record in state ``running`` for the resolved ``config`` (already scrubbed of secrets)."""
     return Record(config=dict(config), config_hash=config_hash(config), overrides=list(overrides),
                   choices=dict(choices), output_dir=str(output_dir), seed=config.get("seed"))
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename ``path`` to ``<name>.<why>-<UTC time>`` beside it (a record is never overwritten); return the new
+    path."""
+    aside = path.with_name(f"{path.name}.{why}-{now().replace(':', '')}")
+    os.replace(path, aside)
+    return aside

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rnnbench.record.keys import LAUNCHER_ADDED
 from rnnbench.report.compare import build_comparison
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
 from rnnbench.report.figures import NoData, build_figure, figure_views
@@ -139,8 +140,9 @@ def _sweep_commands(dirs: Sequence[str | Path], runs: Sequence[Run]) -> list[str
                 overrides = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("overrides", {})
             except (OSError, yaml.YAMLError, AttributeError):
                 continue
-            # less Hydra's bookkeeping: the mode, and the sweep dir (the one this file is in) that rnnbench pins
-            hydra = [o for o in overrides.get("hydra") or [] if o != "hydra.mode=MULTIRUN"
+            # less Hydra's bookkeeping: the mode, and what rnnbench train adds itself (the sweep dir, the one this
+            # file is in, and its sweeper)
+            hydra = [o for o in overrides.get("hydra") or [] if o != "hydra.mode=MULTIRUN" and o not in LAUNCHER_ADDED
                      and not o.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
             commands["rnnbench train -m " + " ".join([*(overrides.get("task") or []), *hydra])] = None
             covered.append(path.parent.resolve())

@@ -31,16 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.errors import RnnbenchError
+from rnnbench.record import keys
 from rnnbench.record.schema import RECORD_NAME, RecordError, find_records, flatten, read_record
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_sections", "varying_keys", "display",
            "sort_key", "parse_value", "matches", "value_counts", "code_differences", "history_path", "read_history",
            "hashable"]
 
-# Settings that never explain a difference in results: seeds (the samples), logging, bookkeeping.
-BOOKKEEPING_KEYS = frozenset({"seed", "threads", "resume", "objective", "objective_direction", "data.seed", "verbose",
-                              "checkpoint", "trainer.enable_progress_bar"})
-BOOKKEEPING_PREFIXES = ("logger.", "hydra.")
 # Leaf names of path-like settings (where data or logs live, not what they are).
 PATH_LEAVES = frozenset({"path", "cache_dir", "save_dir", "dir", "url", "default_root_dir", "output_dir"})
 # Config-group choices that are settings (``data=copy``); the logger choice is bookkeeping.
@@ -61,9 +58,10 @@ class ReportError(RnnbenchError):
 
 
 def is_bookkeeping(key: str) -> bool:
+    """A setting that never explains a difference in results (:func:`rnnbench.record.keys.is_bookkeeping`), an
+    instantiation key, or a path (where data or logs live, not what they are)."""
     leaf = key.rsplit(".", 1)[-1]
-    return (key in BOOKKEEPING_KEYS or key.startswith(BOOKKEEPING_PREFIXES) or leaf.startswith("_")
-            or leaf in PATH_LEAVES)
+    return keys.is_bookkeeping(key) or leaf.startswith("_") or leaf in PATH_LEAVES
 
 
 def hashable(value: Any) -> Any:

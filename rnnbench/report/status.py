@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.report.records import loading_warnings, read_records
-from rnnbench.job.progress import format_duration, status_line
-from rnnbench.launch.sweep_lines import job_label, outcome, parse_timestamp
+from rnnbench.record.keys import is_run_setting, key_of
+from rnnbench.record.lines import format_duration, job_label, outcome, parse_timestamp, status_line
+from rnnbench.record.plan import read_plan
 from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RUNNING
 
 KILLED = "killed"  # not a record's status: a running record whose heartbeat stopped
@@ -28,21 +29,10 @@ def _age(timestamp: Any, now: float) -> float | None:
 
 
 def expected_jobs(sweep_dir: Path) -> int | None:
-    """How many jobs the sweep's command holds, from the ``multirun.yaml`` Hydra keeps in the sweep dir."""
-    saved = sweep_dir / "multirun.yaml"
-    if not saved.is_file():
-        return None
-    from omegaconf import OmegaConf
-
-    from rnnbench.launch.validate import job_overrides
-
-    config = OmegaConf.load(saved)
-    overrides = [str(o) for o in config.hydra.overrides.task]
-    params = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
-    n_trials = config.hydra.sweeper.get("n_trials")
-    if isinstance(n_trials, int):
-        return n_trials
-    return sum(1 for _ in job_overrides(overrides, params, multirun=True))
+    """How many jobs the sweep's command holds, as its launcher counted them (:mod:`rnnbench.record.plan`); None
+    for a dir without a launch plan (its jobs were not launched by ``rnnbench train``)."""
+    plan = read_plan(sweep_dir)
+    return plan.jobs if plan is not None else None
 
 
 def _warn(line: str) -> None:
@@ -57,7 +47,8 @@ def describe(root: Path, now: float | None = None, warn: Callable[[str], None] =
     records, skipped, duplicates = read_records(sorted(root.rglob(RECORD_NAME)))
     for line in loading_warnings(skipped, duplicates):
         warn(line)
-    varying = _varying(records)
+    plan = read_plan(root)
+    varying = plan.varying if plan is not None and plan.varying else _varying(records)
     counts = {COMPLETED: 0, DIVERGED: 0, FAILED: 0, INTERRUPTED: 0, RUNNING: 0, KILLED: 0}
     details, running_left = [], []
     for path, record in records:
@@ -83,7 +74,7 @@ def describe(root: Path, now: float | None = None, warn: Callable[[str], None] =
             counts[status] += 1
             if status != COMPLETED:
                 details.append(f"  {status:<9} {label}: {outcome(record)}")
-    expected = expected_jobs(root)
+    expected = plan.jobs if plan is not None else None
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     not_started = max(0, (expected or 0) - len(records))
     if not_started:
@@ -113,9 +104,8 @@ def _varying(records: list[tuple[Path, dict[str, Any]]]) -> list[str]:
     values: dict[str, set[str]] = {}
     for _, record in records:
         for override in record["overrides"]:
-            key, _, value = override.lstrip("+~").partition("=")
-            values.setdefault(key, set()).add(value)
-    return [k for k, v in values.items() if len(v) > 1 and k not in ("threads", "resume")]
+            values.setdefault(key_of(override), set()).add(override.partition("=")[2])
+    return [k for k, v in values.items() if len(v) > 1 and not is_run_setting(k)]
 
 
 def status_command(arguments: list[str]) -> int:

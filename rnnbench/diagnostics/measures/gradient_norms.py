@@ -87,19 +87,10 @@ def grad_norm_tensor(
 def _norms_per_tensor(tensors: list[Tensor]) -> list[Tensor]:
     """0-d float64 L2 norms of ``tensors``, on the first tensor's device.
 
-    One ``_foreach_norm`` launch per (dtype, device); half-precision tensors
-    are reduced in float32 so that norms above 65504 do not overflow.
+    Half-precision tensors are reduced in float32 so that norms above 65504 do not overflow.
     """
     if not tensors:
         return []
     device = tensors[0].device
-    buckets: dict[tuple[torch.dtype, torch.device], list[int]] = {}
-    for index, tensor in enumerate(tensors):
-        buckets.setdefault((tensor.dtype, tensor.device), []).append(index)
-    norms: list[Tensor] = [tensors[0]] * len(tensors)
-    for (dtype, _), indices in buckets.items():
-        result_dtype = torch.promote_types(dtype, torch.float32)
-        bucket_norms = torch._foreach_norm([tensors[i] for i in indices], 2, dtype=result_dtype)
-        for index, norm in zip(indices, bucket_norms):
-            norms[index] = norm.to(device, torch.float64)
-    return norms
+    return [torch.linalg.vector_norm(tensor, 2, dtype=torch.promote_types(tensor.dtype, torch.float32))
+            .to(device, torch.float64) for tensor in tensors]
