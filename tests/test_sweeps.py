@@ -413,7 +413,7 @@ def test_resume_on_a_grown_grid_runs_only_the_new_jobs(tmp_path):
     (found by config_hash) and whose seed-1 jobs train; a table over both dirs counts each run once."""
     from rnnbench.report.records import load_runs
 
-    base = [sys.executable, "-m", "rnnbench", "train", "-m", "experiment=quickstart", "logger=none", "debug=smoke",
+    base = [sys.executable, "-m", "rnnbench", "train", "-m", "experiment=quickstart", "logger=csv", "debug=smoke",
             "trainer.max_steps=30"]
     first = subprocess.run([*base, "seed=0"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
                            timeout=PATIENCE)
@@ -432,6 +432,14 @@ def test_resume_on_a_grown_grid_runs_only_the_new_jobs(tmp_path):
         original = earlier[record["config_hash"]]
         assert record["started_at"] == original["started_at"] and record["metrics"] == original["metrics"]
         assert Path(record["reused_from"]) == Path(original["output_dir"]) / "result.json"
+    # the history travels with the record: what is read from the new sweep dir alone is the earlier run's
+    for job in sweeps[1].iterdir():
+        record = json.loads((job / "result.json").read_text()) if (job / "result.json").is_file() else None
+        if record and record["reused_from"]:
+            earlier_dir = Path(record["reused_from"]).parent
+            assert (job / "csv" / "metrics.csv").read_text() == (earlier_dir / "csv" / "metrics.csv").read_text()
+    new_only = load_runs([sweeps[1]]).runs
+    assert len(new_only) == 6 and all(run.value("steps_to:val/mse<10") is not None for run in new_only)
     assert len(load_runs([sweeps[0], sweeps[1]]).runs) == 6  # each run once across the two dirs
 
 

@@ -60,6 +60,11 @@ def gradients_section(record: Record) -> dict[str, Any]:
     return record.gradients
 
 
+def _last_step(trainer: pl.Trainer) -> float:
+    """The optimizer step the fit ends at: ``max_steps``, else what ``max_epochs`` implies."""
+    return trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
+
+
 class Diagnostic(CallbackState, pl.Callback):
     """A Lightning callback whose findings also go into the run's ``result.json``, and whose state
     (:attr:`checkpointed`) goes into the run's checkpoints."""
@@ -72,7 +77,7 @@ class Diagnostic(CallbackState, pl.Callback):
 class Probe(Diagnostic):
     """Runs :meth:`probe` on a fixed batch (the first ``probe_size`` samples of the first validation batch: for
     variable-length data, batched longest first, the longest sequences) at the
-    start of training, every ``every_n_steps`` optimizer steps, and at the end.
+    start of training, every ``every_n_steps`` optimizer steps, and at the end (a resumed run: at the same steps).
 
     The model is left exactly as it was: probes use their own autograd graph, not ``.grad``.
     """
@@ -87,11 +92,15 @@ class Probe(Diagnostic):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         batch = first_samples(next(iter(trainer.datamodule.val_dataloader())), self.probe_size)
         self.batch = tuple(tensor.to(pl_module.device) for tensor in batch)
-        self._run(trainer, pl_module)
+        if trainer.global_step == 0:  # a run resumed from a checkpoint probes where the uninterrupted run would
+            self._run(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
+        step = trainer.global_step
+        # the last step's probe comes before its validation and checkpoint, so a run killed after its last
+        # checkpoint resumes with it already taken (on_train_end still probes a run stopped early)
+        if step % self.every_n_steps == 0 or step == _last_step(trainer):
             self._run(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

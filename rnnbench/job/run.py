@@ -43,6 +43,7 @@ from rnnbench.job.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, ch
 from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
 from rnnbench.job.run_statistics import RunStatistics
 from rnnbench.job.divergence import DivergenceMonitor
+from rnnbench.job.history import HistoryMark, copy_history, keep_history
 from rnnbench.job.module import SequenceTaskModule
 from rnnbench.job.weight_noise import WeightNoise
 
@@ -117,6 +118,7 @@ class Job:
         if resume and previous is None and self.hydra.mode == RunMode.MULTIRUN:
             earlier = finished_elsewhere(Path(self.hydra.sweep.dir), record.config_hash)
             if earlier is not None:  # a grown grid: this config already ran in an earlier sweep of the command
+                copy_history(Path(earlier["reused_from"]).parent, self.output_dir, cfg.get("logger"))
                 write_json_atomic(self.record_path, earlier)
                 log.info("resume: the same config already %s in %s; reused", earlier["status"], earlier["output_dir"])
                 return objective_value(cfg, earlier)
@@ -286,6 +288,8 @@ class Training:
         self.loggers = build_loggers(
             cfg.get("logger"), save_dir=str(output_dir), group=group, tags=tags, run_name=run_name,
             wandb_id=previous_wandb.get("run_id") if self.resume_step is not None else None)
+        if self.resume_step is not None:  # before anything opens the CSV log, which Lightning would start afresh
+            keep_history(self.loggers, checkpoint_path(output_dir), self.resume_step)
         describe_run(self.loggers, flatten(record.config), task, parameters, choices=record.choices,
                      config_hash=record.config_hash, overrides=record.overrides)
         record.wandb = wandb_record(self.loggers)
@@ -298,7 +302,7 @@ class Training:
             write_json_atomic(record_path, dataclasses.replace(record, steps=steps, progress={
                 "max_steps": total, "steps_per_second": rate, "updated_at": now()}))
 
-        callbacks = [self.statistics, divergence, *diagnostics, RandomState(),
+        callbacks = [self.statistics, divergence, *diagnostics, RandomState(), HistoryMark(),
                      Heartbeat(beat, threads=torch.get_num_threads())]
         if cfg.get("weight_noise"):
             callbacks.insert(0, WeightNoise(cfg.weight_noise, seed=cfg.seed))
@@ -322,7 +326,9 @@ class Training:
         else:
             trainer.fit(module, datamodule=datamodule)
 
-        metrics: dict[str, float] = {}
+        # what the latest validation saw (a run resumed from its last checkpoint fits nothing, and Lightning's
+        # callback_metrics then start empty); what Lightning holds now is newer where it has it
+        metrics: dict[str, float] = {**self.statistics.last_train, **self.statistics.last_validation}
         if divergence.diverged_at_step is None:
             if self.statistics.last_validation_step != trainer.global_step:
                 trainer.validate(module, datamodule=datamodule, verbose=False)

@@ -34,6 +34,8 @@ class RunStatistics(pl.Callback):
     Attributes:
         best: ``best/val/<name>`` -> best value so far, ``best/val/<name>_step`` -> its step.
         last_validation_step: global step of the latest validation (None before the first).
+        last_validation, last_train: ``val/*`` and ``train/*`` at the latest validation, which a checkpoint keeps:
+            a run resumed from its last checkpoint has nothing left to fit, yet its record holds them.
     """
 
     def __init__(self, task: Task):
@@ -42,6 +44,7 @@ class RunStatistics(pl.Callback):
         self.train_seconds = 0.0
         self.last_validation_step: int | None = None
         self.last_validation: dict[str, float] = {}  # val/<name> at the latest validation
+        self.last_train: dict[str, float] = {}  # train/<name> then
         self._fit_start: Clocks = (0.0, 0.0)
         self._validation_start: Clocks = (0.0, 0.0)
         self._validation: Clocks = (0.0, 0.0)        # validation time since the fit started
@@ -95,13 +98,14 @@ class RunStatistics(pl.Callback):
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps (a resumed run's throughput is measured over its own steps only)."""
         return {"best": dict(self.best), "last_validation_step": self.last_validation_step,
-                "last_validation": dict(self.last_validation),
+                "last_validation": dict(self.last_validation), "last_train": dict(self.last_train),
                 "train_seconds": self._train_seconds_so_far(), "padding": self.padding()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = dict(state_dict["best"])
         self.last_validation_step = state_dict["last_validation_step"]
         self.last_validation = dict(state_dict.get("last_validation", {}))
+        self.last_train = dict(state_dict.get("last_train", {}))
         self._earlier_train_seconds = float(state_dict["train_seconds"])
         padding = state_dict.get("padding")
         if padding:
@@ -118,6 +122,7 @@ class RunStatistics(pl.Callback):
             return
         self.last_validation_step = trainer.global_step
         self.last_validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        self.last_train = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
         for name in ("loss", self.task.metric):
             value = trainer.callback_metrics.get(f"val/{name}")
             if value is None:
