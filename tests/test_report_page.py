@@ -259,3 +259,44 @@ def test_every_committed_page_renders_offline(browser, committed):
     assert tab.eval_on_selector_all("#runs tbody tr", "rows => rows.length") == len(data["runs"]["rows"])
     context.close()
     assert problems == [] and requests == [committed.as_uri()]
+
+
+@pytest.mark.slow  # its fixture trains a sweep in a subprocess
+def test_the_page_data_cannot_become_markup_or_script(browser, sweep, tmp_path):
+    """A config string that opens a comment and a script, a run dir named like a javascript: link, and the
+    published text a spreadsheet would run as a formula: the page renders all of it as text, runs nothing else,
+    and the CSV export defuses the formula."""
+    hostile = tmp_path / "hostile"
+    shutil.copytree(sweep, hostile)
+    job = next(p.parent for p in sorted(hostile.rglob("result.json")))
+    record = json.loads((job / "result.json").read_text())
+    record["error"] = "<!--<script>window.pwned = 1</script>"
+    (job / "result.json").write_text(json.dumps(record))
+    job.rename(job.with_name("javascript:window.pwned=2"))
+    out = tmp_path / "page.html"
+    assert main(["report", str(hostile), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "<!--<script>" not in text and "script-src 'unsafe-inline'" not in text
+    assert any("<!--<script>" in row["error"] for row in embedded_data(text)["runs"]["rows"])
+
+    context = browser.new_context(offline=True)
+    tab = context.new_page()
+    dialogs, problems = [], []
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.goto(out.as_uri())
+    tab.wait_for_selector("#report[data-ready=true]", timeout=PATIENCE * 1000)
+    hrefs = tab.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
+    assert any("javascript%3Awindow.pwned" in href for href in hrefs)
+    assert not any(href.lower().startswith("javascript:") for href in hrefs)
+    assert "<!--<script>window.pwned = 1</script>" in tab.inner_text("body")  # shown, as text
+    assert tab.evaluate("window.pwned") is None and dialogs == [] and problems == []
+    context.close()
+
+
+def test_a_csv_table_defuses_spreadsheet_formulas():
+    from rnnbench.report.table import _spreadsheet_safe
+
+    assert _spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [_spreadsheet_safe(v) for v in ("+1+1", "@SUM(A1)", "-x", "\tcmd")] == ["'+1+1", "'@SUM(A1)", "'-x", "'\tcmd"]
+    assert [_spreadsheet_safe(v) for v in ("-1.5", "+3", "gru", 0.25, None)] == ["-1.5", "+3", "gru", 0.25, None]

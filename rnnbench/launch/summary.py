@@ -114,7 +114,9 @@ def run_line(record: dict[str, Any], where: Path) -> str:
     if metric and f"val/{metric}" in metrics:
         best, at = metrics.get(f"best/val/{metric}"), metrics.get(f"best/val/{metric}_step")
         best_text = f" (best {best:.4g} at step {at})" if isinstance(best, (int, float)) else ""
-        parts.append(f"val/{metric} {metrics[f'val/{metric}']:.4g}{best_text}")
+        last = metrics[f"val/{metric}"]  # null: not a finite number (a diverged run's last validation)
+        parts.append(f"val/{metric} {last:.4g}{best_text}" if isinstance(last, (int, float))
+                     else f"val/{metric} not finite{best_text}")
     if metric and isinstance(metrics.get(f"test/{metric}"), (int, float)):
         parts.append(f"test/{metric} {metrics[f'test/{metric}']:.4g}")
     if record.get("status") == FAILED:

@@ -14,10 +14,13 @@ run's path below that root.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
 import os
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -108,6 +111,12 @@ def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
+def link(relative_path: str) -> str:
+    """A relative path as a link that can only be a path: percent-encoded (a dir named ``javascript:...`` becomes
+    ``javascript%3A...``, a file name, not a scheme)."""
+    return urllib.parse.quote(relative_path, safe="/._-~")
+
+
 def runs_data(runs: Sequence[Run], root: Path) -> dict[str, Any]:
     """The list of runs: where each is (below ``root``), its varying settings, seed, status, error, steps, wall
     time and the links to its record and log."""
@@ -122,7 +131,8 @@ def runs_data(runs: Sequence[Run], root: Path) -> dict[str, Any]:
                      "seed": display(run.seed), "status": run.status, "error": run.record.get("error") or "",
                      "diverged_at_step": run.record.get("diverged_at_step"), "steps": run.record.get("steps"),
                      "wall_seconds": round(wall, 1) if isinstance(wall, (int, float)) else None,
-                     "record": f"{where}/result.json", "log": f"{where}/{LOG_NAME}" if log.is_file() else None})
+                     "record": link(f"{where}/result.json"),
+                     "log": link(f"{where}/{LOG_NAME}") if log.is_file() else None})
     return {"columns": columns, "rows": rows}
 
 
@@ -202,31 +212,36 @@ def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequ
     return {"title": "rnnbench report: " + " ".join(str(d) for d in dirs),
             "summary": {"runs": len(runs), "statuses": statuses},
             "groupings": groupings, "comparisons": comparisons, "runs": runs_data(runs, root),
-            "link_base": _relative(root, output.resolve().parent),
+            "link_base": link(_relative(root, output.resolve().parent)),
             "provenance": provenance_data(dirs, runset)}
 
 
 def build_page(data: Mapping[str, Any]) -> str:
     """The HTML page of ``data``: style, data and script inline."""
     payload = json.dumps(data, ensure_ascii=False, sort_keys=False, separators=(",", ":"), allow_nan=False)
-    payload = payload.replace("</", "<\\/")  # the data cannot close its script element
+    # no markup in the data: it can neither close its script element nor open a comment (<!--) that would hide
+    # the rest of the page; JSON reads the escapes back as the characters
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     title = html.escape(str(data["title"]))
+    script = _asset("report.js")
+    # only this script runs: no inline handler, no javascript: link, whatever the data holds
+    script_hash = base64.b64encode(hashlib.sha256(f"\n{script}".encode()).digest()).decode()
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-            f"style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
+            f"style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'\">\n"
             f"<title>{title}</title>\n<style>\n{_asset('report.css')}</style>\n</head>\n<body>\n"
             f"<noscript>This report draws its tables and figures with its inline script: allow scripts for this "
             f"file.</noscript>\n<main id=\"report\"></main>\n"
             f"<script type=\"application/json\" id=\"{DATA_ID}\">{payload}</script>\n"
-            f"<script>\n{_asset('report.js')}</script>\n</body>\n</html>\n")
+            f"<script>\n{script}</script>\n</body>\n</html>\n")
 
 
 def embedded_data(page: str) -> dict[str, Any]:
     """The data a page built by :func:`build_page` embeds (for tests and tools reading a report back)."""
     start = page.index(f'id="{DATA_ID}">') + len(f'id="{DATA_ID}">')
     end = page.index("</script>", start)
-    return json.loads(page[start:end].replace("<\\/", "</"))
+    return json.loads(page[start:end])
 
 
 def write_report(runset: RunSet, dirs: Sequence[str | Path], output: str | Path, **options: Any) -> Path:

@@ -36,6 +36,18 @@ FRACTION_STATUSES = (COMPLETED, DIVERGED, FAILED)
 
 # --- the table -----------------------------------------------------------------------------------------------
 
+def _spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would read as a formula (``=HYPERLINK(...)``, ``+``, ``-``, ``@``, a tab or a carriage
+    return first: OWASP's list) gets a leading ``'``; numbers, negative ones included, are left as they are."""
+    if not isinstance(value, str) or not value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 @dataclass
 class Table:
     """Columns, rows of cells, and what the reader must know: warnings (also to stderr) and notes."""
@@ -74,7 +86,7 @@ class Table:
         if not self.rows:
             header = list(self.columns)
         writer.writerow(header)
-        writer.writerows(body)
+        writer.writerows([[_spreadsheet_safe(value) for value in row] for row in body])
         return out.getvalue()
 
     def _json(self) -> str:
@@ -149,8 +161,11 @@ def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequen
     runs = runset.runs
     rows_of = grouping(runs, by)
     keys, split = rows_of.requested, rows_of.keys
-    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(runs)
-    check_metrics(runs, metrics)
+    if metrics:
+        metrics = list(dict.fromkeys(metrics))
+        check_metrics(runs, metrics)  # a metric asked for by name must exist; the default ones may all be absent
+    else:                             # (a sweep whose every run diverged has no test metric, yet a table of fates)
+        metrics = default_metrics(runs)
     columns = [*split, *metrics, *FRACTION_STATUSES]
     rows: list[list[Cell]] = []
     for row in rows_of.rows:
