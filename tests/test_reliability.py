@@ -3,6 +3,11 @@ other, in the same words."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from rnnbench.cli import main
 
 DIVERGES = ["optim=sgd", "optim.lr=1", "model.cell=rnn", "model.hidden_size=32", "trainer.max_steps=100",
@@ -20,3 +25,71 @@ def test_a_diverged_run_is_summarised_tabulated_and_reported(tmp_path, monkeypat
     assert main(["report", "run", "-o", "page.html"]) == 0 and (tmp_path / "page.html").stat().st_size > 0
     assert main(["table", "run", "--metric", "test/mse"]) == 2  # asked for by name, it must exist
     assert "--metric='test/mse' is not allowed: no record holds it" in capsys.readouterr().err
+
+
+TINY = ["model.hidden_size=8", "trainer.max_steps=4", "trainer.val_check_interval=2", "logger=csv", "threads=1",
+        "trainer.log_every_n_steps=1",
+        "data.num_train=64", "data.num_val=32", "data.num_test=32", "diagnostics=none"]
+
+
+def hostile_records(root: Path, good: dict) -> dict[str, Path]:
+    """Beside a real record, the files a reader may meet in place of one; returns their dirs by name."""
+    import os
+
+    def with_mse(digits: str) -> str:  # the JSON text itself: Python's int() refuses 5,000 digits
+        return json.dumps({**good, "metrics": {**good["metrics"], "val/mse": "NUMBER"}}).replace('"NUMBER"', digits)
+
+    cases = {
+        "long_int": with_mse("9" * 5000),
+        "huge_int": with_mse("1" + "0" * 400),
+        "deep": "[" * 100_000 + "]" * 100_000,
+        "list": json.dumps([good]),
+        "latin1": json.dumps(good).replace("}", ', "note": "caf\u00e9"}', 1).encode("latin-1"),
+    }
+    dirs = {}
+    for name, content in cases.items():
+        (root / name).mkdir(parents=True)
+        path = root / name / "result.json"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        dirs[name] = root / name
+    (root / "fifo").mkdir()
+    os.mkfifo(root / "fifo" / "result.json")  # a reader that opened it would wait forever for a writer
+    dirs["fifo"] = root / "fifo"
+    return dirs
+
+
+def test_no_file_in_place_of_a_record_crashes_or_hangs_a_reader(tmp_path, monkeypatch, capsys):
+    from rnnbench.launch.sweep_lines import SweepLines
+    from rnnbench.record.schema import RecordError, read_record
+    from rnnbench.report.records import read_records
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "hydra.run.dir=sweep/good"]) == 0
+    good = json.loads((tmp_path / "sweep" / "good" / "result.json").read_text())
+    dirs = hostile_records(tmp_path / "sweep", good)
+    capsys.readouterr()
+    # numbers too long or too large for Python's int and float read as measurements: inf
+    assert read_record(dirs["long_int"] / "result.json")["metrics"]["val/mse"] == float("inf")
+    assert read_record(dirs["huge_int"] / "result.json")["metrics"]["val/mse"] == float("inf")
+    for name in ("deep", "list", "fifo", "latin1"):
+        with pytest.raises(RecordError, match=f"{name}/result.json: (unreadable|not an rnnbench record)"):
+            read_record(dirs[name] / "result.json")
+    records, skipped, duplicates = read_records(sorted((tmp_path / "sweep").rglob("result.json")))
+    assert (len(records), duplicates, len(skipped)) == (1, 2, 4)  # the two copies are the same run
+    for command in (["table", "sweep"], ["status", "sweep"], ["report", "sweep", "-o", "page.html"]):
+        assert main(command) == 0, command
+    assert "Traceback" not in capsys.readouterr().err
+    lines = []
+    SweepLines(tmp_path / "sweep", 7, [], out=lambda text, **_: lines.append(text)).poll()
+    assert len(lines) == 3  # the three readable records; the rest skipped, nothing blocked
+
+
+def test_a_published_csv_with_a_byte_order_mark_or_in_latin_1(tmp_path):
+    from rnnbench.report.published import read_published
+    from rnnbench.report.records import ReportError
+
+    (tmp_path / "bom.csv").write_bytes("\ufeffmodel.cell,published\ngru,8.54\n".encode("utf-8"))
+    assert read_published(tmp_path / "bom.csv").keys == ("model.cell",)
+    (tmp_path / "latin1.csv").write_bytes("model.cell,published\ngru,8.54 (Chung \u00e9t al.)\n".encode("latin-1"))
+    with pytest.raises(ReportError, match=r"^--published .*latin1.csv: not UTF-8 text \(byte \d+\); save it as UTF-8"):
+        read_published(tmp_path / "latin1.csv")

@@ -54,6 +54,8 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # A resumed run's data module continues the batch order from the checkpoint's step itself
 # (rnnbench.data.base.ResumableBatches), which Lightning cannot see.
 warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+# A resumed run continues in its own checkpoint dir, which holds the checkpoint it resumes from by design.
+warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
 
 
 def run(cfg: DictConfig) -> float | None:

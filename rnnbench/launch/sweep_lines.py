@@ -4,14 +4,13 @@ appear in the sweep dir (basic, joblib, submitit and Slurm jobs all write one) a
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from rnnbench.record.lines import format_duration, job_label, outcome, parse_timestamp
-from rnnbench.record.schema import FAILED, FINISHED, INTERRUPTED, RECORD_NAME
+from rnnbench.record.schema import FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RecordError, read_record
 
 FINAL = (*FINISHED, FAILED)  # a job that ends so gets its numbered line
 # INTERRUPTED: a job stopped by a signal; under Slurm it may run again (requeued) or wait for resume
@@ -56,8 +55,8 @@ class SweepLines:
                 if path in self.seen:
                     continue
                 try:
-                    record = json.loads(path.read_text())
-                except (OSError, ValueError):
+                    record = read_record(path)
+                except RecordError:
                     continue  # being replaced, or not a record: look again next time
                 if record.get("status") == INTERRUPTED:
                     self._interrupted(path, record)

@@ -69,6 +69,7 @@ import json
 import math
 import os
 import platform
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -303,16 +304,31 @@ class SpaceReserve:
         self.path.unlink(missing_ok=True)
 
 
+RECORD_LIMIT = 256 << 20  # bytes: a record with every curve of a long run is a few MB
+
+
 def read_record(path: Path) -> dict[str, Any]:
-    """The record at ``path``, checked by :func:`check_record`; :class:`RecordError` if it is unreadable,
-    not JSON, foreign or breaks the schema."""
+    """The record at ``path``, checked by :func:`check_record`; :class:`RecordError` if it is unreadable, not a
+    regular file (a FIFO would block the reader forever), too large, not JSON (nesting too deep for the parser
+    included), foreign or breaks the schema. An integer too long for Python's ``int()`` or beyond a float's range
+    reads as a float (``inf`` beyond it): every number in a record is a measurement."""
     try:
-        with open(path) as f:
-            payload = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError(f"{path}: unreadable (not a regular file)")
+        if info.st_size > RECORD_LIMIT:
+            raise RecordError(f"{path}: unreadable ({info.st_size} bytes, more than a record's {RECORD_LIMIT})")
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f, parse_int=_measured_int)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise RecordError(f"{path}: unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})") \
             from None
     return check_record(payload, path)
+
+
+def _measured_int(text: str) -> int | float:
+    """A JSON integer: an int where a float holds it exactly enough, else a float (``inf`` past its range)."""
+    return int(text) if len(text) <= 18 else float(text)
 
 
 def find_records(*roots: Path) -> list[Path]:

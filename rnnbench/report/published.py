@@ -61,12 +61,17 @@ class Published:
 def read_published(path: str | Path) -> Published:
     """The CSV at ``path``; ReportError if it cannot be read or has no ``published`` column."""
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig: a spreadsheet's UTF-8 export starts with a byte-order mark, which is not part of the header
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
             header = [name.strip() for name in reader.fieldnames or []]
     except OSError as error:
         raise ReportError(f"--published {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ReportError(f"--published {path}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise ReportError(f"--published {path}: not a CSV file ({error})") from None
     if PUBLISHED not in header:
         raise ReportError(f"--published {path}: its header ({', '.join(header) or 'empty'}) has no "
                           f"'{PUBLISHED}' column")
