@@ -471,3 +471,14 @@ def test_a_killed_optuna_search_resumes_its_study_from_the_sweep_dir(tmp_path):
     assert (after["2"]["config"]["optim"]["lr"], after["2"]["config"]["model"]["hidden_size"]) == killed_params
     assert len(list((sweep / "1").glob("result.json.superseded-*"))) == 1
     assert (sweep / "optimization_results.yaml").is_file()
+    # the same trials as the same search never interrupted: the sampler went on, not back to its seed
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert subprocess.run(command, cwd=whole, env=cli_env(), capture_output=True, timeout=PATIENCE).returncode == 0
+    reference = optuna.load_study(study_name="adding_lr_hidden_lstm",
+                                  storage=f"sqlite:///{sweep_dir_of(whole, 'adding_lr_hidden') / 'optuna.db'}")
+
+    def asked(trials) -> list[tuple]:
+        return sorted((t.params["optim.lr"], t.params["model.hidden_size"]) for t in trials if t.state.name == "COMPLETE")
+
+    assert asked(study.trials) == asked(reference.trials) and len(set(asked(study.trials))) == 4

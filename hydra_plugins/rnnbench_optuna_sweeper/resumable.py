@@ -9,24 +9,67 @@ because Hydra loads sweepers only from there. Unless ``hydra.sweeper.storage`` n
 - trials left running by a killed or interrupted sweep are told failed (so the sampler stops waiting on them)
   and asked again first with the same parameters; their old records are set aside
   (``result.json.superseded-<time>``), so the sweep's records hold each trial once;
-- new trials get job dirs after every earlier one (``<sweep dir>/<trial number>``), never an old one's.
+- new trials get job dirs after every earlier one (``<sweep dir>/<trial number>``), never an old one's;
+- the sampler continues its random sequence from ``<sweep dir>/optuna-sampler.pkl`` (:class:`PersistedSampler`),
+  so the resumed search asks what the uninterrupted one would have asked, never its first trials again.
 
 It also saves ``multirun.yaml`` in the sweep dir, as Hydra's basic sweeper does, which is where ``resume=true``
-and ``rnnbench status`` read the command.
+reads the command.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from optuna.samplers import BaseSampler
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
 STUDY_FILE = "optuna.db"
+
+
+SAMPLER_FILE = "optuna-sampler.pkl"
+
+
+class PersistedSampler(BaseSampler):
+    """``sampler``, saved to ``path`` after every draw (pickle: Optuna's documented way to resume a sampler), so a
+    resumed search continues the sampler's random sequence where the killed one left it, instead of replaying it
+    from its seed (which asked the first trials' parameters again and never the ones the uninterrupted search
+    reached)."""
+
+    def __init__(self, sampler: BaseSampler, path: Path):
+        self.sampler, self.path = sampler, path
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+        values = self.sampler.sample_relative(study, trial, search_space)
+        self._save()
+        return values
+
+    def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+        value = self.sampler.sample_independent(study, trial, param_name, param_distribution)
+        self._save()
+        return value
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self.sampler.after_trial(study, trial, state, values)
+        self._save()
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
+
+    def _save(self) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(pickle.dumps(self.sampler))
+        os.replace(temporary, self.path)
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
@@ -38,6 +81,13 @@ class ResumableOptunaSweeper(OptunaSweeper):
         OmegaConf.save(config, self.sweep_dir / "multirun.yaml")
         if self.sweeper.storage is None:
             self.sweeper.storage = f"sqlite:///{(self.sweep_dir / STUDY_FILE).resolve()}"
+        sampler = self.sweeper.sampler
+        if isinstance(sampler, BaseSampler):  # not the grid sampler, which the plugin builds later from the grid
+            saved = self.sweep_dir / SAMPLER_FILE
+            if saved.is_file():  # the sampler of this sweep dir's study, as its last draw left it
+                sampler = pickle.loads(saved.read_bytes())
+                log.info("resume: the sampler continues from %s", saved)
+            self.sweeper.sampler = PersistedSampler(sampler, saved)
 
     def sweep(self, arguments: list[str]) -> Any:
         import optuna
