@@ -32,6 +32,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rnnbench.record.secrets import Secrets
 from rnnbench.errors import (SEED_LIMIT, ConfigError, defaults_of, did_you_mean, format_bytes, int_range_words, is_int_in,
                              require, require_fits, root_cause_line)
 
@@ -492,6 +493,23 @@ def check_loggers(loggers: DictConfig) -> None:
             raws = raw_values(node)
             check_node(node, f"logger.{name}", LOGGER_RULES.get(node._target_, {}), filled=[
                 k for k in _settings(node) if _hydra_resolved_later(raws.get(k)) or node[k] is None])
+            for key in PATH_SETTINGS:
+                if key in node and not _hydra_resolved_later(raws.get(key)):
+                    refuse_a_credential_in_a_path(f"logger.{name}.{key}", node[key])
+
+
+# Logger settings that become dir or file names (and are printed): a credential there cannot be scrubbed away.
+PATH_SETTINGS = ("save_dir", "dir", "name", "version", "project")
+
+
+def refuse_a_credential_in_a_path(setting: str, value: Any) -> None:
+    """ConfigError when ``value`` holds a credential of this process's environment (see
+    :mod:`rnnbench.record.secrets`): a path would carry it into dir names, logs and the screen, where no scrubbing
+    reaches; the error line shows the value redacted."""
+    secrets = Secrets.from_environment()
+    if isinstance(value, str) and secrets.scrub(value) != value:
+        raise ConfigError(setting, secrets.scrub(value), "a path without a credential from the environment "
+                                                          "(it would name a dir and be printed)")
 
 
 LOGGER_RULES: dict[str, dict[str, Rule]] = {  # rules for the settings whose annotation is not checked at run time
@@ -692,6 +710,7 @@ def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
     directory = _resolved(hydra_cfg[output], "dir", f"hydra.{output}.dir")
     require(isinstance(directory, str) and directory.strip() != "", f"hydra.{output}.dir", directory,
             "a directory path")
+    refuse_a_credential_in_a_path(f"hydra.{output}.dir", directory)
     for name, node in (("launcher", launcher), ("sweeper", sweeper)):
         for key, rule in HYDRA_RULES.get(node.get("_target_"), {}).items():
             value = OmegaConf.select(node, key, default=_ABSENT)

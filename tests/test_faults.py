@@ -83,12 +83,14 @@ def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_p
     whose key does, and a literal under a secret-looking key; every byte written (records, Hydra's dumps, CSV,
     W&B's offline run files, logs) and every line printed is searched for them."""
     planted = {"WANDB_API_KEY": "wandbkey-0123456789abcdef", "MY_SERVICE_TOKEN": "tok-sekrit-456",
-               "AWS_SECRET_ACCESS_KEY": "aws-sekrit-789"}
+               "AWS_SECRET_ACCESS_KEY": "aws-sekrit-789", "GITHUB_TOKEN": "ghp-sekrit-0123", "HF_TOKEN": "hf-sekrit-4567"}
     literal = "sekrit-literal-000"
     env = cli_env(**planted, WANDB_MODE="offline")
     args = ["-m", "data=adding", "data.seq_len=8", "model.hidden_size=4", "trainer.max_steps=4",
             "trainer.val_check_interval=2", "seed=0,1", "+extra.note=${oc.env:MY_SERVICE_TOKEN}",
-            "+extra.api_key=${oc.env:WANDB_API_KEY}", f"+extra.password={literal}"]
+            "+extra.api_key=${oc.env:WANDB_API_KEY}", f"+extra.password={literal}",
+            # W&B's init arguments go into its binary .wandb file, which no later scrubbing can rewrite
+            "+logger.wandb.notes=${oc.env:GITHUB_TOKEN}", "+logger.wandb.tags=[${oc.env:HF_TOKEN}]"]
     result = train(tmp_path, *args, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     refused = train(tmp_path, "seed=${oc.env:AWS_SECRET_ACCESS_KEY}", env=env)

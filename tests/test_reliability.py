@@ -93,3 +93,14 @@ def test_a_published_csv_with_a_byte_order_mark_or_in_latin_1(tmp_path):
     (tmp_path / "latin1.csv").write_bytes("model.cell,published\ngru,8.54 (Chung \u00e9t al.)\n".encode("latin-1"))
     with pytest.raises(ReportError, match=r"^--published .*latin1.csv: not UTF-8 text \(byte \d+\); save it as UTF-8"):
         read_published(tmp_path / "latin1.csv")
+
+
+@pytest.mark.parametrize("override,setting", [("hydra.run.dir=run_${oc.env:HF_TOKEN}", "hydra.run.dir"),
+                                              ("logger.csv.name=${oc.env:HF_TOKEN}", "logger.csv.name")])
+def test_a_credential_in_a_path_is_refused_redacted(override, setting, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_TOKEN", "hf_dummy0123456789")
+    assert main(["train", override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rnnbench: error: {setting}=") and "<redacted>" in err and "hf_dummy" not in err
+    assert "a path without a credential from the environment" in err and list(tmp_path.iterdir()) == []

@@ -287,8 +287,14 @@ class Training:
                 "bidirectional" if cfg.model.bidirectional else "unidirectional"]
         previous_wandb = record.wandb or {}
         run_name, group = run_naming(hydra, self.secrets.scrub_override)
+        # scrubbed before any logger sees them: W&B writes its init arguments (notes, tags) into the run's .wandb
+        # file, a binary log that no later scrubbing could rewrite, and `wandb sync` uploads it
+        logger_configs = cfg.get("logger")
+        if logger_configs is not None:
+            logger_configs = OmegaConf.create(self.secrets.scrub_tree(OmegaConf.to_container(logger_configs,
+                                                                                             resolve=True)))
         self.loggers = build_loggers(
-            cfg.get("logger"), save_dir=str(output_dir), group=group, tags=tags, run_name=run_name,
+            logger_configs, save_dir=str(output_dir), group=group, tags=tags, run_name=run_name,
             wandb_id=previous_wandb.get("run_id") if self.resume_step is not None else None)
         if self.resume_step is not None:  # before anything opens the CSV log, which Lightning would start afresh
             keep_history(self.loggers, checkpoint_path(output_dir), self.resume_step)
