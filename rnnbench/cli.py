@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     if parsed.command is None:
         top.print_help()
         return 2
-    return COMMANDS[parsed.command](arguments)
+    try:
+        return COMMANDS[parsed.command](arguments)
+    except KeyboardInterrupt:  # Ctrl-C before a run's own handler is in place (imports, validation): no traceback
+        print("rnnbench: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -77,6 +77,22 @@ def _at_source(node: DictConfig, prefix: str, error: ConfigError) -> ConfigError
     return ConfigError(source.group(1), error.value, error.allowed) if source else error.under(prefix)
 
 
+def check_diagnostics(diagnostics: DictConfig | None) -> None:
+    """Every entry under ``diagnostics`` is an instrument (a node with ``_target_``), null, or a setting that an
+    instrument reads (``probe_every``, ``probe_size``): anything else would be silently ignored."""
+    nodes = {name: node for name, node in (diagnostics or {}).items() if isinstance(node, DictConfig)}
+    read = " ".join(str(value) for node in nodes.values() for value in raw_values(node).values())
+    for name, value in (diagnostics or {}).items():
+        if name in nodes or value is None:
+            require(value is None or "_target_" in value, f"diagnostics.{name}", value,
+                    "an instrument: a node with _target_ (as in conf/diagnostics/default.yaml)")
+        else:
+            require(f"diagnostics.{name}}}" in read, f"diagnostics.{name}", value,
+                    "an instrument (a node with _target_) or a setting an instrument reads: "
+                    + (", ".join(sorted(k for k, v in (diagnostics or {}).items() if k not in nodes
+                                        and f"diagnostics.{k}}}" in read)) or "none here"))
+
+
 def build_diagnostics(diagnostics: DictConfig | None) -> list[Any]:
     """One callback per instrument under ``diagnostics`` (entries without ``_target_`` are settings)."""
     return [build(node, f"diagnostics.{name}") for name, node in (diagnostics or {}).items()
@@ -201,6 +217,10 @@ TRAINER_RULES: dict[str, Rule] = {
     "num_sanity_val_steps": Rule(lambda v: _is_int(v) and v >= -1,
                                  "an integer >= 0, or -1 for every validation batch"),
     "accumulate_grad_batches": integer(1),
+    "limit_train_batches": Rule(lambda v: v is None or _is_int(v) and v >= 1 or isinstance(v, float) and 0 < v <= 1,
+                                "null, an integer >= 1 (batches per epoch) or a fraction in (0, 1] (0 trains nothing)"),
+    # more than one device is refused below from the Trainer built; a huge count is refused before building it
+    "devices": Rule(lambda v: not (_is_int(v) and v > 1), f"1, -1 or 'auto' (one device){SINGLE_PROCESS}"),
     "gradient_clip_val": optional(positive(), "no clipping"),
     "gradient_clip_algorithm": one_of(*CLIP_ALGORITHMS),
     "strategy": one_of("auto", "single_device", meaning=SINGLE_PROCESS),
@@ -489,6 +509,8 @@ def check_loggers(loggers: DictConfig) -> None:
     """Each logger's settings are arguments of the logger of their annotated type; a null one is filled per
     job (the output dir, the run's name)."""
     for name, node in loggers.items():
+        require(node is None or isinstance(node, DictConfig) and "_target_" in node, f"logger.{name}", node,
+                "a logger (a node with _target_, as in conf/logger/) or null")
         if isinstance(node, DictConfig) and "_target_" in node:
             raws = raw_values(node)
             check_node(node, f"logger.{name}", LOGGER_RULES.get(node._target_, {}), filled=[
@@ -598,6 +620,7 @@ def check_trainer(trainer: DictConfig, datamodule: Any, here: bool) -> None:
     logger, no callbacks, nothing written), which must run in one process."""
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
+    require(trainer.get("_target_") == TRAINER, "trainer._target_", trainer.get("_target_"), TRAINER)
     check_node(trainer, "trainer", TRAINER_RULES)
     check_epochs(trainer, datamodule)
     if not here:
@@ -607,6 +630,9 @@ def check_trainer(trainer: DictConfig, datamodule: Any, here: bool) -> None:
     require(isinstance(built.strategy, SingleDeviceStrategy), "trainer.devices", trainer.get("devices", "auto"),
             f"1 (Lightning would start {type(built.strategy).__name__} over {built.num_devices} devices)"
             f"{SINGLE_PROCESS}")
+
+
+TRAINER = "pytorch_lightning.Trainer"
 
 
 def check_optim(optim: DictConfig) -> None:
@@ -635,6 +661,7 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
                     f"{did_you_mean(str(cfg.objective), names)}")
     check_memory(cfg, datamodule, task)
     build(cfg.model, "model", task=task)
+    check_diagnostics(cfg.get("diagnostics"))
     build_diagnostics(cfg.get("diagnostics"))
     check_loggers(cfg.logger)
     check_trainer(cfg.trainer, datamodule, here)

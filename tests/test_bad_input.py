@@ -57,6 +57,9 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     *each("verbose", "maybe", 1), *each("resume", "maybe", 0), *each("checkpoint", "maybe", 2),
     *each("objective", "nope", "val/accuracy", 123), *each("objective_direction", "up", "max"),
     *each("objective", "val/mse", prefix=("data=digits",)),
+    # settings that would be ignored, train nothing, or fail late
+    *each("trainer.limit_train_batches", 0, add=True), *each("trainer.devices", 10**12),
+    *each("trainer._target_", "builtins.dict"), *each("diagnostics.foo", 1, add=True), *each("logger.foo", 1, add=True),
     *each("foo", 1, add=True), *each("sed", 1, add=True),
     # data: the adding problem (the default), copy, digits, timemachine
     *each("data.seq_len", NOT_INT, NEGATIVE, ZERO, 1, NAN, INF, FRACTION, HUGE),

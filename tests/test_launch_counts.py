@@ -5,6 +5,9 @@ set of config-group choices and validates once, the job trusts it (no validation
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections import Counter
 
 import pytest
@@ -89,3 +92,17 @@ def test_status_counts_jobs_not_started_from_the_launch_plan(tmp_path):
     assert describe(tmp_path)[0] == f"{tmp_path}: 5 job(s): 5 not started"
     (tmp_path / PLAN_NAME).write_text("{not json")
     assert describe(tmp_path)[0] == f"{tmp_path}: 0 job(s): no records yet"
+
+
+def test_a_100000_job_seed_sweep_starts_its_first_job_without_composing_the_others(counted, tmp_path, monkeypatch):
+    """Hydra's basic sweeper would compose all 100,000 jobs before the first starts (hours, silently); the launch
+    plan covers them, so the first job starts after rnnbench's one composition and Hydra's own."""
+    def first_job(self):  # Ctrl-C as the first job starts: the sweep stops there
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # the handler raises Interrupted in this thread long before
+
+    monkeypatch.setattr(rnnbench.job.run.Job, "run", first_job)
+    assert train(["-m", "seed=range(0,100000)", "logger=none", "hydra.sweep.dir=big"]) == 128 + signal.SIGINT
+    assert sum(counted["compose"].values()) == 1
+    assert sum(counted["hydra_compose"].values()) == 1 + 2 + 1  # rnnbench's, @hydra.main's two, the first job's
+    assert read_plan(tmp_path / "big").jobs == 100_000

@@ -104,3 +104,25 @@ def test_a_credential_in_a_path_is_refused_redacted(override, setting, monkeypat
     err = capsys.readouterr().err
     assert err.startswith(f"rnnbench: error: {setting}=") and "<redacted>" in err and "hf_dummy" not in err
     assert "a path without a credential from the environment" in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_key_swept_below_a_null_node_and_ctrl_c_at_start_up_are_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", "hydra.sweeper.params.model.cell=rnn,foo"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rnnbench: error: hydra.sweeper.params.model.cell='rnn,foo' is not allowed: a key below hydra.sweeper.params, "
+        "which is null here (to sweep a key, give it its values on the command line: KEY=A,B)")
+
+    def interrupted(arguments):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rnnbench.launch.train.train", interrupted)
+    assert main(["train", "seed=1"]) == 130
+    assert capsys.readouterr().err == "rnnbench: interrupted\n"
+
+
+def test_a_deleted_model_setting_trains_with_its_default(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "~model.cell", *TINY, "hydra.run.dir=run"]) == 0
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["status"] == "completed" and "cell" not in record["config"]["model"]

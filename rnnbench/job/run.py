@@ -25,7 +25,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.references import cached_reference
 from rnnbench.data.task import Task
-from rnnbench.errors import RnnbenchError, root_cause_line
+from rnnbench.errors import RnnbenchError, defaults_of, root_cause_line
 from rnnbench.job.progress import Heartbeat, StepProgressBar
 from rnnbench.job.quiet import route_library_output
 from rnnbench.job.threads import auto_threads
@@ -283,8 +283,9 @@ class Training:
                       model_size={"hidden_size": model.hidden_size, "parameters": parameters,
                                   "param_budget": model.param_budget})
 
-        tags = [task.name, cfg.model.cell, f"layers={cfg.model.num_layers}",
-                "bidirectional" if cfg.model.bidirectional else "unidirectional"]
+        model_setting = {**defaults_of(type(model).__init__), **cfg.model}.get  # ~model.cell: the default cell
+        tags = [task.name, str(model_setting("cell")), f"layers={model_setting('num_layers')}",
+                "bidirectional" if model_setting("bidirectional") else "unidirectional"]
         previous_wandb = record.wandb or {}
         run_name, group = run_naming(hydra, self.secrets.scrub_override)
         # scrubbed before any logger sees them: W&B writes its init arguments (notes, tags) into the run's .wandb

@@ -151,6 +151,21 @@ def unknown_key_error(key: str, value: object, cfg: DictConfig) -> ConfigError:
     return ConfigError(key, value, f"{where}{suggestion or f' (to add one: +{key}=...)'}")
 
 
+def _under_null(parsed: list[Override], root: DictConfig | None) -> RnnbenchError:
+    """The one-line refusal of an override that sets a key below a null node (Hydra only asserts)."""
+    for override in parsed:
+        parts = override.key_or_group.split(".")
+        ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
+        parent = next((a for a in ancestors if root is not None
+                       and OmegaConf.select(root, a, default=_ABSENT) is None), None)
+        if parent:
+            value = override.input_line.split("=", 1)[1] if "=" in override.input_line else None
+            return ConfigError(override.key_or_group, value, f"a key below {parent}, which is null here"
+                               + (" (to sweep a key, give it its values on the command line: KEY=A,B)"
+                                  if parent.startswith("hydra.sweeper.params") else ""))
+    return RnnbenchError("an override sets a key below a node that is null in the composed config")
+
+
 def _one_line(error: Exception) -> RnnbenchError:
     if isinstance(error, MissingConfigException) and error.options:
         group, _, choice = str(error.missing_cfg_file).rpartition("/")
@@ -196,6 +211,8 @@ def check_every_job(arguments: list[str]) -> Checked:
 
     multirun, overrides = split_multirun(arguments)
     checked = 0
+    everything: list[Override] = []
+    hydra_root: DictConfig | None = None
     # Building a model to validate it is tiny work; torch's thread pool would only add contention
     # (an orthogonal init's QR takes 0.1 s with 2 threads on a busy machine, 0.2 ms with 1).
     threads = torch.get_num_threads()
@@ -265,6 +282,8 @@ def check_every_job(arguments: list[str]) -> Checked:
         raise _one_line(error) from None
     except (InstantiationException, TypeError) as error:  # e.g. +model.unknown=1: a constructor refuses it
         raise RnnbenchError(root_cause_line(error)) from None
+    except AssertionError:  # Hydra asserts when an override sets a key below a node that is null
+        raise _under_null(everything, hydra_root) from None
     finally:
         torch.set_num_threads(threads)
     lines = {line for axis in axes for line in axis.lines}
