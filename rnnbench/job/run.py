@@ -26,26 +26,25 @@ from rnnbench.config import build, build_diagnostics, validate
 from rnnbench.data.references import cached_reference
 from rnnbench.data.task import Task
 from rnnbench.errors import RnnbenchError, defaults_of, root_cause_line
+from rnnbench.job import slurm
+from rnnbench.job.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
+                                      last_checkpoint)
+from rnnbench.job.divergence import DivergenceMonitor
+from rnnbench.job.history import HistoryMark, copy_history, keep_history
+from rnnbench.job.loggers import build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers, wandb_record
+from rnnbench.job.module import SequenceTaskModule
 from rnnbench.job.progress import Heartbeat, StepProgressBar
 from rnnbench.job.quiet import route_library_output
+from rnnbench.job.run_statistics import RunStatistics
 from rnnbench.job.threads import auto_threads
-from rnnbench.job.loggers import (build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers,
-                                       wandb_record)
+from rnnbench.job.weight_noise import WeightNoise
+from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
+from rnnbench.record.locks import JOB_LOCK, DirLock
+from rnnbench.record.plan import finished_elsewhere, read_plan
 from rnnbench.record.schema import (COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, Record,
                                     RecordError, SpaceReserve, flatten, new_record, now, read_record, set_aside,
                                     write_json_atomic)
-from rnnbench.record.plan import finished_elsewhere, read_plan
 from rnnbench.record.secrets import Secrets
-from rnnbench.job import slurm
-from rnnbench.record.locks import JOB_LOCK, DirLock
-from rnnbench.job.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
-                                           last_checkpoint)
-from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
-from rnnbench.job.run_statistics import RunStatistics
-from rnnbench.job.divergence import DivergenceMonitor
-from rnnbench.job.history import HistoryMark, copy_history, keep_history
-from rnnbench.job.module import SequenceTaskModule
-from rnnbench.job.weight_noise import WeightNoise
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from hydra.errors import HydraException
 
 from rnnbench.config import BASIC_SWEEPER
 from rnnbench.errors import RnnbenchError, root_cause_line
-from rnnbench.launch.validate import Checked, check_every_job, split_multirun
-from rnnbench.record.locks import SWEEP_LOCK, DirLock
-from rnnbench.launch.resume import pin_output_dir, resolve_output_dir
 from rnnbench.launch import summary
+from rnnbench.launch.resume import pin_output_dir, resolve_output_dir
+from rnnbench.launch.validate import Checked, check_every_job, split_multirun
 from rnnbench.record.keys import TRUSTING_SWEEPER
+from rnnbench.record.locks import SWEEP_LOCK, DirLock
 from rnnbench.record.plan import LaunchPlan
 from rnnbench.record.secrets import SECRET_LITERAL_PREFIX, Secrets
 

@@ -16,9 +16,9 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rnnbench.config import ROOT_RULES, check_objective_for, config_dir, group_choices, validate, validate_hydra
-from rnnbench.record.keys import CHECKED_ALONE
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
 from rnnbench.launch.value_overrides import with_value_overrides
+from rnnbench.record.keys import CHECKED_ALONE
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rnnbench.record.schema import DIVERGED, FAILED, INTERRUPTED
 from rnnbench.report.cells import Cell, Interval, Key, Number, Stat, Text, Verdict
 from rnnbench.report.notes import table_context
 from rnnbench.report.records import ReportError, Run, RunSet, display, hashable, matches, parse_value, varying_keys
@@ -15,7 +16,6 @@ from rnnbench.report.rows import TASK_KEYS, check_keys, distinct_values, group_r
 from rnnbench.report.statistics import (CONFIDENCE, FEW_SEEDS, INTERVALS, RESAMPLES, SEED, Difference,
                                         bootstrap_difference, holm, paired_difference, summarize, welch_difference)
 from rnnbench.report.table import Table, check_metrics, completed_values, default_metrics
-from rnnbench.record.schema import DIVERGED, FAILED, INTERRUPTED
 
 __all__ = ["build_comparison", "EVERY"]
 

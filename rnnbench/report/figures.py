@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from rnnbench.record.schema import COMPLETED, DIVERGED, FINISHED
 from rnnbench.report.records import ReportError, Run, display, history_path, layer_entry, read_history, sort_key
 from rnnbench.report.rows import Grouping, Row, grouping, pooled_keys
-from rnnbench.record.schema import COMPLETED, DIVERGED, FINISHED
 
 __all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "build_figure", "layer_directions",
            "figure_views", "view_name", "run_history"]

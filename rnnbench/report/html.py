@@ -30,9 +30,9 @@ from rnnbench.record.keys import LAUNCHER_ADDED
 from rnnbench.report.compare import build_comparison
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
 from rnnbench.report.figures import NoData, build_figure, figure_views
+from rnnbench.report.published import PUBLISHED, Published
 from rnnbench.report.records import (VERSION_KEYS, ReportError, Run, RunSet, code_differences, display,
                                      value_counts, varying_keys)
-from rnnbench.report.published import PUBLISHED, Published
 from rnnbench.report.rows import grouping
 from rnnbench.report.table import Table, build_table
 

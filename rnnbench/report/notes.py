@@ -7,11 +7,11 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 
+from rnnbench.record.schema import COMPLETED, INTERRUPTED, RUNNING
 from rnnbench.report.formatting import format_number, format_summary
 from rnnbench.report.records import Run, RunSet, code_differences
 from rnnbench.report.rows import distinct_values, pooled_keys
 from rnnbench.report.statistics import summarize
-from rnnbench.record.schema import COMPLETED, INTERRUPTED, RUNNING
 
 __all__ = ["table_context", "reference_note", "baseline_note"]
 

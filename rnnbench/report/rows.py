@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rnnbench.report.records import ReportError, Run, all_keys, display, sort_key, varying_keys
 from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
+from rnnbench.report.records import ReportError, Run, all_keys, display, sort_key, varying_keys
 
 __all__ = ["TASK_KEYS", "Row", "Grouping", "check_keys", "split_keys", "group_rows", "grouping", "pooled_keys",
            "distinct_values"]

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rnnbench.report.records import loading_warnings, read_records
 from rnnbench.record.keys import is_run_setting, key_of
 from rnnbench.record.lines import format_duration, job_label, outcome, parse_timestamp, status_line
 from rnnbench.record.plan import read_plan
 from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RUNNING
+from rnnbench.report.records import loading_warnings, read_records
 
 KILLED = "killed"  # not a record's status: a running record whose heartbeat stopped
 

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
 from rnnbench.report.cells import Cell, Censored, Fraction, Key, Stat
 from rnnbench.report.formatting import format_number, format_summary
 from rnnbench.report.notes import table_context
 from rnnbench.report.records import ReportError, Run, RunSet, is_bookkeeping
 from rnnbench.report.rows import TASK_KEYS, grouping
 from rnnbench.report.statistics import summarize
-from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
 
 __all__ = ["Table", "build_table", "default_metrics", "metric_cell", "completed_values",
            "check_metrics", "FORMATS", "FRACTION_STATUSES", "TASK_KEYS", "format_number", "format_summary"]
