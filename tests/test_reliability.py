@@ -11,6 +11,7 @@ import pytest
 from rnnbench.cli import main
 
 DIVERGES = ["optim=sgd", "optim.lr=1", "model.cell=rnn", "model.hidden_size=32", "trainer.max_steps=100",
+            "trainer.log_every_n_steps=1",
             "logger=csv", "threads=1", "data.num_train=512", "data.num_val=128", "data.num_test=128"]
 
 
