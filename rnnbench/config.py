@@ -723,13 +723,14 @@ HYDRA_RULES[RESUMABLE_OPTUNA] = HYDRA_RULES[OPTUNA]
 HYDRA_RULES[VALIDATED_BASIC_SWEEPER] = HYDRA_RULES[BASIC_SWEEPER]
 
 
-def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
+def validate_hydra(root: DictConfig, multirun: bool) -> None:
     """Refuse a bad Hydra setting of a command before any job starts: the launcher's and the sweeper's
     settings (rules per plugin, :data:`HYDRA_RULES`), the output dir (``hydra.run.dir``, or ``hydra.sweep.dir``
     for ``multirun``) resolving, and, for an Optuna sweep, an ``objective`` to optimise.
 
-    ``hydra_cfg`` is the ``hydra`` node of a config composed with ``return_hydra_config=True``.
+    ``root`` is a config composed with ``return_hydra_config=True``: its ``hydra`` node and its job settings.
     """
+    hydra_cfg = root.hydra
     launcher, sweeper = hydra_cfg.launcher, hydra_cfg.sweeper
     require_resolved_and_finite(launcher, "hydra.launcher")
     require_resolved_and_finite(sweeper, "hydra.sweeper")
@@ -743,8 +744,7 @@ def validate_hydra(hydra_cfg: DictConfig, multirun: bool) -> None:
             value = OmegaConf.select(node, key, default=_ABSENT)
             if value is not _ABSENT:
                 rule.check(_set_by(node, key, f"hydra.{name}.{key}"), value)
-    root = hydra_cfg._get_root()  # the composed config the hydra node belongs to (its job settings)
-    if multirun and root is not hydra_cfg and "objective" in root:
+    if multirun and "objective" in root:
         check_objective_for(sweeper, root.objective)
 
 

@@ -303,7 +303,7 @@ def test_validate_hydra_names_the_setting(case):
     arguments, setting = case
     multirun = "-m" in arguments
     with pytest.raises(ConfigError) as error:
-        validate_hydra(hydra_config(*(a for a in arguments if a != "-m")).hydra, multirun)
+        validate_hydra(hydra_config(*(a for a in arguments if a != "-m")), multirun)
     assert error.value.setting == setting and "\n" not in str(error.value)
 
 
@@ -314,8 +314,8 @@ def test_validate_hydra_names_the_setting(case):
 ], ids=lambda o: " ".join(o) or "defaults")
 def test_validate_hydra_accepts_the_shipped_settings(overrides):
     cfg = hydra_config(*overrides)
-    validate_hydra(cfg.hydra, multirun=True)
-    validate_hydra(cfg.hydra, multirun=False)
+    validate_hydra(cfg, multirun=True)
+    validate_hydra(cfg, multirun=False)
 
 
 # ---------------------------------------------------------------------------------------------- good input

@@ -234,7 +234,7 @@ def check_every_job(arguments: list[str]) -> Checked:
             check_keys_exist(values, hydra_root)
             hydra_root = with_value_overrides(hydra_root, [o for o in values if not o.is_sweep_override()])
             hydra_cfg = hydra_root.hydra
-            validate_hydra(hydra_cfg, multirun)
+            validate_hydra(hydra_root, multirun)
             params = {str(k): str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
             check_group_choices(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
                                 groups)
