@@ -127,3 +127,41 @@ def test_a_deleted_model_setting_trains_with_its_default(monkeypatch, tmp_path, 
     assert main(["train", "~model.cell", *TINY, "hydra.run.dir=run"]) == 0
     record = json.loads((tmp_path / "run" / "result.json").read_text())
     assert record["status"] == "completed" and "cell" not in record["config"]["model"]
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_before_any_job(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    for data in ("timemachine", "jsb_chorales"):
+        assert main(["train", f"data={data}", f"data.cache_dir={tmp_path / 'a_file'}"]) == 2
+        assert capsys.readouterr().err.strip() == (f"rnnbench: error: data.cache_dir='{tmp_path / 'a_file'}' is not "
+                                                   "allowed: a directory, or where one can be made (it is a file)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_status_shows_no_impossible_speed_or_percentage_from_a_damaged_heartbeat(tmp_path, monkeypatch):
+    from rnnbench.record.lines import parse_timestamp
+    from rnnbench.report.status import describe
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "hydra.run.dir=run"]) == 0
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    running = {**record, "status": "running", "steps": 50, "finished_at": None,
+               "progress": {"max_steps": 20, "steps_per_second": -3.0, "updated_at": record["started_at"]}}
+    (tmp_path / "run" / "result.json").write_text(json.dumps(running))
+    lines = describe(tmp_path / "run", now=parse_timestamp(record["started_at"]) + 1)
+    assert lines[1].endswith("step 50, 0 steps/s") and "-" not in lines[1].split(":", 1)[1] and "%" not in lines[1]
+
+
+def test_two_executions_of_one_sweep_are_flagged_and_the_seed_is_not_a_comparison(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for execution in ("first", "second"):
+        assert main(["train", "-m", "model.cell=rnn,gru", *TINY, f"hydra.sweep.dir=sweeps/{execution}"]) == 0
+    capsys.readouterr()
+    assert main(["table", "sweeps"]) == 0
+    table = capsys.readouterr().out
+    assert "2 run(s) repeat the configuration and seed of another run" in table and "(2) |" in table
+    assert main(["table", "sweeps/first"]) == 0
+    assert "repeat the configuration" not in capsys.readouterr().out
+    assert main(["table", "sweeps/first", "--compare", "seed=*", "seed=0"]) == 2
+    assert "the seeds are each side's samples, not a setting to compare" in capsys.readouterr().err

@@ -9,9 +9,20 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from rnnbench.errors import DataError
+from rnnbench.errors import DataError, require
 
 log = logging.getLogger(__name__)
+
+
+def cache_path(cache_dir: str, *parts: str) -> Path:
+    """``cache_dir``/``parts``, refusing a ``cache_dir`` (or a folder below it) that exists as a file: it could never
+    hold the cached copy, and the job would fail only when it tried to write one."""
+    path = Path(cache_dir).expanduser()
+    for folder in [path, *(path.joinpath(*parts[:i]) for i in range(1, len(parts)))]:
+        require(not folder.exists() or folder.is_dir(), "cache_dir", cache_dir,
+                f"a directory ({folder} is a file)" if folder != path else "a directory, or where one can be made "
+                                                                           "(it is a file)")
+    return path.joinpath(*parts)
 
 
 def sha256_of(path: Path) -> str:

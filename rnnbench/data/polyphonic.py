@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, SequenceSplit
-from rnnbench.data.files import download, sha256_of
+from rnnbench.data.files import cache_path, download, sha256_of
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, DataError, require
 
@@ -91,7 +91,7 @@ class PolyphonicMusic(InMemoryDataModule):
         require(path is None or isinstance(path, str) and path != "", "path", path,
                 "null (the cache, else a download) or the path of a local .mat file")
         self.name, self.file, self.url, self.sha256 = name, file, url, sha256
-        self.cache_file = Path(cache_dir).expanduser() / "polyphonic" / file
+        self.cache_file = cache_path(cache_dir, "polyphonic", file)
         self.path = self.locate(None if path is None else Path(path).expanduser().resolve())
         self.rolls = _read_rolls(str(self.path), self.path.stat().st_mtime)
 

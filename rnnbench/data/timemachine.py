@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, Split, split_sizes
-from rnnbench.data.files import download, sha256_of
+from rnnbench.data.files import cache_path, download, sha256_of
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, DataError, defaults_of, require, require_int
 
@@ -79,7 +79,7 @@ class TimeMachine(InMemoryDataModule):
         self.path = None if path is None else Path(path).expanduser().resolve()
         if self.path is not None:
             check_text_file(self.path, "path")
-        self.cache_file = Path(cache_dir).expanduser() / "timemachine.txt"
+        self.cache_file = cache_path(cache_dir, "timemachine.txt")
         self.url, self.sha256 = url, sha256
         self.require_long_enough()
         self.require_memory(seq_len=self.seq_len, **dict(zip(WINDOW_COUNTS, self.sizes)))

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rnnbench.record.keys import REPLICATE_KEYS
 from rnnbench.record.schema import DIVERGED, FAILED, INTERRUPTED
 from rnnbench.report.cells import Cell, Interval, Key, Number, Stat, Text, Verdict
 from rnnbench.report.notes import table_context
@@ -106,6 +107,10 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
         raise ReportError(f"--compare {compare[0]} {compare[1]}: both sides must name the same setting")
     if matches(a, b):
         raise ReportError(f"--compare {compare[0]} {compare[1]}: the two sides are the same value")
+    if key in REPLICATE_KEYS:
+        raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the seeds are each side's samples, "
+                          "not a setting to compare (compare a setting, model.cell=A model.cell=B: the seeds pair "
+                          "its runs)")
     check_keys(runs, [key], "--compare")
     if by:
         check_keys(runs, by, "--by")

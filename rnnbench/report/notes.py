@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from rnnbench.record.schema import COMPLETED, INTERRUPTED, RUNNING
@@ -36,6 +37,12 @@ def table_context(runs: Sequence[Run], runset: RunSet, group_keys: Sequence[str]
         notes.append("rows pool runs that differ in " + "; ".join(f"{k} ({distinct_values(runs, k)})" for k in other)
                      + ": add --by KEY to separate them")
     warnings += runset.warnings()
+    repeated = Counter(run.record.get("config_hash") for run in runs)
+    repeats = sum(n - 1 for n in repeated.values() if n > 1)
+    if repeats:  # two executions of one sweep: the same configuration and seed counted as two samples
+        warnings.append(f"{repeats} run(s) repeat the configuration and seed of another run (the same config_hash, "
+                        "from another execution or dir): each counts in n, which narrows every interval; "
+                        "tabulate one execution's dir")
     completed = [run for run in runs if run.status == COMPLETED]
     for metric in metrics:
         if not any(run.value(metric) is not None for run in completed):

@@ -63,7 +63,7 @@ def describe(root: Path, now: float | None = None, warn: Callable[[str], None] =
                                f"(last at step {record['steps']}); resume=true runs it again")
                 continue
             counts[RUNNING] += 1
-            total, rate, steps = progress.get("max_steps"), progress.get("steps_per_second") or 0.0, record["steps"]
+            total, rate, steps = _heartbeat(progress, record["steps"])
             details.append(f"  running   {label}: {status_line(steps, total, rate, {})}")
             if total and rate:
                 running_left.append((total - steps) / rate)
@@ -88,6 +88,16 @@ def describe(root: Path, now: float | None = None, warn: Callable[[str], None] =
         eta = max(running_left or [0.0]) + (not_started * sum(walls) / len(walls) / counts[RUNNING] if walls else 0)
         header += f"; ETA {format_duration(eta)}"
     return [header, *details]
+
+
+def _heartbeat(progress: dict[str, Any], steps: int) -> tuple[int | None, float, int]:
+    """(planned steps, steps per second, steps done) from a running record's heartbeat; what a damaged heartbeat
+    makes impossible (a negative or non-finite speed, more steps done than planned) counts as unknown."""
+    total, rate = progress.get("max_steps"), progress.get("steps_per_second")
+    rate = float(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate < float("inf") \
+        else 0.0
+    total = total if isinstance(total, int) and not isinstance(total, bool) and total >= max(steps, 1) else None
+    return total, rate, max(steps, 0)
 
 
 def _interrupted(record: dict[str, Any]) -> str:
