@@ -32,8 +32,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rnnbench.errors import (SEED_LIMIT, ConfigError, defaults_of, did_you_mean, format_bytes, int_range_words, is_int_in,
-                             require, require_fits, root_cause_line)
+from rnnbench.errors import (SEED_LIMIT, ConfigError, defaults_of, did_you_mean, format_bytes, int_range_words,
+                             is_int_in, require, require_fits, root_cause_line)
 from rnnbench.record.secrets import Secrets
 
 _PACKAGE = Path(__file__).resolve().parent
