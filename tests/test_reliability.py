@@ -165,3 +165,24 @@ def test_two_executions_of_one_sweep_are_flagged_and_the_seed_is_not_a_compariso
     assert "repeat the configuration" not in capsys.readouterr().out
     assert main(["table", "sweeps/first", "--compare", "seed=*", "seed=0"]) == 2
     assert "the seeds are each side's samples, not a setting to compare" in capsys.readouterr().err
+
+
+def test_a_user_cell_without_parameters_or_with_integer_states_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "odd_cells.py").write_text(
+        "import torch\n"
+        "from rnnbench.models.cells.simple import ElmanRNN\n"
+        "from rnnbench.models.cells.base import Cell\n\n\n"
+        "class NoWeights(Cell):\n"
+        "    def step(self, x_t, state):\n"
+        "        return (torch.tanh(state[0]),), {}\n\n\n"
+        "class IntegerState(ElmanRNN):\n"
+        "    def initial_state(self, batch, device=None, dtype=None):\n"
+        "        return (torch.zeros(batch, self.hidden_size, dtype=torch.long, device=device),)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for cell, why in (("odd_cells.NoWeights", "it has no parameters"),
+                      ("odd_cells.IntegerState", "state 'h' must be a floating-point tensor, got torch.int64")):
+        assert main(["train", f"model.cell={cell}"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"rnnbench: error: model.cell='{cell}' is not allowed") and why in err, err
+        assert err.count("\n") == 1

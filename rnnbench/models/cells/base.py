@@ -123,6 +123,8 @@ def protocol_problem(cell: Cell) -> str | None:
         return f"state_names must be a tuple of distinct names with 'h' first, got {names!r}"
     batch, hidden = 2, cell.hidden_size
     parameter = next(iter(cell.parameters()), None)
+    if parameter is None:
+        return "it has no parameters: a cell learns its weights (register them as nn.Parameter in __init__)"
     device = parameter.device if parameter is not None else None
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.get_default_dtype()
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -162,4 +164,6 @@ def _states_problem(what: str, state: object, names: tuple[str, ...], batch: int
         if not (isinstance(tensor, Tensor) and tuple(tensor.shape) == (batch, hidden)):
             shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
             return f"{what}: state {name!r} must be (B, hidden_size) = ({batch}, {hidden}), got {shape}"
+        if not tensor.is_floating_point():  # gradients flow only through floating-point states
+            return f"{what}: state {name!r} must be a floating-point tensor, got {tensor.dtype}"
     return None
