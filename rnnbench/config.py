@@ -508,6 +508,7 @@ def check_node(node: DictConfig, prefix: str, rules: Mapping[str, Rule], filled:
 def check_loggers(loggers: DictConfig) -> None:
     """Each logger's settings are arguments of the logger of their annotated type; a null one is filled per
     job (the output dir, the run's name)."""
+    secrets = Secrets.from_environment()
     for name, node in loggers.items():
         require(node is None or isinstance(node, DictConfig) and "_target_" in node, f"logger.{name}", node,
                 "a logger (a node with _target_, as in conf/logger/) or null")
@@ -517,18 +518,18 @@ def check_loggers(loggers: DictConfig) -> None:
                 k for k in _settings(node) if _hydra_resolved_later(raws.get(k)) or node[k] is None])
             for key in PATH_SETTINGS:
                 if key in node and not _hydra_resolved_later(raws.get(key)):
-                    refuse_a_credential_in_a_path(f"logger.{name}.{key}", node[key])
+                    refuse_a_credential_in_a_path(f"logger.{name}.{key}", node[key], secrets)
 
 
 # Logger settings that become dir or file names (and are printed): a credential there cannot be scrubbed away.
 PATH_SETTINGS = ("save_dir", "dir", "name", "version", "project")
 
 
-def refuse_a_credential_in_a_path(setting: str, value: Any) -> None:
+def refuse_a_credential_in_a_path(setting: str, value: Any, secrets: Secrets | None = None) -> None:
     """ConfigError when ``value`` holds a credential of this process's environment (see
     :mod:`rnnbench.record.secrets`): a path would carry it into dir names, logs and the screen, where no scrubbing
     reaches; the error line shows the value redacted."""
-    secrets = Secrets.from_environment()
+    secrets = secrets or Secrets.from_environment()
     if isinstance(value, str) and secrets.scrub(value) != value:
         raise ConfigError(setting, secrets.scrub(value), "a path without a credential from the environment "
                                                           "(it would name a dir and be printed)")

@@ -4,6 +4,7 @@ state a checkpoint keeps of any rnnbench callback (:class:`CallbackState`, which
 from __future__ import annotations
 
 import copy
+import math
 from abc import abstractmethod
 from typing import Any
 
@@ -60,9 +61,10 @@ def gradients_section(record: Record) -> dict[str, Any]:
     return record.gradients
 
 
-def _last_step(trainer: pl.Trainer) -> float:
-    """The optimizer step the fit ends at: ``max_steps``, else what ``max_epochs`` implies."""
-    return trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
+def total_steps(trainer: pl.Trainer) -> int | None:
+    """The optimizer steps this fit will take: ``max_steps``, else what ``max_epochs`` implies."""
+    total = trainer.estimated_stepping_batches
+    return int(total) if isinstance(total, (int, float)) and math.isfinite(total) else None
 
 
 class Diagnostic(CallbackState, pl.Callback):
@@ -87,11 +89,13 @@ class Probe(Diagnostic):
         self.probe_size = require_int(probe_size, "probe_size", 1)
         self.batch: tuple[Tensor, Tensor] | None = None
         self.probe_steps: list[int] = []
+        self.final_step: int | None = None  # the fit's last optimizer step (set as training starts)
         self.checkpointed = ("probe_steps",)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         batch = first_samples(next(iter(trainer.datamodule.val_dataloader())), self.probe_size)
         self.batch = tuple(tensor.to(pl_module.device) for tensor in batch)
+        self.final_step = total_steps(trainer)
         if trainer.global_step == 0:  # a run resumed from a checkpoint probes where the uninterrupted run would
             self._run(trainer, pl_module)
 
@@ -100,7 +104,7 @@ class Probe(Diagnostic):
         step = trainer.global_step
         # the last step's probe comes before its validation and checkpoint, so a run killed after its last
         # checkpoint resumes with it already taken (on_train_end still probes a run stopped early)
-        if step % self.every_n_steps == 0 or step == _last_step(trainer):
+        if step % self.every_n_steps == 0 or step == self.final_step:
             self._run(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -5,7 +5,6 @@ training slows far below the speed of its first steps (other processes sharing t
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -14,17 +13,12 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 
+from rnnbench.diagnostics.base import total_steps
 from rnnbench.record.lines import status_line
 
 log = logging.getLogger("rnnbench.progress")
 
 STATUS_INTERVAL = 30.0  # seconds between status lines without a terminal
-
-
-def total_steps(trainer: pl.Trainer) -> int | None:
-    """The optimizer steps this fit will take: ``max_steps``, else what ``max_epochs`` implies."""
-    total = trainer.estimated_stepping_batches
-    return int(total) if isinstance(total, (int, float)) and math.isfinite(total) else None
 
 
 def latest_metrics(trainer: pl.Trainer, task_metric: str | None) -> dict[str, float]:

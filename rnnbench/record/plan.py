@@ -23,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,6 @@ class LaunchPlan:
     varying: list[str]
     validated: list[str] = field(default_factory=list)  # line digests
     version: int = PLAN_VERSION
-    _validated_set: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, multirun: bool, jobs: int | None, varying: list[str], lines: Iterable[str]) -> "LaunchPlan":
@@ -55,13 +55,15 @@ class LaunchPlan:
 
     def covers(self, overrides: Iterable[str]) -> bool:
         """Whether the launcher validated a job with exactly these override lines (Hydra's ``overrides.task``)."""
-        if self._validated_set is None or len(self._validated_set) != len(self.validated):
-            self._validated_set = frozenset(self.validated)  # once: a 100,000-job batch asks per job
-        return all(line_digest(str(line)) in self._validated_set for line in overrides)
+        return all(line_digest(str(line)) in self._digests for line in overrides)
+
+    @cached_property
+    def _digests(self) -> frozenset[str]:  # once: a 100,000-job batch asks per job
+        return frozenset(self.validated)
 
     def write(self, directory: Path) -> Path:
         path = directory / PLAN_NAME
-        write_json_atomic(path, {k: v for k, v in asdict(self).items() if not k.startswith("_")})
+        write_json_atomic(path, asdict(self))
         return path
 
 

@@ -28,13 +28,6 @@ def _age(timestamp: Any, now: float) -> float | None:
     return None if moment is None else now - moment
 
 
-def expected_jobs(sweep_dir: Path) -> int | None:
-    """How many jobs the sweep's command holds, as its launcher counted them (:mod:`rnnbench.record.plan`); None
-    for a dir without a launch plan (its jobs were not launched by ``rnnbench train``)."""
-    plan = read_plan(sweep_dir)
-    return plan.jobs if plan is not None else None
-
-
 def _warn(line: str) -> None:
     print(f"rnnbench: warning: {line}", file=sys.stderr)
 
