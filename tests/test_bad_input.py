@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 import rnnbench.hydra_setup  # noqa: F401  (the resolvers Hydra's settings use)
 import rnnbench.launch.validate as validation
-from conftest import PATIENCE, cli_env
+from conftest import PATIENCE, SHARED_TEXT, cli_env
 from rnnbench.cli import main
 from rnnbench.config import config_dir, validate, validate_hydra
 from rnnbench.errors import ConfigError, RnnbenchError
@@ -86,7 +86,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     *each("model.cell", "transfomer", 3), *each("model.recurrent_init", "orth"),
     *each("model.nonlinearity", "gelu", prefix=("model.cell=rnn",)),
     *each("model.bidirectional", "maybe"), *each("model.compile", "maybe"),
-    *each("model.bidirectional", "true", prefix=TIMEMACHINE),
+    *each("model.bidirectional", "true", prefix=(*TIMEMACHINE, f"data.path={SHARED_TEXT}")),
     # optim: Adam (the default) and SGD
     *each("optim.lr", NOT_INT, NEGATIVE, ZERO, NAN, INF),
     *each("optim.weight_decay", NOT_INT, NEGATIVE, NAN, INF),
@@ -134,6 +134,15 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     *each("data", "addng", "imagenet"), *each("model", "lsmt"), *each("optim", "adm"), *each("trainer", "fast"),
     *each("logger", "tensorbord"), *each("diagnostics", "al"), *each("experiment", "quickstrat"),
     *each("hparams_search", "nope"), *each("debug", "smok"),
+    *each("model.hidden_size", 64, prefix=("model.param_budget=5000",)),
+    *each("model.hidden_size", "32,64", prefix=("-m", "model.param_budget=5000")),
+    *each("model.hidden_size", 16, prefix=("experiment=chung_polyphonic",)),
+    # a group whose choices only experiments make: d2l's models without d2l's task
+    *each("d2l", "lstm"), *each("d2l", "gru", add=True), *each("lstm_variant", "nig", add=True),
+    *each("d2l", "lstm", prefix=("experiment=quickstart",)),
+    # a Time Machine not in the cache, and a url that cannot serve it: refused before any job, naming data.path
+    (("data=timemachine", "data.cache_dir=cache", "data.url=http://127.0.0.1:9/none.txt"),
+     "data.path"),
     # interpolations that do not resolve, or resolve to a bad value
     *each("model.hidden_size", "${nope}", "${oc.env:RNNBENCH_TEST_UNSET}"),
     *each("extra.x", "${oc.env:RNNBENCH_TEST_UNSET}", add=True),
@@ -144,6 +153,11 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     *each("trainer.max_steps", "5,0", prefix=("-m",)), *each("model.cell", "rnn,nope", prefix=("-m",)),
     *each("optim.lr", "0.1,nan", prefix=("-m",)),
     *each("model.hidden_size", "0", prefix=("-m", "experiment=quickstart")),
+    *each("logger.wandb.id", "shared", prefix=("-m", "seed=0,1"), add=True),
+    *each("logger.wandb.id", "shared", prefix=OPTUNA, add=True),
+    # intervals an Optuna sampler draws from: a bad bound is a value it may draw
+    *each("optim.lr", "interval(-1,2)", "tag(log,interval(0,0.1))", prefix=OPTUNA),
+    *each("model.hidden_size", "int(interval(0,64))", prefix=OPTUNA),
 ]
 
 # Hydra's launcher and sweeper settings (rnnbench.config.validate_hydra, which the launch path calls)
@@ -330,7 +344,7 @@ def test_validate_hydra_accepts_the_shipped_settings(overrides):
      "trainer.val_check_interval=0.5"),
     ("+trainer.strategy=single_device", "+trainer.limit_train_batches=0.5", "+trainer.deterministic=true"),
     ("threads=2", "seed=4294967295", "checkpoint=keep", "+extra.note=baseline", "logger=csv"),
-    ("experiment=d2l_timemachine",), ("debug=smoke", "experiment=depth_direction"),
+    ("experiment=d2l_timemachine", f"data.path={SHARED_TEXT}"), ("debug=smoke", "experiment=depth_direction"),
     ("logger.wandb.save_dir=${hydra:runtime.output_dir}",),
 ], ids=" ".join)
 def test_good_input_passes(arguments):

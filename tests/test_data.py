@@ -13,7 +13,7 @@ import torch
 
 from rnnbench.data import AddingProblem, CopyMemory, Digits, TimeMachine
 from rnnbench.data.timemachine import D2L_SHA256, VOCABULARY, encode
-from rnnbench.errors import ConfigError, DataError
+from rnnbench.errors import ConfigError
 
 
 def built(module):
@@ -159,10 +159,19 @@ def test_timemachine_downloads_verifies_and_caches(tmp_path, server, timemachine
 
 def test_timemachine_checksum_mismatch_keeps_nothing(tmp_path, server):
     cache = tmp_path / "cache"
-    module = TimeMachine(cache_dir=str(cache), url=f"{server.url}/tampered.txt")
-    with pytest.raises(DataError, match=f"sha256 .* expected {D2L_SHA256}"):
-        module.setup()
-    assert list(cache.iterdir()) == []
+    with pytest.raises(ConfigError, match=f"^path=None .*could not be downloaded .*sha256 .* expected {D2L_SHA256}"):
+        TimeMachine(cache_dir=str(cache), url=f"{server.url}/tampered.txt")
+    assert not cache.exists()  # not even the folder
+
+
+def test_an_unreachable_timemachine_url_is_refused_as_the_module_is_built_naming_the_file_to_give(tmp_path):
+    """Offline, or a dead url: refused once, as the launch validates, with what to pass instead (data.path)."""
+    with pytest.raises(ConfigError) as refused:
+        TimeMachine(cache_dir=str(tmp_path), url="http://127.0.0.1:9/timemachine.txt")
+    assert refused.value.setting == "path" and refused.value.value is None
+    assert refused.value.allowed.startswith(f"the path of a local copy of The Time Machine (timemachine.txt) "
+                                            f"(sha256 {D2L_SHA256}): it is not in {tmp_path} and could not be "
+                                            f"downloaded (")
 
 
 @pytest.mark.parametrize("factory,setting,value", [

@@ -90,7 +90,9 @@ def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_p
             "trainer.val_check_interval=2", "seed=0,1", "+extra.note=${oc.env:MY_SERVICE_TOKEN}",
             "+extra.api_key=${oc.env:WANDB_API_KEY}", f"+extra.password={literal}",
             # W&B's init arguments go into its binary .wandb file, which no later scrubbing can rewrite
-            "+logger.wandb.notes=${oc.env:GITHUB_TOKEN}", "+logger.wandb.tags=[${oc.env:HF_TOKEN}]"]
+            "+logger.wandb.notes=${oc.env:GITHUB_TOKEN}", "+logger.wandb.tags=[${oc.env:HF_TOKEN}]",
+            # a setting named after a credential: its name is logged as W&B's config key
+            f"+extra.{planted['HF_TOKEN']}=1"]
     result = train(tmp_path, *args, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     refused = train(tmp_path, "seed=${oc.env:AWS_SECRET_ACCESS_KEY}", env=env)
@@ -108,7 +110,7 @@ def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_p
         found += [(s, str(path.relative_to(tmp_path))) for s in secrets if s.encode() in data]
     assert found == []
     notes = [record(p.parent)["config"]["extra"] for p in tmp_path.rglob("result.json")]
-    assert notes and all(n == {"note": "<redacted>", "api_key": "<redacted>", "password": "<redacted>"}
+    assert notes and all(n == {"note": "<redacted>", "api_key": "<redacted>", "password": "<redacted>", "<redacted>": 1}
                          for n in notes)
 
 

@@ -226,6 +226,28 @@ def test_a_run_found_through_two_dirs_counts_once(tmp_path, capsys, monkeypatch)
     assert code == 0 and "- **Warning:** dropped 1 duplicate record(s)" in capsys.readouterr().out
 
 
+def test_distinct_runs_that_share_a_wandb_id_are_both_counted(tmp_path, capsys):
+    """Two jobs given one W&B id (by hand, or before the launch refused it) are two runs, not a run and its copy."""
+    records = valid_sweep(tmp_path / "A")
+    for seed in (0, 1):
+        (tmp_path / "A" / str(seed) / "result.json").write_text(json.dumps(
+            {**records["gru", seed], "wandb": {"run_id": "shared", "mode": "offline", "dir": None}}))
+    code, rows, err = table_json(capsys, tmp_path / "A")
+    assert code == 0 and "duplicate" not in err
+    assert rows["gru"]["test/mse"]["n"] == 2 and rows["gru"]["completed"] == {"count": 2, "of": 2}
+
+
+def test_a_budgeted_run_is_grouped_by_the_hidden_size_it_trained():
+    from rnnbench.report.records import settings_of
+
+    record = {"config": {"model": {"hidden_size": 64, "param_budget": 5000}},
+              "model_size": {"hidden_size": 33, "parameters": 4980, "param_budget": 5000}}
+    assert settings_of(record)["model.hidden_size"] == 33
+    unbudgeted = {"config": {"model": {"hidden_size": 64}},
+                  "model_size": {"hidden_size": 64, "parameters": 17000, "param_budget": None}}
+    assert settings_of(unbudgeted)["model.hidden_size"] == 64
+
+
 def test_a_copy_of_a_record_counts_once(tmp_path, capsys):
     records = valid_sweep(tmp_path / "A")
     # A verbatim copy (same output_dir and started_at) in another dir, and a moved copy whose output_dir was

@@ -27,7 +27,7 @@ from rnnbench.launch.resume import command_signature
 from rnnbench.job.threads import available_cores, threads_per_job
 from wandb_sweep import agent_command, example_values, load_sweep_config
 from rnnbench.launch import summary
-from rnnbench.record.schema import new_record, write_json_atomic
+
 from wandb_offline import read_offline_run
 from rnnbench.job.checkpoints import checkpoint_step
 
@@ -291,8 +291,9 @@ def test_joblib_sweep_isolates_failures_and_gives_each_job_its_own_wandb_run(rnn
 @pytest.mark.slow
 def test_submitit_local_sweep_runs_each_job_in_its_own_process(rnnbench_cli, tmp_path):
     fast = [o for o in FAST if not o.startswith("threads=")]  # cpus_per_task=1 gives threads=1
+    literal = "sekrit-literal-submitit-0"  # submitit pickles each job's overrides: the credential must not be there
     result = rnnbench_cli("train", "-m", "hydra/launcher=submitit_local", "data.seq_len=10", "model.cell=gru",
-                          "seed=0,1", "logger=csv", *fast, *QUIET)
+                          "seed=0,1", "logger=csv", f"+extra.api_key={literal}", *fast, *QUIET)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 run(s): 2 completed" in result.stdout
     sweep = sweep_dir_of(tmp_path)
@@ -301,6 +302,11 @@ def test_submitit_local_sweep_runs_each_job_in_its_own_process(rnnbench_cli, tmp
     assert all(r["status"] == "completed" and r["threads"] == 1 and "threads=1" in r["overrides"] for r in found)
     logs = list((sweep / ".submitit").glob("*/*_0_log.out"))
     assert len(logs) == 2  # one submitit job (its own process) per Hydra job
+    assert all(r["config"]["extra"] == {"api_key": "<redacted>"} for r in found)
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and literal.encode() in p.read_bytes()] == []
+
+
+SEKRIT = "sekrit-literal-optuna-0"
 
 
 @pytest.mark.slow
@@ -310,9 +316,13 @@ def test_optuna_study_of_three_trials_scores_diverged_trials_worst(rnnbench_cli,
     +inf, and the best trial is the best completed one."""
     result = rnnbench_cli("train", "-m", "hparams_search=adding_lr_hidden", "hydra.sweeper.n_trials=3",
                           "optim=sgd", "model.cell=rnn", "model.nonlinearity=relu", "data.seq_len=10",
-                          "optim.lr=tag(log, interval(1e-12, 1e6))", "logger=none", *FAST, *QUIET)
+                          "optim.lr=tag(log, interval(1e-12, 1e6))", "logger=none", f"+extra.token={SEKRIT}",
+                          *FAST, *QUIET)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = sweep_dir_of(tmp_path, "adding_lr_hidden")
+    # Optuna keeps each trial's fixed overrides as trial attributes: the credential's value is not among them
+    assert SEKRIT.encode() not in (sweep / "optuna.db").read_bytes()
+    assert all(SEKRIT.encode() not in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     found = records(sweep)
     assert len(found) == 3 and "3 run(s):" in result.stdout
     statuses = sorted(r["status"] for r in found)

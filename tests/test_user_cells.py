@@ -19,9 +19,11 @@ def test_a_broken_user_cell_stops_the_sweep_before_any_job(rnnbench_cli, tmp_pat
         'return (h, c), {"input": i, "forget": f, "output": o}', 'return (h,), {"input": i}'))
     result = rnnbench_cli("train", "-m", "model.cell=lstm,broken_cells.PeepholeLSTM", "threads=1")
     assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.strip() == (
+    assert result.stderr.strip().splitlines() == [  # the check announced (it runs user code), then the refusal
+        "rnnbench: checking the user cell broken_cells.PeepholeLSTM (import, constructor, one step; each stopped "
+        "after 60 s)",
         "rnnbench: error: model.cell='broken_cells.PeepholeLSTM' is not allowed: a cell that keeps the Cell "
-        "protocol: step's new_state must be a tuple of 2 tensors ordered as state_names ('h', 'c'), got 1")
+        "protocol: step's new_state must be a tuple of 2 tensors ordered as state_names ('h', 'c'), got 1"]
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
 
 

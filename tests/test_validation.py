@@ -8,7 +8,7 @@ from rnnbench.errors import RnnbenchError
 from rnnbench.launch.validate import preflight
 from rnnbench.models.cells.registry import CELLS
 
-from conftest import choices
+from conftest import SHARED_TEXT, choices
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -33,7 +33,7 @@ from conftest import choices
     (["trainer.gradient_clip_algorithm=max"], "trainer.gradient_clip_algorithm='max' is not allowed: one of norm, value"),
     (["data.seq_len=0"], "data.seq_len=0 is not allowed: an integer >= 2"),
     (["data=copy", "data.seq_len=0"], "data.seq_len=0 is not allowed: an integer >= 1"),
-    (["data=timemachine", "model.bidirectional=true"],
+    (["data=timemachine", f"data.path={SHARED_TEXT}", "model.bidirectional=true"],
      "model.bidirectional=True is not allowed: false for the causal task 'timemachine'"),
     (["data=timemachine", "data.path=/no/such/file.txt"],
      "data.path='/no/such/file.txt' is not allowed: an existing text file"),

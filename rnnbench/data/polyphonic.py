@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, SequenceSplit
-from rnnbench.data.files import cache_path, download, sha256_of
+from rnnbench.data.files import cache_path, cached_or_downloaded, default_cache_dir, sha256_of
 from rnnbench.data.task import Task
-from rnnbench.errors import ConfigError, DataError, require
+from rnnbench.errors import ConfigError, require
 
 KEYS = 88  # piano keys, MIDI 21-108
 SPLITS = {"train": "traindata", "val": "validdata", "test": "testdata"}
@@ -79,11 +79,13 @@ class PolyphonicMusic(InMemoryDataModule):
     """
 
     def __init__(self, name: str = "jsb_chorales", file: str = "JSB_Chorales.mat", url: str | None = None,
-                 sha256: str | None = None, path: str | None = None, cache_dir: str = "~/.cache/rnnbench",
+                 sha256: str | None = None, path: str | None = None, cache_dir: str | None = None,
                  batch_size: int = 16, seed: int = 0):
         super().__init__(batch_size, seed)
-        for key, value in (("name", name), ("file", file), ("cache_dir", cache_dir)):
+        for key, value in (("name", name), ("file", file)):
             require(isinstance(value, str) and value != "", key, value, "a non-empty string")
+        require(cache_dir is None or isinstance(cache_dir, str) and cache_dir != "", "cache_dir", cache_dir,
+                "null ($RNNBENCH_CACHE, else ~/.cache/rnnbench) or a directory")
         require(url is None or isinstance(url, str), "url", url, "null or a URL")
         require(sha256 is None or isinstance(sha256, str) and len(sha256) == 64
                 and all(c in string.hexdigits for c in sha256), "sha256", sha256,
@@ -91,7 +93,7 @@ class PolyphonicMusic(InMemoryDataModule):
         require(path is None or isinstance(path, str) and path != "", "path", path,
                 "null (the cache, else a download) or the path of a local .mat file")
         self.name, self.file, self.url, self.sha256 = name, file, url, sha256
-        self.cache_file = cache_path(cache_dir, "polyphonic", file)
+        self.cache_file = cache_path(cache_dir or default_cache_dir(), "polyphonic", file)
         self.path = self.locate(None if path is None else Path(path).expanduser().resolve())
         self.rolls = _read_rolls(str(self.path), self.path.stat().st_mtime)
 
@@ -106,16 +108,7 @@ class PolyphonicMusic(InMemoryDataModule):
                         f"the {self.file} with sha256 {self.sha256} (this file's is {actual}); set data.sha256=null "
                         f"to use a file of one's own")
             return path
-        if self.cache_file.is_file() and (self.sha256 is None or sha256_of(self.cache_file) == self.sha256):
-            return self.cache_file
-        where = f"the path of {self.file} (sha256 {self.sha256})"
-        require(self.url is not None and self.sha256 is not None, "path", None,
-                f"{where}: it is not in {self.cache_file.parent} and there is no url and sha256 to download it with")
-        try:
-            return download(self.url, self.cache_file, self.sha256)
-        except DataError as error:
-            raise ConfigError("path", None, f"{where}: it is not in {self.cache_file.parent} and could not be "
-                                            f"downloaded ({str(error).split(': ', 1)[-1]})") from None
+        return cached_or_downloaded(self.cache_file, self.url, self.sha256, self.file)
 
     @property
     def split_samples(self) -> dict[str, int]:

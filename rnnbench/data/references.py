@@ -8,20 +8,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rnnbench.data.files import default_cache_dir
 from rnnbench.record.schema import write_json_atomic
 
 NGRAM_ORDERS = range(1, 7)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RNNBENCH_CACHE") or "~/.cache/rnnbench").expanduser() / "references"
+    return Path(default_cache_dir()).expanduser() / "references"
 
 
 def cached_reference(datamodule: Any, settings: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, Split, split_sizes
-from rnnbench.data.files import cache_path, download, sha256_of
+from rnnbench.data.files import cache_path, cached_or_downloaded, default_cache_dir
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, DataError, defaults_of, require, require_int
 
@@ -61,28 +61,32 @@ class TimeMachine(InMemoryDataModule):
     ``num_train`` / ``num_val`` / ``num_test`` count windows (d2l: 10,000 train, 5,000 val).
 
     The text comes from ``path`` when given, else ``cache_dir``/timemachine.txt, else it is
-    downloaded from ``url`` and kept only if its SHA-256 equals ``sha256``.
+    downloaded from ``url`` as the module is built, and kept only if its SHA-256 equals ``sha256``.
     """
 
     def __init__(self, seq_len: int = 32, num_train: int = 10_000, num_val: int = 5_000, num_test: int = 5_000,
                  batch_size: int = 1024, seed: int = 0, path: str | None = None,
-                 cache_dir: str = "~/.cache/rnnbench", url: str = D2L_URL, sha256: str = D2L_SHA256):
+                 cache_dir: str | None = None, url: str = D2L_URL, sha256: str = D2L_SHA256):
         super().__init__(batch_size, seed)
         self.seq_len = require_int(seq_len, "seq_len", 1)
         self.sizes = split_sizes(num_train, num_val, num_test)
         require(path is None or isinstance(path, str), "path", path, "null (the cache, else a download) or the "
                                                                      "path of a local text file")
-        for name, value in (("cache_dir", cache_dir), ("url", url)):
-            require(isinstance(value, str) and value != "", name, value, "a non-empty string")
+        require(cache_dir is None or isinstance(cache_dir, str) and cache_dir != "", "cache_dir", cache_dir,
+                "null ($RNNBENCH_CACHE, else ~/.cache/rnnbench) or a directory")
+        require(isinstance(url, str) and url != "", "url", url, "a non-empty string")
         require(isinstance(sha256, str) and len(sha256) == 64 and all(c in string.hexdigits for c in sha256),
                 "sha256", sha256, "64 hexadecimal digits (the SHA-256 of the file at url)")
         self.path = None if path is None else Path(path).expanduser().resolve()
         if self.path is not None:
             check_text_file(self.path, "path")
-        self.cache_file = cache_path(cache_dir, "timemachine.txt")
+        self.cache_file = cache_path(cache_dir or default_cache_dir(), "timemachine.txt")
         self.url, self.sha256 = url, sha256
         self.require_long_enough()
         self.require_memory(seq_len=self.seq_len, **dict(zip(WINDOW_COUNTS, self.sizes)))
+        # fetched now, as the launch path validates: once before any job, and refused in one line when offline
+        self.text_path = self.path or cached_or_downloaded(self.cache_file, self.url, self.sha256,
+                                                           "The Time Machine (timemachine.txt)")
 
     @property
     def split_samples(self) -> dict[str, int]:
@@ -128,15 +132,8 @@ class TimeMachine(InMemoryDataModule):
                     output_size=len(VOCABULARY), per_step=True, loss="cross_entropy", metric="perplexity",
                     causal=True, seq_len=self.seq_len, baseline_loss=math.log(len(VOCABULARY)))
 
-    def text_file(self) -> Path:
-        if self.path is not None:
-            return self.path
-        if self.cache_file.is_file() and sha256_of(self.cache_file) == self.sha256:
-            return self.cache_file
-        return download(self.url, self.cache_file, self.sha256)
-
     def build_splits(self) -> dict[str, Split]:
-        corpus = encode(self.text_file().read_text(encoding="utf-8", errors="replace"))
+        corpus = encode(self.text_path.read_text(encoding="utf-8", errors="replace"))
         needed = sum(self.sizes) + 3 * self.seq_len
         if len(corpus) < needed:
             raise DataError(f"data.path holds {len(corpus)} characters after preprocessing; "

@@ -26,14 +26,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from rnnbench.config import BASIC_SWEEPER
-from rnnbench.errors import RnnbenchError, root_cause_line
+from rnnbench.errors import ConfigError, RnnbenchError, root_cause_line
 from rnnbench.launch import summary
 from rnnbench.launch.resume import pin_output_dir, resolve_output_dir
 from rnnbench.launch.validate import Checked, check_every_job, split_multirun
 from rnnbench.record.keys import TRUSTING_SWEEPER
 from rnnbench.record.locks import SWEEP_LOCK, DirLock
 from rnnbench.record.plan import LaunchPlan
-from rnnbench.record.secrets import SECRET_LITERAL_PREFIX, Secrets
+from rnnbench.record.secrets import REDACTED, SECRET_LITERAL_PREFIX, Secrets, secret_literal
 
 
 HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -84,9 +84,35 @@ def varying_keys(overrides: list[str], checked: Checked) -> list[str]:
     return varying + [str(k) for k in params if str(k) not in varying]
 
 
+def hide_secret_literals(arguments: list[str]) -> list[str]:
+    """``arguments`` with each credential literal (``+extra.api_key=sekrit``) moved into an environment variable
+    and the override reading it back (``+extra.api_key=${oc.env:RNNBENCH_SECRET_LITERAL_0}``).
+
+    Hydra and its plugins store override lines where no scrubbing reaches (an Optuna study's trial attributes in
+    ``optuna.db``, submitit's pickled jobs, local or on Slurm, whose ``sbatch`` passes the environment on): with
+    the value in the environment only, no file holds it, and every job still resolves it. The variables' names
+    contain ``SECRET``, so every process scrubs their values from what it writes (:class:`Secrets`). A swept
+    credential is refused: each value would need its own variable and its own job."""
+    hidden, parser = [], OverridesParser.create()
+    for argument in arguments:
+        literal = secret_literal(argument)
+        if literal is None:
+            hidden.append(argument)
+            continue
+        key = argument.partition("=")[0]
+        if parser.parse_override(argument).is_sweep_override():
+            raise ConfigError(key.lstrip("+~"), REDACTED, "one value: a credential is not swept (one job per value "
+                                                          "would write it into the sweep's files)")
+        variable = f"{SECRET_LITERAL_PREFIX}{sum(SECRET_LITERAL_PREFIX in line for line in hidden)}"
+        os.environ[variable] = literal
+        hidden.append(f"{key}=${{oc.env:{variable}}}")
+    return hidden
+
+
 def train(arguments: list[str]) -> int:
     """``rnnbench train ARGUMENTS``: validate, resolve, lock, run, summarise; return the exit status."""
     try:
+        arguments = hide_secret_literals(arguments)
         launch = plan(arguments)
     except (RnnbenchError, HydraException) as error:
         message = " ".join(str(error).split())
@@ -115,8 +141,6 @@ def run_hydra(launch: Plan, arguments: list[str]) -> int:
     # here, for the duration of the run, and restored after.
     saved_argv, sys.argv = sys.argv, ["rnnbench train", *launch.arguments]
     os.environ[LAUNCHER_PID] = str(os.getpid())  # jobs in other processes watch this one (ParentWatch)
-    for index, literal in enumerate(Secrets.literals(arguments)):  # every process scrubs them (Secrets)
-        os.environ[f"{SECRET_LITERAL_PREFIX}{index}"] = literal
     traceback_wanted = HYDRA_FULL_ERROR in os.environ
     os.environ[HYDRA_FULL_ERROR] = "1"  # Hydra raises its errors to this function instead of printing a traceback
     lines = None

@@ -15,8 +15,9 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
                           OverrideParseException)
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from rnnbench.config import ROOT_RULES, check_objective_for, config_dir, group_choices, validate, validate_hydra
-from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, root_cause_line
+from rnnbench.config import (ROOT_RULES, SUBMITIT_SLURM, check_objective_for, config_dir, group_choices, validate,
+                             validate_hydra)
+from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, jobs_memory, root_cause_line
 from rnnbench.launch.value_overrides import with_value_overrides
 from rnnbench.record.keys import CHECKED_ALONE
 
@@ -38,8 +39,8 @@ class Axis:
 
 def grid(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> tuple[list[str], list[Axis]]:
     """(the fixed overrides, the swept axes) of a sweep over ``overrides`` and the config's ``hydra.sweeper.params``
-    (the command line wins); a sweep that is not a discrete list (an Optuna interval, say) is left to its sweeper
-    and its key keeps the config's value here."""
+    (the command line wins); a sweep that is not a discrete list (an Optuna interval, say) is not an axis: its
+    sweeper draws the values (:func:`interval_bounds` gives the ones validated)."""
     parser = OverridesParser.create()
     parsed: list[Override] = parser.parse_overrides(overrides)
     given = {o.get_key_element() for o in parsed}
@@ -56,6 +57,19 @@ def grid(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -
                     and not (override.is_add() or override.is_force_add() or override.is_delete())
                 axes.append(Axis(key, [f"{key}={v}" for v in strings], values, independent))
     return fixed, axes
+
+
+def interval_bounds(overrides: list[str], sweeper_params: dict[str, str]) -> list[list[str]]:
+    """For each interval a sweeper draws from (``optim.lr=tag(log, interval(1e-4, 1e-1))``), the ``key=value``
+    lines of its two bounds: an Optuna sampler may draw either (``suggest_float`` and ``suggest_int`` include
+    them), and a value rule is a range, so a bad bound is the way an interval holds a bad value."""
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    given = {o.get_key_element() for o in parsed}
+    parsed += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()])
+               if o.get_key_element() not in given]
+    return [[f"{o.get_key_element()}={bound!r}" for bound in (o.value().start, o.value().end)]
+            for o in parsed if o.is_sweep_override() and o.is_interval_sweep()]
 
 
 # What each part of rnnbench.config.validate reads, by top-level key: data (with its seed), the model (built for the
@@ -125,6 +139,39 @@ def check_group_choices(parsed: list[Override], groups: set[str]) -> None:
         for value in values:
             if value is not None and str(value) not in choices and str(value) != "null":
                 raise ConfigError(group, str(value), f"one of {', '.join(choices)}{did_you_mean(str(value), choices)}")
+
+
+def experiments_listing(group: str) -> list[str]:
+    """The experiments whose defaults list ``group`` (``- /d2l: rnn``): a group that ``train.yaml`` does not
+    list sets only what differs between the runs of those experiments, and means nothing without one."""
+    import yaml
+
+    found = []
+    for path in sorted((config_dir() / "experiment").glob("*.yaml")):
+        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
+        if any(isinstance(entry, dict) and f"/{group}" in entry for entry in defaults):
+            found.append(path.stem)
+    return found
+
+
+def check_part_of_experiment(parsed: list[Override]) -> None:
+    """Refuse a choice of a group that belongs to experiments (``d2l=lstm``, or ``+d2l=lstm`` as Hydra advises)
+    without one of them: it would train the default task with settings meant for another (d2l's SGD rate 4 on
+    the adding problem)."""
+    experiments = {str(value) for o in parsed if o.key_or_group == "experiment" and not o.is_delete()
+                   for value in (o.sweep_string_iterator() if o.is_sweep_override() and o.is_discrete_sweep()
+                                 else [o.value()])}
+    for override in parsed:
+        group = override.key_or_group
+        if override.package is not None or override.is_delete() or "." in group or "/" in group:
+            continue
+        owners = experiments_listing(group)
+        if owners and (not experiments or not experiments <= set(owners)):
+            value = override.input_line.split("=", 1)[1] if "=" in override.input_line else None
+            named = next((o for o in owners if o.startswith(group)), owners[0])
+            raise ConfigError(group, value, f"a choice made with experiment={' or experiment='.join(owners)}, whose "
+                                            f"runs it sets apart (as in: rnnbench train experiment={named} "
+                                            f"{group}={value})")
 
 
 def _leaf_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
@@ -222,6 +269,7 @@ def check_every_job(arguments: list[str]) -> Checked:
             groups = config_groups()
             everything = OverridesParser.create().parse_overrides(overrides)
             check_group_choices(everything, groups)
+            check_part_of_experiment(everything)
             # Hydra's own settings are composition overrides (_shapes_composition), so composing these alone gives
             # the sweeper's params and a config to check the value overrides' keys against, in one compose.
             structure_only = [o.input_line for o in everything if _shapes_composition(o, groups)
@@ -239,12 +287,16 @@ def check_every_job(arguments: list[str]) -> Checked:
             check_group_choices(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
                                 groups)
             fixed, axes = grid(overrides, params if multirun else {}, multirun)
+            memory = slurm_memory(hydra_cfg.launcher)
             for axis in axes:  # each value of a key that only its own rule checks, once
                 if axis.independent:
                     for value in axis.values:
                         ROOT_RULES[axis.key].check(axis.key, value)
             dependent = [axis for axis in axes if not axis.independent]
             jobs = math.prod(len(axis.lines) for axis in axes)
+            if multirun:
+                refuse_a_shared_wandb_id(hydra_root, axes, jobs)
+            refuse_a_size_a_budget_overrides(everything, hydra_root)
             per_combination = jobs // max(1, math.prod(len(axis.lines) for axis in dependent))
             progress = Progress(jobs)
             first_checked: set[tuple[str, ...]] = set()
@@ -271,13 +323,20 @@ def check_every_job(arguments: list[str]) -> Checked:
                     first_checked.add(structure)
                     check_keys_exist([o for o in parsed if not _shapes_composition(o, groups)], composed[structure])
                 cfg = with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)])
-                validate(cfg)
+                with jobs_memory(memory):
+                    validate(cfg, here=memory is None)
                 if multirun:
                     check_objective_for(hydra_cfg.sweeper, cfg.get("objective"))
                 for part, signature in signatures.items():
                     seen[part].add(signature)
                 checked += per_combination
                 progress.update(checked)
+            if multirun:  # a job at each bound of each interval, the rest at the grid's first values
+                first = fixed + [axis.lines[0] for axis in axes]
+                for bounds in interval_bounds(overrides, params):
+                    for line in bounds:
+                        with jobs_memory(memory):
+                            validate_at_bound(first + [line], line, groups, composed, here=memory is None)
     except (ConfigCompositionException, OverrideParseException) as error:
         raise _one_line(error) from None
     except (InstantiationException, TypeError) as error:  # e.g. +model.unknown=1: a constructor refuses it
@@ -290,6 +349,57 @@ def check_every_job(arguments: list[str]) -> Checked:
     for override in OverridesParser.create().parse_overrides(fixed):  # as written, and as Hydra's sweeper writes it
         lines |= {override.input_line, f"{override.get_key_element()}={override.get_value_element_as_str()}"}
     return Checked(multirun, checked, hydra_root, frozenset(lines), len(composed))
+
+
+def validate_at_bound(job: list[str], bound: str, groups: set[str], composed: dict[tuple[str, ...], DictConfig],
+                      here: bool) -> None:
+    """Validate ``job``, whose ``bound`` line is an interval's bound; a refusal says the sweeper may draw it."""
+    parsed = OverridesParser.create().parse_overrides(job)
+    structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
+    if structure not in composed:
+        composed[structure] = compose("train", overrides=list(structure))
+    try:
+        validate(with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)]),
+                 here)
+    except ConfigError as error:
+        if error.setting != bound.split("=", 1)[0]:
+            raise
+        raise ConfigError(error.setting, error.value, f"{error.allowed} (a bound of the interval swept: the "
+                                                      f"sweeper may draw it)") from None
+
+
+def refuse_a_shared_wandb_id(root: DictConfig, axes: list[Axis], jobs: int) -> None:
+    """A W&B run id given to a sweep's every job would make W&B resume one run from all of them (their histories
+    interleaved, one summary): each job is its own run, named by rnnbench, unless the id is swept itself."""
+    wandb = OmegaConf.select(root, "logger.wandb", default=None)
+    run_id = wandb.get("id") if isinstance(wandb, DictConfig) else None
+    if run_id is not None and jobs != 1 and not any(axis.key.lstrip("+~") == "logger.wandb.id" for axis in axes):
+        raise ConfigError("logger.wandb.id", run_id, "unset in a sweep: every job would log into this one W&B run "
+                                                     "(each job is its own run, grouped by its configuration)")
+
+
+def refuse_a_size_a_budget_overrides(parsed: list[Override], root: DictConfig) -> None:
+    """``model.hidden_size`` given beside a parameter budget would be recorded but not trained (the budget chooses
+    the size): refused, so that no record's config names a size that never ran."""
+    def given(key: str) -> Override | None:
+        return next((o for o in parsed if o.key_or_group.lstrip("+") == key and not o.is_delete()), None)
+
+    size, budget = given("model.hidden_size"), given("model.param_budget")
+    budget_value = budget.input_line.split("=", 1)[1] if budget is not None \
+        else OmegaConf.select(root, "model.param_budget", default=None)
+    if size is not None and budget_value not in (None, "null"):
+        raise ConfigError("model.hidden_size", size.input_line.split("=", 1)[1],
+                          f"left unset beside model.param_budget={budget_value}, which chooses the hidden size (the "
+                          f"record's model_size.hidden_size says which): give one of the two")
+
+
+def slurm_memory(launcher: DictConfig) -> tuple[int, str] | None:
+    """The memory a Slurm job gets (``hydra.launcher.mem_gb``, in GiB as Slurm counts; ``(0, "")`` for the
+    cluster's default), for jobs that run on the cluster rather than here; None for any other launcher."""
+    if launcher.get("_target_") != SUBMITIT_SLURM:
+        return None
+    mem_gb = launcher.get("mem_gb")
+    return (int(mem_gb * 2**30), f"the Slurm job's memory (hydra.launcher.mem_gb={mem_gb})") if mem_gb else (0, "")
 
 
 def _without_hydra(cfg: DictConfig) -> DictConfig:

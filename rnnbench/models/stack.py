@@ -3,6 +3,7 @@ and directions, run by its fused twin where it has one and step by step otherwis
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,7 @@ from rnnbench.data.task import valid_steps
 from rnnbench.errors import ConfigError, require, require_int
 from rnnbench.models.cells.base import Cell, Gates, State, protocol_problem
 from rnnbench.models.cells.fused import fused_forward
+from rnnbench.models.cells.registry import is_user_cell, user_cell_time_limit
 
 DIRECTION_NAMES: tuple[str, str] = ("forward", "backward")
 
@@ -95,12 +97,16 @@ class LayerStack(nn.Module):
         self.bidirectional = bidirectional
         self.dropout = float(dropout) if num_layers > 1 else 0.0
         self.cells = nn.ModuleList()
-        for layer in range(num_layers):
-            for _ in range(self.num_directions):
-                size = input_size if layer == 0 else self.num_directions * hidden_size
-                self.cells.append(self._build(cell, size, hidden_size, cell_options))
-        # one tiny step checks the protocol (not while a parameter budget sizes the model on the meta device)
-        problem = None if self.cells[0].weight_is_meta() else protocol_problem(self.cells[0])
+        # a user's constructor and step run here, in the launcher before any job: bounded in time
+        limit = user_cell_time_limit(self.cell_name, "its constructor and one-step check") if is_user_cell(cell) \
+            else nullcontext()
+        with limit:
+            for layer in range(num_layers):
+                for _ in range(self.num_directions):
+                    size = input_size if layer == 0 else self.num_directions * hidden_size
+                    self.cells.append(self._build(cell, size, hidden_size, cell_options))
+            # tiny steps check the protocol (not while a parameter budget sizes the model on the meta device)
+            problem = None if self.cells[0].weight_is_meta() else protocol_problem(self.cells[0])
         if problem:
             raise ConfigError("cell", self.cell_name, f"a cell that keeps the Cell protocol: {problem}")
         self.state_names: tuple[str, ...] = self.cells[0].state_names

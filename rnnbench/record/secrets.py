@@ -65,7 +65,7 @@ class Secrets:
     @staticmethod
     def literals(overrides: Iterable[str]) -> list[str]:
         """The literal values of the secret-looking overrides among ``overrides``."""
-        return [literal for literal in map(_secret_literal, overrides) if literal]
+        return [literal for literal in map(secret_literal, overrides) if literal]
 
     def scrub(self, text: str) -> str:
         return self._pattern.sub(REDACTED, text) if self._pattern is not None and isinstance(text, str) else text
@@ -73,7 +73,9 @@ class Secrets:
     def scrub_tree(self, value: Any) -> Any:
         """A copy of a config tree (dicts, lists, scalars) with secret-looking keys redacted and secrets scrubbed."""
         if isinstance(value, Mapping):
-            return {k: REDACTED if secret_key(str(k)) and value[k] is not None else self.scrub_tree(v)
+            # keys too: a setting named after a credential (``+extra.<token>=1``) carries it in its name
+            return {self.scrub(k) if isinstance(k, str) else k:
+                    REDACTED if secret_key(str(k)) and value[k] is not None else self.scrub_tree(v)
                     for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.scrub_tree(v) for v in value]
@@ -112,7 +114,9 @@ class Secrets:
                 self.scrub_file(path)
 
 
-def _secret_literal(override: str) -> str | None:
+def secret_literal(override: str) -> str | None:
+    """The literal value of ``override`` when its key looks secret (``+extra.api_key=sekrit`` -> ``sekrit``); None
+    for other keys and for an interpolation (``${oc.env:NAME}``), whose value is the environment's."""
     key, equals, value = str(override).partition("=")
     if not equals or not secret_key(key.lstrip("+~")):
         return None

@@ -195,7 +195,7 @@ def loading_warnings(skipped: Sequence[str], duplicates: int) -> list[str]:
     lines = [f"skipped {line}" for line in skipped]
     if duplicates:
         lines.append(f"dropped {duplicates} duplicate record(s) of runs already counted (the same file found through "
-                     "two of the dirs, or a copy of a record: the same output_dir and started_at, or W&B run id)")
+                     "two of the dirs, or a copy of a record: the same started_at, and output_dir or W&B run id)")
     return lines
 
 
@@ -204,7 +204,8 @@ def _natural(text: str) -> tuple:
 
 
 def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Config-group choices (``data``) first, then the flattened resolved config."""
+    """Config-group choices (``data``) first, then the flattened resolved config; under a parameter budget,
+    ``model.hidden_size`` is the size the budget chose (``model_size.hidden_size``), not the configured one."""
     settings: dict[str, Any] = {}
     choices = record.get("choices")
     if isinstance(choices, Mapping):
@@ -214,6 +215,9 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
     config = record.get("config")
     if isinstance(config, Mapping):
         settings.update(flatten(config, leaf=hashable))
+    size = record.get("model_size")
+    if isinstance(size, Mapping) and size.get("param_budget") is not None and "hidden_size" in size:
+        settings["model.hidden_size"] = hashable(size["hidden_size"])  # the size the budget chose, which trained
     return settings
 
 
@@ -272,13 +276,17 @@ def check_sections(record: dict[str, Any], path: Path | str = RECORD_NAME) -> di
 
 
 def _identities(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    """What names one run across copies of its record: its output dir and start time, and its W&B run id."""
-    found = []
-    if record.get("started_at"):
-        found.append(("run", os.path.normpath(record["output_dir"]), record["started_at"]))
+    """What names one run across copies of its record (a copy, or one moved with its ``output_dir`` rewritten):
+    its start time with its output dir, or with its W&B run id. Not the W&B id alone: jobs given one
+    ``logger.wandb.id`` are distinct runs (which W&B would merge into one; the launch path refuses such an id
+    in a sweep), and a reader must not drop them as copies."""
+    started = record.get("started_at")
+    if not started:
+        return []
+    found = [("run", os.path.normpath(record["output_dir"]), started)]
     run_id = (record.get("wandb") or {}).get("run_id")
     if run_id:
-        found.append(("wandb", run_id))
+        found.append(("wandb", run_id, started))
     return found
 
 
@@ -293,7 +301,7 @@ def _at_home(path: Path, record: Mapping[str, Any]) -> bool:
 def read_records(paths: Iterable[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str], int]:
     """The records at ``paths`` as ``(path, record)`` in the order given, each run once; the files skipped, as
     ``path: why``; and how many duplicates were dropped: a path that resolves to a file already read, or a record
-    of a run already read (the same ``output_dir`` and ``started_at``, or the same W&B run id). Of two copies of
+    of a run already read (the same ``started_at`` and ``output_dir`` or W&B run id). Of two copies of
     one run the one in the run's own dir is kept, else the first."""
     records: list[tuple[Path, dict[str, Any]]] = []
     seen_files: set[Path] = set()

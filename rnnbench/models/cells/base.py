@@ -114,45 +114,82 @@ def uniform_init(cell: Cell, *parameters: nn.Parameter) -> None:
         parameter.uniform_(-bound, bound)
 
 
+CHECK_BATCHES = (2, 3)  # the two steps' batch sizes: a cell that hard-codes either one fails the other step
+LARGE_INPUT_SCALE = 30.0  # the second step's inputs, standard normal times this: every gate reaches its tails
+GATE_TOLERANCE = 1e-6  # how far outside [0, 1] a finite gate value may round on the second step
+
+
 def protocol_problem(cell: Cell) -> str | None:
-    """What is wrong with ``cell`` as a :class:`Cell`, found by one tiny step on fixed random inputs
-    (the global random generator is left untouched), or None when it keeps the protocol."""
+    """What is wrong with ``cell`` as a :class:`Cell`, found by two tiny steps on fixed random inputs (the
+    global random generator is left untouched), or None when it keeps the protocol.
+
+    The first step starts from ``initial_state`` on a batch of 2 with inputs in [0, 1); the second runs on a
+    batch of 3 with large inputs (``LARGE_INPUT_SCALE`` times standard normal) and states in [-1, 1], so that
+    pre-activations reach the tails of a sigmoid: a gate that leaves [0, 1] only there (``1.3 * sigmoid``)
+    is refused, as is a cell whose shapes are right at one batch size only. Non-finite gate values of the
+    second step (an overflow on purpose-large inputs) are not range-checked."""
     names = getattr(cell, "state_names", None)
     if not (isinstance(names, tuple) and names and all(isinstance(n, str) for n in names) and names[0] == "h"
             and len(set(names)) == len(names)):
         return f"state_names must be a tuple of distinct names with 'h' first, got {names!r}"
-    batch, hidden = 2, cell.hidden_size
     parameter = next(iter(cell.parameters()), None)
     if parameter is None:
         return "it has no parameters: a cell learns its weights (register them as nn.Parameter in __init__)"
-    device = parameter.device if parameter is not None else None
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.get_default_dtype()
+    device = parameter.device
+    dtype = parameter.dtype if parameter.is_floating_point() else torch.get_default_dtype()
     generator = torch.Generator(device="cpu").manual_seed(0)
-    x_t = torch.rand(batch, cell.input_size, generator=generator).to(dtype=dtype)
-    x_t = x_t if device is None else x_t.to(device)
+    small, large = CHECK_BATCHES
+    x_small = torch.rand(small, cell.input_size, generator=generator).to(device=device, dtype=dtype)
+    problem = _step_problem(cell, names, x_small, None)
+    if problem:
+        return problem
+    x_large = (torch.randn(large, cell.input_size, generator=generator) * LARGE_INPUT_SCALE).to(device=device,
+                                                                                               dtype=dtype)
+    states = [torch.rand(large, cell.hidden_size, generator=generator) * 2 - 1 for _ in names]
+    return _step_problem(cell, names, x_large, states)
+
+
+def _step_problem(cell: Cell, names: tuple[str, ...], x_t: Tensor, values: list[Tensor] | None) -> str | None:
+    """One step of ``cell`` on ``x_t`` (B, I), checked: shapes, and gates in [0, 1]. ``values`` None: from
+    ``initial_state``, every gate value in [0, 1]; else (the large step) from ``values`` cast as
+    ``initial_state``'s tensors, every finite gate value in [0, 1] up to ``GATE_TOLERANCE``, and every message
+    says which step it was."""
+    batch, hidden = x_t.shape[0], cell.hidden_size
+    where = "" if values is None else \
+        f" (on a batch of {batch}, inputs {LARGE_INPUT_SCALE:g} * N(0, 1) and states in [-1, 1])"
     try:
         with torch.no_grad():
-            state = tuple(cell.initial_state(batch, device, dtype))
+            state = tuple(cell.initial_state(batch, x_t.device, x_t.dtype))
             problem = _states_problem("initial_state()", state, names, batch, hidden)
             if problem:
-                return problem
+                return problem + where
+            if values is not None:
+                state = tuple(v.to(device=s.device, dtype=s.dtype) for v, s in zip(values, state))
             result = cell.step(x_t, state)
     except Exception as error:  # a user's cell: any failure is what we report
-        return f"step raised {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        lines = str(error).strip().splitlines()
+        return f"step raised {type(error).__name__}: {lines[0] if lines else ''}{where or f' (on a batch of {batch})'}"
     if not (isinstance(result, tuple) and len(result) == 2):
-        return "step must return (new_state, gates)"
+        return f"step must return (new_state, gates){where}"
     new_state, gates = result
     problem = _states_problem("step's new_state", new_state, names, batch, hidden)
     if problem:
-        return problem
+        return problem + where
     if not isinstance(gates, dict):
-        return f"step's gates must be a dict of gate name -> (B, H) tensor, got {type(gates).__name__}"
+        return f"step's gates must be a dict of gate name -> (B, H) tensor, got {type(gates).__name__}{where}"
     for name, gate in gates.items():
         if not (isinstance(gate, Tensor) and tuple(gate.shape) == (batch, hidden)):
             return f"gate {name!r} must be a (B, hidden_size) = ({batch}, {hidden}) tensor, got " \
-                   f"{tuple(gate.shape) if isinstance(gate, Tensor) else type(gate).__name__}"
-        if not bool(((gate >= 0) & (gate <= 1)).all()):
-            return f"gate {name!r} has values outside [0, 1] (min {gate.min().item():.3g}, max {gate.max().item():.3g})"
+                   f"{tuple(gate.shape) if isinstance(gate, Tensor) else type(gate).__name__}{where}"
+        if values is None:
+            if not bool(((gate >= 0) & (gate <= 1)).all()):
+                return f"gate {name!r} has values outside [0, 1] (min {gate.min().item():.3g}, " \
+                       f"max {gate.max().item():.3g})"
+            continue
+        finite = gate[torch.isfinite(gate)].double()
+        if finite.numel() and not bool(((finite >= -GATE_TOLERANCE) & (finite <= 1 + GATE_TOLERANCE)).all()):
+            return f"gate {name!r} has values outside [0, 1] (min {finite.min().item():.3g}, " \
+                   f"max {finite.max().item():.3g}){where}"
     return None
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rnnbench.errors import ConfigError, did_you_mean, require
@@ -35,6 +40,9 @@ CELLS: dict[str, type[Cell]] = {
     "indrnn": IndRNN,
 }
 
+USER_CELL_TIMEOUT_S = 60.0  # a user cell's import, and its constructor with the one-step check, each stop after this
+_ANNOUNCED: set[str] = set()  # the user cells this process has said it checks
+
 ALLOWED = (f"a registered cell ({', '.join(CELLS)}) or the dotted path package.module.ClassName of a "
            "rnnbench.models.cells.Cell subclass")
 
@@ -49,11 +57,13 @@ def resolve_cell(name: Any) -> type[Cell]:
     require(bool(module_name), "cell", name, lambda: ALLOWED + did_you_mean(name, CELLS))
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())  # the console script's path holds its bin dir, not the user's directory
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # ImportError, or the user's module failing as it imports
-        raise ConfigError("cell", name, f"{ALLOWED}; importing {module_name} failed with "
-                                        f"{type(error).__name__}: {_first_line(error)}") from None
+    announce_user_cell(name)
+    with user_cell_time_limit(name, f"importing {module_name}"):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:  # ImportError, or the user's module failing as it imports
+            raise ConfigError("cell", name, f"{ALLOWED}; importing {module_name} failed with "
+                                            f"{type(error).__name__}: {_first_line(error)}") from None
     cls = getattr(module, class_name, None)
     require(cls is not None, "cell", name, f"{ALLOWED}; {module_name} has no {class_name}")
     if not (isinstance(cls, type) and issubclass(cls, Cell)):
@@ -62,6 +72,67 @@ def resolve_cell(name: Any) -> type[Cell]:
         raise ConfigError("cell", name, f"{ALLOWED}; {name} is not a Cell ({kind}): the diagnostics compute "
                                         "exactly only through a cell's step")
     return cls
+
+
+def is_user_cell(cls: type[Cell]) -> bool:
+    """Whether ``cls`` is not one of the registry's classes: its code is a user's, run under a time limit."""
+    return cls not in CELLS.values()
+
+
+def announce_user_cell(name: str) -> None:
+    """Say on stderr, once per process and cell name, that the user's cell ``name`` is being checked: its
+    import, constructor and first step run here, before any job starts, and may take a while."""
+    if name not in _ANNOUNCED:
+        _ANNOUNCED.add(name)
+        print(f"rnnbench: checking the user cell {name} (import, constructor, one step; each stopped after "
+              f"{USER_CELL_TIMEOUT_S:g} s)", file=sys.stderr, flush=True)
+
+
+class _Expired(BaseException):
+    """Raised by the alarm of :func:`user_cell_time_limit`: a BaseException, so that a user's ``except
+    Exception`` (and the checks' own) cannot swallow it."""
+
+
+@contextmanager
+def user_cell_time_limit(name: str, what: str) -> Iterator[None]:
+    """Run the block (``what``: the import, or the constructor and one-step check, of the user cell ``name``)
+    for at most ``USER_CELL_TIMEOUT_S`` seconds; past them, a one-line ConfigError on ``cell`` naming the limit.
+
+    The limit is a SIGALRM timer (``signal.setitimer``), so it holds only on POSIX in the main thread, and with a
+    limit > 0; elsewhere the block runs unbounded. The previous handler is restored, and a timer already running
+    (pytest-timeout's, say) is left to fire if it comes first, else re-armed with the time it has left. Python code
+    is stopped between two bytecodes: a hang inside one C call ends when that call returns."""
+    limit = USER_CELL_TIMEOUT_S
+    if not (limit and limit > 0 and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()):
+        yield
+        return
+    other, other_interval = signal.getitimer(signal.ITIMER_REAL)
+    if 0 < other <= limit:  # another timer fires first: its owner's handler decides
+        yield
+        return
+    running = True
+
+    def alarm(signum: int, frame: Any) -> None:
+        if running:
+            raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    started = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            yield
+        finally:
+            running = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Expired:
+        raise ConfigError("cell", name, f"a cell whose import, and whose constructor and one-step check, each finish "
+                                        f"within {limit:g} s: {what} was stopped after {limit:g} s") from None
+    finally:
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if other > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(other - (time.monotonic() - started), 1e-3), other_interval)
 
 
 def cell_options_problem(cls: type[Cell], options: dict[str, Any]) -> tuple[str, str] | None:
