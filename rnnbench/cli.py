@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
+import io
 import sys
+from pathlib import Path
 
 # Each command parses its own arguments (train's are Hydra's overrides and flags): they reach it untouched.
 COMMAND_HELP = {
@@ -35,14 +39,51 @@ def train(arguments: list[str]) -> int:
 
         # @hydra.main reads its command line from sys.argv (Hydra's only public entry for --help, --cfg, ...)
         saved, sys.argv = sys.argv, ["rnnbench train", *arguments]
+        helping = any(a in ("--help", "-h") for a in arguments)
+        printed = io.StringIO()
         try:
-            app.train()
+            with contextlib.redirect_stdout(printed) if helping else contextlib.nullcontext():
+                app.train()
         finally:
             sys.argv = saved
+            if helping:  # Hydra's help (it exits), with the cells listed beside the config groups
+                sys.stdout.write(with_cells(printed.getvalue()))
         return 0
     from rnnbench.launch.train import train as launch
 
     return launch(arguments)
+
+
+REGISTRY = Path(__file__).resolve().parent / "models" / "cells" / "registry.py"
+
+
+def cell_names() -> list[str]:
+    """The names of the registered cells (``rnnbench.models.cells.registry.CELLS``), read from the registry's
+    source rather than imported: importing it imports torch, seconds that ``rnnbench train --help`` need not
+    wait. [] when the source holds no such literal dict (a help without the list, never an error)."""
+    try:
+        tree = ast.parse(REGISTRY.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else \
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and target.id == "CELLS" and isinstance(node.value, ast.Dict):
+            return [key.value for key in node.value.keys
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+    return []
+
+
+def with_cells(help_text: str) -> str:
+    """Hydra's help for ``rnnbench train`` with a section listing the registered cells, before its config."""
+    names = cell_names()
+    if not names:
+        return help_text
+    section = ("== Cells ==\nChoose the recurrent cell with model.cell=NAME, or the dotted path "
+               "package.module.ClassName of a rnnbench.models.cells.Cell subclass\n\n"
+               f"model.cell: {', '.join(names)}\n\n\n")
+    head, marker, tail = help_text.partition("== Config ==")
+    return head + section + marker + tail if marker else help_text + "\n" + section
 
 
 def table(arguments: list[str]) -> int:

@@ -2,9 +2,10 @@
 
 Importing this module registers the ``rnnbench.*`` OmegaConf resolvers that ``conf/hydra/rnnbench.yaml`` uses and
 rnnbench's sweepers (:mod:`hydra_plugins.rnnbench_basic_sweeper`, the default, and the resumable Optuna sweeper),
-and silences one Hydra notice. ``rnnbench.launch`` and ``rnnbench.job`` import it, so it runs before anything is
-composed in the launcher, and wherever Hydra instantiates (or unpickles) the job's callbacks in a joblib or
-submitit worker, before that worker composes its job.
+and silences one Hydra notice. ``rnnbench.launch.validate`` and ``rnnbench.job`` import it, so it runs before
+anything is composed in the launcher, and wherever Hydra instantiates (or unpickles) the job's callbacks in a
+joblib or submitit worker, before that worker composes its job. (``rnnbench.launch`` itself does not: the
+resumable Optuna sweeper imports optuna, seconds that a command refused by one value's rule need not wait.)
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from rnnbench.models.cells.registry import CELLS
 from rnnbench.record.schema import Record
 
-from wandb_offline import read_offline_run
+from rnnbench.job.wandb_offline import read_offline_run
 
 from conftest import FAST, choices, cli_env
 

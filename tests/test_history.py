@@ -92,12 +92,34 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_record(tmp_p
     assert {k: v for k, v in again["metrics"].items()} == whole["metrics"]
     assert {"train/loss", "val/loss", "val/mse", "test/mse"} <= set(again["metrics"])
     assert again["gradients"] == whole["gradients"] and again["gates"] == whole["gates"]
-    # the same rows; only the test row's step and epoch labels differ: Lightning counts a fit that had nothing
-    # left to do one batch short (119, epoch 7, against 120, epoch 8)
+    # the same rows, the test's at the step of the weights it measured (120) in both
     rows = (tmp_path / "whole" / "csv" / "metrics.csv").read_text().splitlines()
     expected = history.splitlines()
     assert rows[:-1] == expected[:-1] and len(rows) == len(expected) > 40
     last, last_expected = (next(csv.DictReader([text[0], text[-1]])) for text in (rows, expected))
-    assert {k: v for k, v in last.items() if k not in ("step", "epoch")} == \
-        {k: v for k, v in last_expected.items() if k not in ("step", "epoch")}
-    assert last["test/mse"] != ""
+    assert {k: v for k, v in last.items() if k != "epoch"} == {k: v for k, v in last_expected.items() if k != "epoch"}
+    assert last["test/mse"] != "" and last["step"] == "120"
+
+
+def test_a_resumed_offline_wandb_run_is_one_run_with_the_whole_history(tmp_path, monkeypatch, stop_at):
+    """wandb cannot resume an offline run (a second segment restarts at _step 0, and syncing it replaces the first):
+    the resumed job's segment starts with the earlier one's history up to the checkpoint, and the earlier segment
+    is kept under wandb/superseded/, out of `wandb sync <job>/wandb/offline-run-*`."""
+    from rnnbench.job.wandb_offline import read_offline_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run = [*RUN[:5], "logger=wandb", *RUN[6:]]
+    assert train([*run, "hydra.run.dir=whole"]) == 0
+    stop_at(59)
+    assert train([*run, "hydra.run.dir=cut"]) == 128 + signal.SIGINT
+    stop_at.disarm()
+    assert train([*run, "hydra.run.dir=cut", "resume=true"]) == 0
+    (whole,), (cut,) = (list((tmp_path / d / "wandb").glob("offline-run-*")) for d in ("whole", "cut"))
+    (earlier,) = (tmp_path / "cut" / "wandb" / "superseded").glob("offline-run-*")
+    assert earlier.name.split("-")[-1] == cut.name.split("-")[-1] == record(tmp_path / "cut")["wandb"]["run_id"]
+    histories = [read_offline_run(segment)["history"] for segment in (whole, cut)]
+    for key in ("train/loss", "val/mse", "test/mse", "grad_flow/layer0/forward/vanishing_log10"):
+        expected, resumed = ([(row["trainer/global_step"], row[key]) for row in h if key in row] for h in histories)
+        assert resumed == expected and expected, key
+    assert [row["_step"] for row in histories[1]] == list(range(len(histories[1])))  # one run, steps increasing

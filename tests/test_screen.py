@@ -188,3 +188,13 @@ def test_status_of_a_sweep_killed_mid_way(tmp_path):
     later = describe(sweep, now=time.time() + 600)
     assert later[0] == f"{sweep}: 3 job(s): 1 completed, 1 killed, 1 not started", later
     assert "killed    trainer.max_steps=40000: no heartbeat for" in later[1] and "resume=true" in later[1]
+
+
+def test_a_jobs_label_shows_a_drawn_float_to_four_digits():
+    from rnnbench.record.lines import job_label
+
+    record = {"overrides": ["optim.lr=0.0012948479610631662", "model.hidden_size=64", "seed=3", "threads=1",
+                            "model.cell=gru", "optim.weight_decay=1e-05"]}
+    assert job_label(record, []) == "optim.lr=0.001295 model.hidden_size=64 seed=3 model.cell=gru " \
+                                    "optim.weight_decay=1e-05"
+    assert job_label(record, ["optim.lr", "seed"]) == "optim.lr=0.001295 seed=3"

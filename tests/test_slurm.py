@@ -234,7 +234,7 @@ def test_slurm_sweep_gives_every_job_its_records_and_isolates_failures(slurm_clu
     assert found[(0.01, "rnn")]["status"] == "completed" and found[(1e12, "rnn")]["status"] == "diverged"
     assert found[(0.01, failing_cell)]["status"] == found[(1e12, failing_cell)]["status"] == "failed"
     assert "injected fault" in found[(0.01, failing_cell)]["error"]
-    from wandb_offline import read_offline_run
+    from rnnbench.job.wandb_offline import read_offline_run
 
     run_ids = set()
     for record in found.values():

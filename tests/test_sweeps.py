@@ -28,7 +28,7 @@ from rnnbench.job.threads import available_cores, threads_per_job
 from wandb_sweep import agent_command, example_values, load_sweep_config
 from rnnbench.launch import summary
 
-from wandb_offline import read_offline_run
+from rnnbench.job.wandb_offline import read_offline_run
 from rnnbench.job.checkpoints import checkpoint_step
 
 from conftest import FAST, PATIENCE, choice_names, cli_env, wait_until

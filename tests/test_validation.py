@@ -57,7 +57,14 @@ def test_a_sweep_is_checked_job_by_job_before_any_runs():
 
 
 def test_experiment_sweeper_params_are_expanded():
-    assert preflight(["-m", "experiment=quickstart"]) == 6
+    """The preset's grid, counted from its file: every cell times every seed."""
+    import yaml
+
+    from rnnbench.config import config_dir
+
+    grid = yaml.safe_load((config_dir() / "experiment" / "quickstart.yaml").read_text())["hydra"]["sweeper"]["params"]
+    cells, seeds = (len(str(grid[key]).split(",")) for key in ("model.cell", "seed"))
+    assert preflight(["-m", "experiment=quickstart"]) == cells * seeds > 1
 
 
 def test_binary_data_path_is_refused(tmp_path):

@@ -54,6 +54,40 @@ class HistoryMark(pl.Callback):
         checkpoint[CSV_ROWS] = rows
 
 
+class StepAlignedLogging(pl.Callback):
+    """Sends the module's ``train/*``, ``val/*`` and ``test/*`` values to every logger at the number of optimizer
+    steps done when each was measured (the record's ``history_steps``: ``completed``): step k's training loss at k
+    (every ``trainer.log_every_n_steps`` steps), the validation after k steps at k, the test at the step of the
+    weights it measured; the probes log at the same step. The module logs them with ``logger=False``.
+
+    A callback rather than module hooks: Lightning calls callbacks before the module and its checkpoint callbacks
+    last, so the validation after step k is in the log before the checkpoint of step k counts the log's rows
+    (:class:`HistoryMark`), and a run resumed from that checkpoint keeps it."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step  # this batch's optimizer step is done
+        if step % trainer.log_every_n_steps == 0 and isinstance(outputs, dict) and "loss" in outputs:
+            _to_loggers(trainer, {"train/loss": float(outputs["loss"])}, step)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            _to_loggers(trainer, _split_values(trainer, "val"), trainer.global_step)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _to_loggers(trainer, _split_values(trainer, "test"), trainer.global_step)
+
+
+def _split_values(trainer: pl.Trainer, split: str) -> dict[str, float]:
+    return {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith(f"{split}/")}
+
+
+def _to_loggers(trainer: pl.Trainer, values: dict[str, float], step: int) -> None:
+    if values:
+        for logger in trainer.loggers:
+            logger.log_metrics({**values, "epoch": trainer.current_epoch}, step=step)
+
+
 def rows_at_checkpoint(checkpoint: Path) -> dict[str, int] | None:
     """What :class:`HistoryMark` wrote into ``checkpoint``; None for a checkpoint written without it."""
     try:

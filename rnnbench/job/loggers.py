@@ -1,15 +1,18 @@
 """Experiment loggers from the ``logger`` config group, and the W&B run lifecycle.
 
 What W&B shows of a run: :func:`wandb_config` (the flat config without Hydra's ``_target_`` clutter, plus the
-config-group choices, ``config_hash`` and the overrides as filterable keys), :func:`sweep_run_name` (only the
-overrides that vary inside the sweep) and :func:`sweep_group` (a multirun without a preset: its sweep overrides, not
-a timestamp), both from :func:`run_naming`; :func:`sweep_grid` reads what varies from the sweep's ``multirun.yaml``.
+config-group choices, ``config_hash`` and the overrides as filterable keys); :func:`wandb_identity` (its name, a
+group per configuration of a sweep invocation, its job type: run, sweep, search or smoke), from what varies in
+the sweep (:func:`sweep_grid`, read from its ``multirun.yaml``); :func:`describe_run` and :func:`summarise_run`
+(the summary a runs table shows); :func:`attach_run_files` (the record, the config, the log in the run).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
-from rnnbench.data.task import Task
 from rnnbench.diagnostics.base import wandb_loggers
+from rnnbench.record.keys import REPLICATE_KEYS, is_run_setting, key_of
+from rnnbench.record.lines import shown_override
+
+log = logging.getLogger(__name__)
 
 
 def is_wandb(logger_config: DictConfig) -> bool:
     return str(logger_config.get("_target_", "")).endswith("WandbLogger")
 
 
-def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name: str | None,
-                  group: str | None, tags: list[str], wandb_id: str | None = None) -> list[Logger]:
+def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, identity: WandbIdentity,
+                  tags: list[str], wandb_id: str | None = None) -> list[Logger]:
     """Instantiate every logger under ``logger``; settings the config leaves null are filled per job.
 
     Every logger writes under ``save_dir``, the job's own absolute output dir (W&B loses run files
@@ -38,7 +44,8 @@ def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, run_name:
             continue
         defaults: dict[str, Any] = {"save_dir": save_dir}
         if is_wandb(node):
-            defaults.update(name=run_name, group=group, tags=tags)
+            defaults.update(name=identity.name, group=identity.group, job_type=identity.job_type,
+                            tags=[*tags, *identity.tags])
             if wandb_id is not None:
                 defaults.update(id=wandb_id, resume="allow")
         logger = instantiate(node, **{k: v for k, v in defaults.items() if node.get(k) is None})
@@ -117,56 +124,170 @@ def sweep_grid(sweep_dir: str | Path, sweeper_params: Mapping[str, Any] | None =
     return grid
 
 
+def _shown(override: Any) -> str:
+    """A parsed override as a name shows it (:func:`rnnbench.record.lines.shown_override`)."""
+    return override.input_line if override.is_sweep_override() else shown_override(override.input_line)
+
+
 def sweep_run_name(job_overrides: Sequence[str], grid: Sequence[str]) -> str | None:
     """A job's W&B run name: its overrides of the settings that vary in the sweep (``model.cell=gru,seed=1``), in
     the job's order; None when nothing varies (W&B then names the run itself)."""
     varying = {o.key_or_group.lstrip("+~") for o in _parsed(grid)}
-    kept = [o.input_line for o in _parsed(job_overrides) if o.key_or_group.lstrip("+~") in varying]
+    kept = [_shown(o) for o in _parsed(job_overrides) if o.key_or_group.lstrip("+~") in varying]
     return ",".join(kept) or None
 
 
-def sweep_group(grid: Sequence[str]) -> str | None:
-    """A readable W&B group for a multirun without a preset: its varying overrides, ``model.cell=rnn,gru seed=0,1``
-    (at most :data:`GROUP_LIMIT` characters), rather than the sweep dir's timestamp; None for an empty grid."""
-    name = " ".join(grid)
-    if not name:
-        return None
+def _limited(name: str) -> str:
     return name if len(name) <= GROUP_LIMIT else name[:GROUP_LIMIT - 1] + "…"
 
 
-def run_naming(hydra: Any, scrub: Callable[[str], str] = lambda text: text) -> tuple[str | None, str | None]:
-    """A job's W&B ``(name, group)`` from its Hydra config (``HydraConfig.get()``): in a multirun, the name is the
-    job's overrides of what varies (:func:`sweep_run_name`), the group the preset's name (``experiment`` or
-    ``hparams_search``), else :func:`sweep_group`; a single run is named by all its overrides, ungrouped unless a
-    preset names it. ``scrub`` removes secrets from each override before it is used."""
+@dataclass(frozen=True)
+class WandbIdentity:
+    """How a job appears in W&B (see :func:`wandb_identity`)."""
+
+    name: str | None
+    group: str | None
+    job_type: str
+    tags: tuple[str, ...] = ()
+
+
+# The kinds of job, W&B's ``job_type`` (and a tag for the two that are not results)
+SMOKE, SEARCH, SWEEP, RUN = "smoke", "search", "sweep", "run"
+
+
+def invocation_label(preset: str | None, sweep_dir: str | Path) -> str:
+    """``<preset or sweep>@<sweep dir's name>``: one sweep invocation (its dir's name is its start time)."""
+    return f"{preset or 'sweep'}@{Path(str(sweep_dir)).name}"
+
+
+def wandb_identity(hydra: Any, scrub: Callable[[str], str] = lambda text: text) -> WandbIdentity:
+    """A job's W&B name, group, job type and extra tags, from its Hydra config (``HydraConfig.get()``).
+
+    - ``job_type``: ``smoke`` (``debug=...``), ``search`` (an Optuna trial), ``sweep`` (a grid's job) or ``run``;
+      smoke and search jobs are tagged so too, so that filtering them out of a workspace is one click.
+    - ``group``: in a sweep, one per configuration of that invocation, the seeds of a configuration together (W&B
+      then draws each group as the mean over its seeds with a band): ``<preset or sweep>@<sweep dir>/<the job's
+      varying overrides but the seeds>``, or ``<preset or sweep>@<sweep dir>`` when only seeds vary, and for every
+      trial of a search (each draw is its own configuration). Another invocation, another group: runs of another
+      code version or a smoke test never pool with these. A single run: its preset's name, else none.
+    - ``name``: in a sweep, the job's varying overrides (``model.cell=gru,seed=1``); a single run, its overrides
+      but the run settings (``threads``, ``resume``, ...); floats to 4 significant digits.
+
+    ``scrub`` removes secrets from each override before it is used.
+    """
     from hydra.types import RunMode
 
     choices = hydra.runtime.choices
     preset = choices.get("experiment") or choices.get("hparams_search")
+    optuna = "optuna" in str((hydra.get("sweeper") or {}).get("_target_", "")).lower()
+    multirun = hydra.mode == RunMode.MULTIRUN
+    job_type = SMOKE if choices.get("debug") else SEARCH if choices.get("hparams_search") or optuna \
+        else SWEEP if multirun else RUN
+    tags = (job_type,) if job_type in (SMOKE, SEARCH) else ()
     overrides = [scrub(o) for o in hydra.overrides.task]
-    if hydra.mode != RunMode.MULTIRUN:
-        return ",".join(overrides) or None, str(preset) if preset else None
+    if not multirun:
+        shown = [_shown(o) for o in _parsed(overrides) if not is_run_setting(key_of(o.input_line))]
+        return WandbIdentity(",".join(shown) or None, str(preset) if preset else None, job_type, tags)
     params = hydra.sweeper.get("params")
     grid = [scrub(o) for o in sweep_grid(hydra.sweep.dir, dict(params) if params else None)]
-    return sweep_run_name(overrides, grid), str(preset) if preset else sweep_group(grid)
+    invocation = invocation_label(preset, hydra.sweep.dir)
+    varying = {o.key_or_group.lstrip("+~") for o in _parsed(grid)} - set(REPLICATE_KEYS)
+    configuration = [_shown(o) for o in _parsed(overrides) if o.key_or_group.lstrip("+~") in varying]
+    group = invocation if job_type == SEARCH or not configuration else f"{invocation}/{','.join(configuration)}"
+    return WandbIdentity(sweep_run_name(overrides, grid), _limited(group), job_type, tags)
 
 
-def describe_run(loggers: list[Logger], flat_config: dict[str, Any], task: Task, parameters: int, *,
-                 choices: Mapping[str, Any] | None = None, config_hash: str | None = None,
-                 overrides: Sequence[str] | None = None) -> None:
-    """Log the config (:func:`wandb_config`) to every logger; give W&B its summaries (best val, final test) and the
-    parameter count."""
+def describe_run(loggers: list[Logger], flat_config: dict[str, Any], *, choices: Mapping[str, Any] | None = None,
+                 config_hash: str | None = None, overrides: Sequence[str] | None = None) -> None:
+    """Log the config (:func:`wandb_config`) to every logger."""
     config = wandb_config(flat_config, choices=choices, config_hash=config_hash, overrides=overrides)
     for logger in loggers:
         logger.log_hyperparams(config)
+
+
+# The record's gradient headline, at initialisation (``_first``) and after training, of the first layer's forward
+# direction: the numbers README's tables put side by side.
+GRADIENT_HEADLINE = ("vanishing_log10_first", "vanishing_log10", "reach_first", "reach")
+
+
+def run_summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a W&B runs table shows of a finished run, from its record, one key per number:
+
+    ``run/status``, ``run/steps``, ``model/parameters``, ``model/hidden_size``; the final ``val/*`` and ``test/*``
+    (``test/loss`` left out where it equals the task's metric, as MSE does) and ``best/val/*``; the gradient
+    headline ``gradients/<key>`` (:data:`GRADIENT_HEADLINE`, and ``gradients/final_norm``, ``clip_rate``); the
+    task's input-blind ``baseline/<metric>`` and its reference model's ``reference/<split>/<metric>``;
+    ``throughput/*``."""
+    metrics = record.get("metrics") or {}
+    task = record.get("task") or {}
+    summary: dict[str, Any] = {"run/status": record.get("status"), "run/steps": record.get("steps"),
+                               "model/parameters": record.get("parameters"),
+                               "model/hidden_size": (record.get("model_size") or {}).get("hidden_size")}
+    metric = task.get("metric")
+    for key, value in metrics.items():
+        if key.startswith(("val/", "test/", "best/")) and key.split("/", 1)[0] in ("val", "test", "best"):
+            summary[key] = value
+    if metric and metrics.get("test/loss") is not None and metrics.get("test/loss") == metrics.get(f"test/{metric}"):
+        summary.pop("test/loss", None)
+    gradients = record.get("gradients") or {}
+    layers = gradients.get("layers") or []
+    first = next((entry for entry in layers if entry.get("layer") == 0 and entry.get("direction") == "forward"), None)
+    for key in GRADIENT_HEADLINE:
+        if first is not None and first.get(key) is not None:
+            summary[f"gradients/{key}"] = first[key]
+    for key in ("final_norm", "clip_rate"):
+        if gradients.get(key) is not None:
+            summary[f"gradients/{key}"] = gradients[key]
+    if metric and task.get("baseline_metric") is not None:
+        summary[f"baseline/{metric}"] = task["baseline_metric"]
+    reference = task.get("reference") or {}
+    for key, value in reference.items():
+        if "/" in str(key) and isinstance(value, (int, float)):
+            summary[f"reference/{key}"] = value
+    for key, value in (record.get("throughput") or {}).items():
+        summary[f"throughput/{key}"] = value
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def summarise_run(loggers: list[Logger], record: Mapping[str, Any]) -> None:
+    """Replace each W&B run's summary (W&B's last value of every logged key) by :func:`run_summary`: the keys a
+    runs table needs, without duplicates (``val/loss`` and its min beside ``best/val/loss``) or bookkeeping at the
+    top level. The history keeps every logged value."""
+    wanted = run_summary(record)
+    for logger in wandb_loggers(loggers):
+        summary = logger.experiment.summary
+        for key in [k for k in summary.keys() if k not in wanted and _replaced(k, summary[k])]:
+            del summary[key]
+        summary.update(wanted)
+
+
+def _replaced(key: str, value: Any) -> bool:
+    """Whether :func:`summarise_run` drops a summary key W&B kept: every number but W&B's own (``_step``) and the
+    step axis (``trainer/global_step``); a table or chart (a dict with ``_type``) stays, so that its panel shows."""
+    return not key.startswith("_") and key != "trainer/global_step" and not isinstance(value, Mapping)
+
+
+# A job's own files that W&B keeps with its run (``wandb sync`` uploads them): the record, Hydra's config and
+# overrides, the job's log; relative to the job's output dir.
+RUN_FILES = ("result.json", ".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
+LOG_FILE = "rnnbench.log"
+
+
+def attach_run_files(loggers: list[Logger], output_dir: Path) -> None:
+    """Put the job's record, config, overrides and log into its W&B run, after the final record is written (and
+    scrubbed, as every file the job writes): the files under their own names, the log also as ``output.log``, the
+    file W&B's Logs tab shows (W&B's own console capture is off: the job's log holds the lines instead)."""
+    import shutil
+
     for logger in wandb_loggers(loggers):
         run = logger.experiment
-        run.define_metric("val/loss", summary="min")
-        for name in task.metric_names:
-            run.define_metric(f"val/{name}", summary=task.mode_of(name))
-        for name in ("loss", *task.metric_names):
-            run.define_metric(f"test/{name}", summary="last")
-        run.summary["parameters"] = parameters
+        for name in RUN_FILES:
+            if (output_dir / name).is_file():
+                run.save(str(output_dir / name), base_path=str(output_dir), policy="now")
+        log_file = output_dir / LOG_FILE
+        if log_file.is_file():
+            run.save(str(log_file), base_path=str(output_dir), policy="end")
+            shutil.copyfile(log_file, Path(run.dir) / "output.log")
 
 
 def wandb_record(loggers: list[Logger]) -> dict[str, Any] | None:
@@ -177,7 +298,7 @@ def wandb_record(loggers: list[Logger]) -> dict[str, Any] | None:
     if run is None or not any(logger.version == run.id for logger in wandb_loggers(loggers)):
         return None
     return {"run_id": run.id, "mode": "offline" if run.offline else "online", "dir": run.dir,
-            "group": run.group or None, "name": run.name}
+            "group": run.group or None, "job_type": run.job_type or None, "name": run.name}
 
 
 def finish_wandb(exit_code: int) -> None:
@@ -185,3 +306,25 @@ def finish_wandb(exit_code: int) -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish(exit_code=exit_code)
+
+
+def log_sweep_table(sweep_dir: Path, wandb_settings: Mapping[str, Any], invocation: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[str]]) -> str | None:
+    """The sweep's table (what ``rnnbench table`` prints at its end) as a ``wandb.Table`` in a run of its own,
+    ``job_type="table"``, grouped as ``invocation`` (``<preset or sweep>@<sweep dir>``, the prefix of its jobs'
+    groups), written under ``<sweep_dir>/wandb`` with the sweep's W&B settings (``logger.wandb``: project,
+    entity, offline). Returns the run's id; None when W&B could not make it (the sweep's result is on disk)."""
+    import wandb
+
+    offline = bool(wandb_settings.get("offline", True))
+    try:
+        run = wandb.init(project=wandb_settings.get("project"), entity=wandb_settings.get("entity"),
+                         dir=str(sweep_dir), group=invocation, job_type="table", name=f"{invocation} table",
+                         mode="offline" if offline else "online", config={"sweep_dir": str(sweep_dir)},
+                         reinit="finish_previous")
+        run.log({"table": wandb.Table(columns=list(columns), data=[list(row) for row in rows])})
+        run.finish()
+        return run.id
+    except Exception as error:  # W&B's own failure (no network, a bad setting) must not fail a finished sweep
+        log.info("no W&B table for %s: %s", sweep_dir, error)
+        return None

@@ -17,9 +17,14 @@ OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimize
 class SequenceTaskModule(pl.LightningModule):
     """Trains a :class:`SequenceModel` on its task.
 
-    Logs ``train/loss`` every step, ``val/loss`` and ``val/<metric>`` per validation, ``test/loss`` and
-    ``test/<metric>`` on test, for every ``<metric>`` of the task's ``metric_names`` (``mse``, ``accuracy``,
-    ``perplexity``, or ``nll`` and ``frame_accuracy``).
+    Logs ``train/loss`` every ``trainer.log_every_n_steps`` steps, ``val/loss`` and ``val/<metric>`` per
+    validation, ``test/loss`` and ``test/<metric>`` on test, for every ``<metric>`` of the task's ``metric_names``
+    (``mse``, ``accuracy``, ``perplexity``, or ``nll`` and ``frame_accuracy``).
+
+    The values are ``self.log``-ged for Lightning's callbacks and progress bar only;
+    :class:`rnnbench.job.history.StepAlignedLogging` sends them to the loggers, each at the number of optimizer
+    steps done when it was measured (Lightning's own logging puts a validation one step before the probe taken with
+    the same weights).
 
     A batch is ``(inputs, targets)``, or ``(inputs, targets, lengths)`` for variable-length data: the model
     then runs each sequence over its own steps, and losses and metrics leave the padding out (a per-step
@@ -42,7 +47,7 @@ class SequenceTaskModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         inputs, targets, lengths = unpack_batch(batch)
         loss = self.task.compute_loss(self.model(inputs, lengths), targets, lengths=lengths)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(inputs))
+        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(inputs), logger=False)
         return loss
 
     def _evaluate(self, split: str, batch: Batch) -> None:
@@ -53,9 +58,9 @@ class SequenceTaskModule(pl.LightningModule):
         self.task.update_metrics(metrics, predictions, targets, lengths)
         # a batch's loss weighs by its real steps, so that the epoch's val/loss is frame-weighted too
         weight = len(inputs) if lengths is None or not self.task.per_step else int(lengths.sum())
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=weight)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=weight, logger=False)
         for name, metric in metrics.items():
-            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True)
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, logger=False)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate("val", batch)

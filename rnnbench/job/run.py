@@ -30,13 +30,15 @@ from rnnbench.job import slurm
 from rnnbench.job.checkpoints import (BEST_NAME, CHECKPOINT_DIR, RandomState, checkpoint_path, checkpoint_step,
                                       last_checkpoint)
 from rnnbench.job.divergence import DivergenceMonitor
-from rnnbench.job.history import HistoryMark, copy_history, keep_history
-from rnnbench.job.loggers import build_loggers, describe_run, finish_wandb, run_naming, wandb_loggers, wandb_record
+from rnnbench.job.history import HistoryMark, StepAlignedLogging, copy_history, keep_history
+from rnnbench.job.loggers import (attach_run_files, build_loggers, describe_run, finish_wandb, summarise_run,
+                                  wandb_identity, wandb_loggers, wandb_record)
 from rnnbench.job.module import SequenceTaskModule
 from rnnbench.job.progress import Heartbeat, StepProgressBar
 from rnnbench.job.quiet import route_library_output
 from rnnbench.job.run_statistics import RunStatistics
 from rnnbench.job.threads import auto_threads
+from rnnbench.job.wandb_offline import continue_offline_run
 from rnnbench.job.weight_noise import WeightNoise
 from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
 from rnnbench.record.locks import JOB_LOCK, DirLock
@@ -165,6 +167,9 @@ class Job:
         self.reserve.release()
         # what follows is optional: a failure here must not change the result already on disk
         with interrupt_on_signals():  # a second Ctrl-C during clean-up is answered once the files are closed
+            self.secrets.scrub_files(self.output_dir)  # before W&B takes copies of the job's files
+            summarise_run(training.loggers, record.to_json())
+            attach_run_files(training.loggers, self.output_dir)
             finish_wandb(0 if record.status in FINISHED else 1)
             if record.status in FINISHED and self.checkpoint.parent.exists() and cfg.get("checkpoint") != "keep":
                 shutil.rmtree(self.checkpoint.parent, ignore_errors=True)
@@ -286,7 +291,7 @@ class Training:
         tags = [task.name, str(model_setting("cell")), f"layers={model_setting('num_layers')}",
                 "bidirectional" if model_setting("bidirectional") else "unidirectional"]
         previous_wandb = record.wandb or {}
-        run_name, group = run_naming(hydra, self.secrets.scrub_override)
+        identity = wandb_identity(hydra, self.secrets.scrub_override)
         # scrubbed before any logger sees them: W&B writes its init arguments (notes, tags) into the run's .wandb
         # file, a binary log that no later scrubbing could rewrite, and `wandb sync` uploads it
         logger_configs = cfg.get("logger")
@@ -294,12 +299,15 @@ class Training:
             logger_configs = OmegaConf.create(self.secrets.scrub_tree(OmegaConf.to_container(logger_configs,
                                                                                              resolve=True)))
         self.loggers = build_loggers(
-            logger_configs, save_dir=str(output_dir), group=group, tags=tags, run_name=run_name,
+            logger_configs, save_dir=str(output_dir), identity=identity, tags=tags,
             wandb_id=previous_wandb.get("run_id") if self.resume_step is not None else None)
         if self.resume_step is not None:  # before anything opens the CSV log, which Lightning would start afresh
             keep_history(self.loggers, checkpoint_path(output_dir), self.resume_step)
-        describe_run(self.loggers, flatten(record.config), task, parameters, choices=record.choices,
-                     config_hash=record.config_hash, overrides=record.overrides)
+            for run in (logger.experiment for logger in wandb_loggers(self.loggers)):
+                if run.offline:  # an online run continues on the server (resume="allow")
+                    continue_offline_run(run, previous_wandb.get("dir"), self.resume_step)
+        describe_run(self.loggers, flatten(record.config), choices=record.choices, config_hash=record.config_hash,
+                     overrides=record.overrides)
         record.wandb = wandb_record(self.loggers)
 
         self.statistics, divergence = RunStatistics(task), DivergenceMonitor()
@@ -310,7 +318,7 @@ class Training:
             write_json_atomic(record_path, dataclasses.replace(record, steps=steps, progress={
                 "max_steps": total, "steps_per_second": rate, "updated_at": now()}))
 
-        callbacks = [self.statistics, divergence, *diagnostics, RandomState(), HistoryMark(),
+        callbacks = [StepAlignedLogging(), self.statistics, divergence, *diagnostics, RandomState(), HistoryMark(),
                      Heartbeat(beat, threads=torch.get_num_threads())]
         if cfg.get("weight_noise"):
             callbacks.insert(0, WeightNoise(cfg.weight_noise, seed=cfg.seed))
@@ -357,9 +365,6 @@ class Training:
         record.update(status=status, metrics=metrics, steps=trainer.global_step,
                       diverged_at_step=divergence.diverged_at_step, train_seconds=self.statistics.train_seconds,
                       throughput=throughput, padding=self.statistics.padding())
-        for logger in wandb_loggers(self.loggers):
-            logger.experiment.summary.update({"status": status, "steps": trainer.global_step,
-                                              **self.statistics.best, **(throughput or {})})
 
     def keep_progress(self) -> None:
         """A run stopped midway keeps its steps and the metrics of its last validation."""

@@ -83,21 +83,41 @@ def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
     status = _report(sweep_dir.resolve(), records, expected)
     finished = [r for r in records if r.get("status") in FINISHED]
     if finished:
-        if len(records) <= SMALL_SWEEP:
-            _print_table(sweep_dir)
+        table = _table(sweep_dir)
+        if table is not None and len(records) <= SMALL_SWEEP:
+            print(table.render("markdown"), end="", flush=True)
+        if table is not None:
+            _table_to_wandb(sweep_dir, records, table)
         print(f"  table: rnnbench table {sweep_dir}   figures: rnnbench plot {sweep_dir} --kind all   "
               f"page: rnnbench report {sweep_dir}", flush=True)
     return status
 
 
-def _print_table(sweep_dir: Path) -> None:
+def _table(sweep_dir: Path) -> Any:
+    """The sweep's ``rnnbench table`` (default columns); None where it cannot be made (the summary never fails)."""
     from rnnbench.report.records import ReportError, load_runs
     from rnnbench.report.table import build_table
 
     try:
-        print(build_table(load_runs([str(sweep_dir)])).render("markdown"), end="", flush=True)
-    except (ReportError, ValueError, KeyError, TypeError) as error:  # the summary must never fail the sweep
+        return build_table(load_runs([str(sweep_dir)]))
+    except (ReportError, ValueError, KeyError, TypeError) as error:
         log.info("no table for %s: %s", sweep_dir, error)
+        return None
+
+
+def _table_to_wandb(sweep_dir: Path, records: list[dict[str, Any]], table: Any) -> None:
+    """The table as a ``wandb.Table`` in a run of its own, when the sweep's jobs logged to W&B
+    (:func:`rnnbench.job.loggers.log_sweep_table`)."""
+    logged = [r for r in records if r.get("wandb") and ((r.get("config") or {}).get("logger") or {}).get("wandb")]
+    if not logged:
+        return
+    from rnnbench.job.loggers import invocation_label, log_sweep_table
+
+    choices = logged[0].get("choices") or {}
+    preset = choices.get("experiment") or choices.get("hparams_search")
+    rows = [[cell.text() for cell in row] for row in table.rows]
+    log_sweep_table(sweep_dir.resolve(), logged[0]["config"]["logger"]["wandb"], invocation_label(preset, sweep_dir),
+                    table.columns, rows)
 
 
 def run_line(record: dict[str, Any], where: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.record.lines import format_duration, job_label, outcome, parse_timestamp
-from rnnbench.record.schema import FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RecordError, read_record
+from rnnbench.record.schema import FAILED, FINISHED, INTERRUPTED, RecordError, find_records, read_record
 
 FINAL = (*FINISHED, FAILED)  # a job that ends so gets its numbered line
 # INTERRUPTED: a job stopped by a signal; under Slurm it may run again (requeued) or wait for resume
@@ -51,7 +51,7 @@ class SweepLines:
 
     def poll(self) -> None:
         with self._lock:
-            for path in sorted(self.sweep_dir.rglob(RECORD_NAME)) if self.sweep_dir.is_dir() else []:
+            for path in find_records(self.sweep_dir) if self.sweep_dir.is_dir() else []:
                 if path in self.seen:
                     continue
                 try:

@@ -1,5 +1,8 @@
 """The one launch path of ``rnnbench train``: from the command line to the exit status.
 
+0. **Refuse a value its rule judges alone** (``seed=abc``, ``threads=0``: :data:`~rnnbench.record.keys.CHECKED_ALONE`)
+   at once, in the line the validation would print, before Hydra's plugins, torch or Lightning are imported
+   (:func:`refuse_a_value_alone`).
 1. **Validate** every job before any starts (:func:`rnnbench.launch.validate.check_every_job`): compose once per
    distinct set of config-group choices, set each job's values on a copy, check them; a bad input ends here
    with one line (exit 2) and nothing written.
@@ -21,19 +24,25 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
-from rnnbench.config import BASIC_SWEEPER
+from rnnbench.config import BASIC_SWEEPER, ROOT_RULES, require_resolved_and_finite
 from rnnbench.errors import ConfigError, RnnbenchError, root_cause_line
-from rnnbench.launch import summary
+from rnnbench.launch import split_multirun, summary
 from rnnbench.launch.resume import pin_output_dir, resolve_output_dir
-from rnnbench.launch.validate import Checked, check_every_job, split_multirun
-from rnnbench.record.keys import TRUSTING_SWEEPER
+from rnnbench.record.keys import CHECKED_ALONE, TRUSTING_SWEEPER
 from rnnbench.record.locks import SWEEP_LOCK, DirLock
 from rnnbench.record.plan import LaunchPlan
 from rnnbench.record.secrets import REDACTED, SECRET_LITERAL_PREFIX, Secrets, secret_literal
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from rnnbench.launch.validate import Checked
 
 
 HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -53,11 +62,65 @@ class Plan:
 
 def plan(arguments: list[str]) -> Plan:
     """Validate ``arguments`` and resolve where they write; raise :class:`RnnbenchError` (one line) if refused."""
-    checked = check_every_job(arguments)
+    from rnnbench.launch.validate import check_every_job  # Hydra's plugins (optuna) and the validation's imports
+
     multirun, overrides = split_multirun(arguments)
+    checked = check_every_job(arguments, announce=announce_sweep if multirun else None)
     directory = resolve_output_dir(overrides, checked.hydra_root, multirun)
     return Plan(pin_output_dir(arguments, directory, multirun) + trusting_sweeper(checked), multirun, directory,
                 expected_jobs(checked), varying_keys(overrides, checked), checked.validated_lines)
+
+
+def refuse_a_value_alone(arguments: list[str]) -> None:
+    """Refuse a command-line value of a setting that its own rule judges (:data:`CHECKED_ALONE`: ``seed=abc``,
+    ``threads=0``, ``verbose=maybe``, or one value of a swept ``-m seed=0,abc``) with the ConfigError the
+    validation would raise for it (:func:`rnnbench.launch.validate.check_every_job`), before anything is composed
+    or imported for it: no config, no Hydra plugin, no torch or Lightning. Any other value, and one this cannot
+    read (an interpolation, a key given twice, a line Hydra's parser refuses), is left to the validation.
+
+    A swept value is checked as the validation's grid checks it (its rule, in the command's order); the single
+    values then as :func:`rnnbench.config.validate` checks a job (finite, then each rule in the order of
+    :data:`rnnbench.config.ROOT_RULES`). A command with two faults may be refused here for the later one."""
+    multirun, overrides = split_multirun(arguments)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:  # the validation says what is wrong with the line, as it always did
+        return
+    alone = [o for o in parsed if o.key_or_group in CHECKED_ALONE and o.package is None
+             and not (o.is_add() or o.is_force_add() or o.is_delete())]
+    keys = [o.key_or_group for o in alone]
+    if len(set(keys)) != len(keys):
+        return
+    for override in alone:
+        if override.is_sweep_override() and multirun and override.is_discrete_sweep():
+            for value in override.sweep_iterator():
+                ROOT_RULES[override.key_or_group].check(override.key_or_group, value)
+    values = {o.key_or_group: o.value() for o in alone if not o.is_sweep_override()}
+    values = {key: values[key] for key in ROOT_RULES if key in values
+              and not (isinstance(values[key], str) and "${" in values[key])}
+    require_resolved_and_finite(OmegaConf.create(values))
+    for key, value in values.items():
+        ROOT_RULES[key].check(key, value)
+
+
+def search_trials(sweeper: Any) -> int | None:
+    """An Optuna search's ``n_trials``, the job count of its sweep; None for a grid (its grid sampler stops at the
+    grid's size)."""
+    n_trials = sweeper.get("n_trials")
+    if isinstance(n_trials, int) and not str((sweeper.get("sampler") or {}).get("_target_", "")).endswith(
+            "GridSampler"):
+        return n_trials
+    return None
+
+
+def announce_sweep(jobs: int, hydra_root: DictConfig) -> None:
+    """A sweep's first line, once its grid is composed and before any job is validated (torch is not even
+    imported yet): ``rnnbench: validating N jobs before any starts``; the dir follows with ``N job(s) into DIR``
+    once every job passed."""
+    trials = search_trials(hydra_root.hydra.sweeper)
+    count = jobs if trials is None else trials
+    what = f"{count:,} job{'' if count == 1 else 's'}"
+    print(f"rnnbench: validating {what if trials is None else f'a search of {what}'} before any starts", flush=True)
 
 
 def trusting_sweeper(checked: Checked) -> list[str]:
@@ -69,12 +132,8 @@ def trusting_sweeper(checked: Checked) -> list[str]:
 
 def expected_jobs(checked: Checked) -> int | None:
     """The grid's job count; an Optuna search's ``n_trials`` (its grid sampler stops at the grid's size)."""
-    sweeper = checked.hydra_root.hydra.sweeper
-    n_trials = sweeper.get("n_trials")
-    if isinstance(n_trials, int) and not str((sweeper.get("sampler") or {}).get("_target_", "")).endswith(
-            "GridSampler"):
-        return n_trials
-    return checked.jobs if checked.multirun else 1
+    trials = search_trials(checked.hydra_root.hydra.sweeper)
+    return trials if trials is not None else checked.jobs if checked.multirun else 1
 
 
 def varying_keys(overrides: list[str], checked: Checked) -> list[str]:
@@ -113,6 +172,7 @@ def train(arguments: list[str]) -> int:
     """``rnnbench train ARGUMENTS``: validate, resolve, lock, run, summarise; return the exit status."""
     try:
         arguments = hide_secret_literals(arguments)
+        refuse_a_value_alone(arguments)
         launch = plan(arguments)
     except (RnnbenchError, HydraException) as error:
         message = " ".join(str(error).split())

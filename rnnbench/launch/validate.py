@@ -6,6 +6,7 @@ import copy
 import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hydra import compose, initialize_config_dir
@@ -15,13 +16,13 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
                           OverrideParseException)
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+import rnnbench.hydra_setup  # noqa: F401  (the resolvers and sweepers Hydra's settings use, before any compose)
 from rnnbench.config import (ROOT_RULES, SUBMITIT_SLURM, check_objective_for, config_dir, group_choices, validate,
                              validate_hydra)
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, jobs_memory, root_cause_line
+from rnnbench.launch import MULTIRUN_FLAGS, split_multirun  # noqa: F401  (split_multirun: also imported from here)
 from rnnbench.launch.value_overrides import with_value_overrides
 from rnnbench.record.keys import CHECKED_ALONE
-
-MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 PROGRESS_EVERY = 2.0  # seconds between the progress lines of a long validation
@@ -95,9 +96,9 @@ class Progress:
 
     LARGE = 10_000  # a grid this large says so before it starts
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, announced: bool = False):
         self.total, self.started, self.shown = total, time.monotonic(), time.monotonic()
-        if total > self.LARGE:
+        if total > self.LARGE and not announced:
             print(f"rnnbench: validating {total:,} jobs before any starts", flush=True)
 
     def update(self, done: int) -> None:
@@ -106,11 +107,6 @@ class Progress:
             self.shown = now
             rate = done / max(now - self.started, 1e-9)
             print(f"rnnbench: validated {done:,} of {self.total:,} jobs ({rate:,.0f}/s)", flush=True)
-
-
-def split_multirun(arguments: list[str]) -> tuple[bool, list[str]]:
-    """(whether ``-m``/``--multirun`` is among ``arguments``, the overrides without it)."""
-    return any(flag in arguments for flag in MULTIRUN_FLAGS), [a for a in arguments if a not in MULTIRUN_FLAGS]
 
 
 def config_groups() -> set[str]:
@@ -251,19 +247,41 @@ class Checked:
     compositions: int = 0  # how many configs were composed to validate the command (one per group-choice set)
 
 
-def check_every_job(arguments: list[str]) -> Checked:
-    """Compose and validate the config of every job ``rnnbench train ARGUMENTS`` would run, composing once per
-    distinct set of config-group choices; raise :class:`RnnbenchError` with a one-line message."""
-    import torch
+class OneTorchThread:
+    """torch on one thread from the first job validated until the validation ends: building a model to validate it
+    is tiny work, and torch's thread pool would only add contention (an orthogonal init's QR takes 0.1 s with 2
+    threads on a busy machine, 0.2 ms with 1). torch is imported by :meth:`limit`, not before: a command refused
+    while its grid is composed, or its sweep announced, waits for no torch import."""
 
+    def __init__(self) -> None:
+        self.saved: int | None = None
+
+    def limit(self) -> None:
+        if self.saved is None:
+            import torch
+
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def restore(self) -> None:
+        if self.saved is not None:
+            import torch
+
+            torch.set_num_threads(self.saved)
+            self.saved = None
+
+
+def check_every_job(arguments: list[str], announce: Callable[[int, DictConfig], None] | None = None) -> Checked:
+    """Compose and validate the config of every job ``rnnbench train ARGUMENTS`` would run, composing once per
+    distinct set of config-group choices; raise :class:`RnnbenchError` with a one-line message.
+
+    ``announce(jobs, hydra_root)`` is called once the grid is known (its job count, the command's composed config
+    with Hydra's settings), before any job is validated: the launcher says then that a sweep has started."""
     multirun, overrides = split_multirun(arguments)
     checked = 0
     everything: list[Override] = []
     hydra_root: DictConfig | None = None
-    # Building a model to validate it is tiny work; torch's thread pool would only add contention
-    # (an orthogonal init's QR takes 0.1 s with 2 threads on a busy machine, 0.2 ms with 1).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = OneTorchThread()
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="preflight"):
             groups = config_groups()
@@ -298,7 +316,9 @@ def check_every_job(arguments: list[str]) -> Checked:
                 refuse_a_shared_wandb_id(hydra_root, axes, jobs)
             refuse_a_size_a_budget_overrides(everything, hydra_root)
             per_combination = jobs // max(1, math.prod(len(axis.lines) for axis in dependent))
-            progress = Progress(jobs)
+            if announce is not None:
+                announce(jobs, hydra_root)
+            progress = Progress(jobs, announced=announce is not None)
             first_checked: set[tuple[str, ...]] = set()
             # A combination whose every part (PART_READS) was validated in an earlier job needs no validation of its
             # own: a 100 x 100 grid of optim.lr x model.hidden_size is validated in about 200 full validations.
@@ -323,6 +343,7 @@ def check_every_job(arguments: list[str]) -> Checked:
                     first_checked.add(structure)
                     check_keys_exist([o for o in parsed if not _shapes_composition(o, groups)], composed[structure])
                 cfg = with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)])
+                threads.limit()
                 with jobs_memory(memory):
                     validate(cfg, here=memory is None)
                 if multirun:
@@ -335,6 +356,7 @@ def check_every_job(arguments: list[str]) -> Checked:
                 first = fixed + [axis.lines[0] for axis in axes]
                 for bounds in interval_bounds(overrides, params):
                     for line in bounds:
+                        threads.limit()
                         with jobs_memory(memory):
                             validate_at_bound(first + [line], line, groups, composed, here=memory is None)
     except (ConfigCompositionException, OverrideParseException) as error:
@@ -344,7 +366,7 @@ def check_every_job(arguments: list[str]) -> Checked:
     except AssertionError:  # Hydra asserts when an override sets a key below a node that is null
         raise _under_null(everything, hydra_root) from None
     finally:
-        torch.set_num_threads(threads)
+        threads.restore()
     lines = {line for axis in axes for line in axis.lines}
     for override in OverridesParser.create().parse_overrides(fixed):  # as written, and as Hydra's sweeper writes it
         lines |= {override.input_line, f"{override.get_key_element()}={override.get_value_element_as_str()}"}

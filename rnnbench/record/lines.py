@@ -33,11 +33,25 @@ def status_line(step: int, total: int | None, rate: float, metrics: dict[str, fl
     return ", ".join(parts)
 
 
+def shown_override(override: str) -> str:
+    """An override as a label shows it: a float value to 4 significant digits (an Optuna draw,
+    ``optim.lr=0.0012948479610631662``, as ``optim.lr=0.001295``), anything else as written."""
+    key, equals, value = override.partition("=")
+    if not equals or value.lstrip("+-").isdigit():
+        return override
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if math.isfinite(number) else override
+
+
 def job_label(record: dict[str, Any], varying: list[str]) -> str:
-    """The job's overrides of the keys that vary in the sweep (all but its run settings if none is known)."""
+    """The job's overrides of the keys that vary in the sweep (all but its run settings if none is known), floats
+    to 4 significant digits."""
     overrides = [o for o in record.get("overrides") or [] if not is_run_setting(key_of(o))]
     chosen = [o for o in overrides if key_of(o) in varying] if varying else overrides
-    return " ".join(chosen) or record.get("output_dir") or "?"
+    return " ".join(map(shown_override, chosen)) or record.get("output_dir") or "?"
 
 
 def outcome(record: dict[str, Any]) -> str:

@@ -30,6 +30,10 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
   ``processed_steps`` (batch size x its longest sequence), ``useful_steps`` (the sequences' own steps) and
   ``fraction`` (of the processed steps that were padding).
 - ``steps``: optimizer steps taken; ``diverged_at_step``: first step with a non-finite loss.
+- ``history_steps``: how the steps of the run's logged history (CSV, W&B) count: ``completed`` (optimizer steps
+  done when the value was measured: step k's training loss and the validation after k steps both at k, as the
+  probes). Absent in records logged by Lightning's own convention, whose training and validation rows sit one
+  step lower (readers add 1 to those).
 - ``progress``: while the run trains, its heartbeat (rewritten every 10 s): ``max_steps`` (the fit's total),
   ``steps_per_second`` (over the last 10 s), ``updated_at``; null in a finished record.
 - ``wall_seconds`` (whole job), ``train_seconds`` (fit minus validation), ``throughput``
@@ -81,6 +85,7 @@ from typing import Any
 from rnnbench.record.keys import RUN_SETTING_SECTIONS, RUN_SETTINGS
 
 SCHEMA_VERSION = 1
+HISTORY_STEPS = "completed"  # the record's ``history_steps`` (see the module docstring)
 RECORD_NAME = "result.json"
 NON_RESULT_KEYS = (*RUN_SETTING_SECTIONS, *RUN_SETTINGS)  # left out of config_hash (rnnbench.record.keys)
 _PACKAGES = ("torch", "pytorch-lightning", "hydra-core", "wandb", "torchmetrics", "numpy")
@@ -112,6 +117,7 @@ class Record:
     task: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
+    history_steps: str | None = HISTORY_STEPS
     progress: dict[str, Any] | None = None
     diverged_at_step: int | None = None
     resumed_from_step: int | None = None
@@ -331,9 +337,20 @@ def _measured_int(text: str) -> int | float:
     return int(text) if len(text) <= 18 else float(text)
 
 
+# Folders below a job's dir that hold copies of its files, not other runs: W&B's run dirs keep the record as one of
+# the run's files (rnnbench.job.loggers.attach_run_files), in ``wandb/offline-run-*/files/`` or ``wandb/run-*/``.
+NOT_RUN_DIRS = frozenset({"wandb"})
+
+
 def find_records(*roots: Path) -> list[Path]:
-    """Every ``result.json`` below ``roots``, sorted by path."""
-    return sorted({p for root in roots for p in Path(root).rglob(RECORD_NAME)})
+    """Every ``result.json`` below ``roots`` but those inside a W&B run dir (:data:`NOT_RUN_DIRS`), sorted by
+    path; every reader of records (tables, status, the sweep's lines, its summary, resume) finds them here."""
+    found = set()
+    for root in roots:
+        for path in Path(root).rglob(RECORD_NAME):
+            if not NOT_RUN_DIRS & set(path.relative_to(root).parts[:-1]):
+                found.add(path)
+    return sorted(found)
 
 
 def new_record(config: Mapping[str, Any], overrides: list[str], choices: Mapping[str, Any],

@@ -15,7 +15,7 @@ from typing import Any
 from rnnbench.record.keys import is_run_setting, key_of
 from rnnbench.record.lines import format_duration, job_label, outcome, parse_timestamp, status_line
 from rnnbench.record.plan import read_plan
-from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RECORD_NAME, RUNNING
+from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RUNNING, find_records
 from rnnbench.report.records import loading_warnings, read_records
 
 KILLED = "killed"  # not a record's status: a running record whose heartbeat stopped
@@ -37,7 +37,7 @@ def describe(root: Path, now: float | None = None, warn: Callable[[str], None] =
     not rnnbench's, wrongly typed) and one for the duplicate records dropped (see
     :func:`rnnbench.report.records.read_records`)."""
     now = time.time() if now is None else now
-    records, skipped, duplicates = read_records(sorted(root.rglob(RECORD_NAME)))
+    records, skipped, duplicates = read_records(find_records(root))
     for line in loading_warnings(skipped, duplicates):
         warn(line)
     plan = read_plan(root)
