@@ -22,6 +22,12 @@ def steps_of(history: list[dict], key: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import wandb
+
+    try:  # a W&B service that an earlier test of this process stopped (an in-process job interrupted with its
+        wandb.teardown()  # workers) is dropped: the sweep below starts a new one
+    except (ConnectionError, OSError):
+        pass
     root = tmp_path_factory.mktemp("wandb")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
