@@ -36,7 +36,8 @@ def test_a_single_run_without_a_terminal_prints_a_few_lines_ending_with_its_numb
     record = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
     mse = record["metrics"]["test/mse"]
     assert re.fullmatch(rf"rnnbench: completed, 40 steps in \d+ s, val/mse [0-9.e-]+ \(best [0-9.e-]+ at step \d+\), "
-                        rf"test/mse {mse:.4g}; record: .*result\.json", lines[-1]), lines[-1]
+                        rf"test/mse {mse:.4g} \(input-blind baseline 0\.1667\); record: .*result\.json", lines[-1]), \
+        lines[-1]
     assert "wandb:" not in result.stdout + result.stderr and "GPU available" not in result.stdout
     log_file = Path(record["output_dir"]) / "rnnbench.log"
     assert "GPU available" in log_file.read_text()  # kept in the job's log, not lost

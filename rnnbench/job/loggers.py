@@ -321,7 +321,7 @@ def log_sweep_table(sweep_dir: Path, wandb_settings: Mapping[str, Any], invocati
         run = wandb.init(project=wandb_settings.get("project"), entity=wandb_settings.get("entity"),
                          dir=str(sweep_dir), group=invocation, job_type="table", name=f"{invocation} table",
                          mode="offline" if offline else "online", config={"sweep_dir": str(sweep_dir)},
-                         reinit="finish_previous")
+                         reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"))
         run.log({"table": wandb.Table(columns=list(columns), data=[list(row) for row in rows])})
         run.finish()
         return run.id

@@ -90,6 +90,9 @@ def report_sweep(sweep_dir: Path, expected: int | None = None) -> int:
             _table_to_wandb(sweep_dir, records, table)
         print(f"  table: rnnbench table {sweep_dir}   figures: rnnbench plot {sweep_dir} --kind all   "
               f"page: rnnbench report {sweep_dir}", flush=True)
+        if any((r.get("wandb") or {}).get("mode") == "offline" for r in records):
+            print(f"  W&B (offline): wandb sync {sweep_dir}/*/wandb/offline-run-* {sweep_dir}/wandb/offline-run-*",
+                  flush=True)
     return status
 
 
@@ -138,7 +141,9 @@ def run_line(record: dict[str, Any], where: Path) -> str:
         parts.append(f"val/{metric} {last:.4g}{best_text}" if isinstance(last, (int, float))
                      else f"val/{metric} not finite{best_text}")
     if metric and isinstance(metrics.get(f"test/{metric}"), (int, float)):
-        parts.append(f"test/{metric} {metrics[f'test/{metric}']:.4g}")
+        baseline = (record.get("task") or {}).get("baseline_metric")
+        against = f" (input-blind baseline {baseline:.4g})" if isinstance(baseline, (int, float)) else ""
+        parts.append(f"test/{metric} {metrics[f'test/{metric}']:.4g}{against}")
     if record.get("status") == FAILED:
         parts.append(f"error: {record.get('error')}")
     return "; ".join([", ".join(parts), f"record: {where / 'result.json'}"])
