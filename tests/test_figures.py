@@ -68,14 +68,14 @@ def test_diverged_runs_are_drawn_or_named(clipping):
     diverged = [r for r in clipping.runs if r.status == "diverged"]
     assert len(dotted) == len(diverged) == 15  # every unclipped run: 3 cells x 5 seeds
     for run in diverged:  # each dotted line is one diverged run's history up to its last finite loss
-        label = f"{run.settings['model.cell']}, none: seed {run.seed} diverged at step {run.record['diverged_at_step']}"
+        label = f"{run.settings['model.cell']}, null: seed {run.seed} diverged at step {run.record['diverged_at_step']}"
         (line,) = [s for s in dotted if s.label == label]
         assert all(math.isfinite(v) for v in line.y) and max(line.x) <= run.record["diverged_at_step"] + 1
     flow = build_figure(clipping.runs, "gradient-flow", ["model.cell", "trainer.gradient_clip_val"])
-    assert "not drawn (only completed runs' curves are drawn): gru, none: 5 diverged; lstm, none: 5 diverged; " \
-           "rnn, none: 5 diverged" in flow.notes
+    assert "not drawn (only completed runs' curves are drawn): gru, null: 5 diverged; lstm, null: 5 diverged; " \
+           "rnn, null: 5 diverged" in flow.notes
     rate = build_figure(clipping.runs, "clip-rate", ["model.cell"])
-    assert rate.panels[0].categories == ["none", "0.1", "1", "10"]
+    assert rate.panels[0].categories == ["null", "0.1", "1", "10"]  # as a Hydra override takes it back
     lstm = rate.panels[1].series[1]
     assert lstm.label == "lstm" and lstm.y == [1.0, 0.0, 0.0, 0.0]  # divergence fraction by threshold
 
@@ -85,7 +85,7 @@ def test_clip_rate_of_runs_that_never_clip_is_exit_1(gradient_flow, capsys, tmp_
         build_figure(gradient_flow.runs, "clip-rate", ["model"])
     code = main(["plot", str(RESULTS / "gradient_flow" / "runs"), "--kind", "clip-rate", "--output", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 1 and err.splitlines()[-1] + "\n" == ("rnnbench: error: no run clips its gradients (trainer.gradient_clip_val is none in "
+    assert code == 1 and err.splitlines()[-1] + "\n" == ("rnnbench: error: no run clips its gradients (trainer.gradient_clip_val is null in "
                                  "every run): nothing to draw for --kind clip-rate\n")
     assert not list(tmp_path.iterdir())
 
@@ -166,3 +166,120 @@ def test_a_long_legend_wraps_into_columns_that_stay_on_the_canvas(lines, columns
     assert legend._ncols == columns and len(legend.get_texts()) == lines
     assert box.y0 >= 0 and box.y1 <= fig.bbox.height + 1  # every entry on the canvas, none cut at the bottom
     plot_module._pyplot().close(fig)
+
+
+# --- where the figures go ------------------------------------------------------------------------------------------
+
+def test_plot_writes_beside_the_records_unless_told(tmp_path, monkeypatch, capsys):
+    """Without --output the figures go inside the first dir, as rnnbench report puts its page there: a second
+    plot of other records from the same shell does not overwrite the first; the paths are printed."""
+    import shutil
+
+    records = tmp_path / "records"
+    shutil.copytree(RESULTS / "d2l_timemachine" / "runs", records)
+    elsewhere = tmp_path / "shell"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["plot", str(records), "--kind", "curves"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(records / "curves.png"), str(records / "curves.svg")]
+    assert all(records.joinpath(name).stat().st_size > 10_000 for name in ("curves.png", "curves.svg"))
+    assert list(elsewhere.iterdir()) == []  # nothing in the current dir
+    # --output keeps its meaning: that dir, made if need be
+    assert main(["plot", str(records), "--kind", "curves", "--output", "figures"]) == 0
+    assert capsys.readouterr().out.split() == ["figures/curves.png", "figures/curves.svg"]
+    assert sorted(p.name for p in (elsewhere / "figures").iterdir()) == ["curves.png", "curves.svg"]
+
+
+def test_the_readme_plot_lines_write_where_they_say():
+    """Every `rnnbench plot` line of results/*/README.md names its --output, a folder of that results dir, and the
+    figure it draws is committed there (the default moving into the records' dir does not move them)."""
+    import re
+    import shlex
+
+    lines = [line for readme in sorted(RESULTS.glob("*/README.md"))
+             for line in re.findall(r"^rnnbench plot .*$", readme.read_text(), flags=re.MULTILINE)]
+    assert len(lines) >= 20
+    for line in lines:
+        arguments = shlex.split(line)
+        assert "--output" in arguments, line
+        output = REPO / arguments[arguments.index("--output") + 1]
+        kind = arguments[arguments.index("--kind") + 1]
+        assert output.is_relative_to(RESULTS) and "runs" not in output.relative_to(RESULTS).parts, line
+        assert (output / f"{kind}.png").is_file() and (output / f"{kind}.svg").is_file(), line
+
+
+# --- what the figures say --------------------------------------------------------------------------------------------
+
+def test_a_log_axis_is_labelled_at_round_decades():
+    """1e-20, 1e-40, ... (every k-th decade at multiples of k), never 1e-31, 1e-80, 1e-129."""
+    assert plot_module.decade_ticks(-129.3, 14.2) == [-120, -100, -80, -60, -40, -20, 0]
+    assert plot_module.decade_ticks(-3.5, 1.2) == [-3, -2, -1, 0, 1]
+    assert plot_module.decade_ticks(-302.0, 13.0) == [-300, -250, -200, -150, -100, -50, 0]
+    runs = load_runs([RESULTS / "polyphonic" / "runs" / "nottingham" / "seeds-1-5"]).runs
+    fig = plot_module.draw(build_figure(runs, "gradient-flow", ["model.cell"]))
+    fig.canvas.draw()
+    for ax in fig.axes:
+        low, high = sorted(ax.get_ylim())
+        exponents = [round(math.log10(t)) for t in ax.get_yticks() if low <= t <= high]
+        assert 3 <= len(exponents) <= plot_module.MOST_TICKS
+        step = exponents[1] - exponents[0]
+        assert step in plot_module.DECADE_STEPS and all(e % step == 0 for e in exponents), exponents
+    plot_module._pyplot().close(fig)
+
+
+def test_every_row_has_its_own_colour():
+    """12 rows (lstm_variants' variants) in 12 colours; up to 60 rows, no two share both colour and marker."""
+    from rnnbench.report.figures import PALETTE, Figure, Panel, Series
+
+    series = [Series(f"variant {i}", 5, [0.0, 1.0], [0.1, 0.2 + i], row=i) for i in range(12)]
+    fig = plot_module.draw(Figure("curves", "twelve rows", [], [Panel("p", "x", "y", series)], "lstm_variant"))
+    colours = [line.get_color() for line in fig.axes[0].get_lines()]
+    assert len(colours) == 12 and len(set(colours)) == 12
+    plot_module._pyplot().close(fig)
+    assert len(set(PALETTE)) == len(PALETTE) >= 20
+    looks = {(PALETTE[row % len(PALETTE)], plot_module.MARKERS[row % len(plot_module.MARKERS)]) for row in range(60)}
+    assert len(looks) == 60
+
+
+def test_the_cell_state_is_named_only_where_one_is_drawn(gradient_flow):
+    plain = [run for run in gradient_flow.runs if run.settings.get("model.cell") != "lstm"]
+    notes = build_figure(plain, "gradient-flow", ["model"]).notes
+    assert notes[0] == "line: geometric mean over seeds; band: min–max"  # RNN and GRU only: no dashed line
+    with_lstm = build_figure(gradient_flow.runs, "gradient-flow", ["model"])
+    assert any(s.style == "dashed" for s in with_lstm.panels[0].series)
+    assert with_lstm.notes[0] == "line: geometric mean over seeds; band: min–max; dashed: the cell state (LSTM)"
+
+
+def test_runs_without_the_layer_are_not_missing_from_it():
+    """Layer 2's backward direction exists in bidirectional 3-layer runs only: the others are not 'not drawn'."""
+    runs = load_runs([RESULTS / "depth_direction" / "runs"]).runs
+    by = ["model.cell", "model.num_layers", "model.bidirectional"]
+    deep = build_figure(runs, "gradient-flow", by, 2, "backward")
+    assert not any(note.startswith("not drawn") for note in deep.notes)
+    assert {s.name for s in deep.panels[0].series if "cell state" not in s.name} == {"gru, 3, true", "lstm, 3, true",
+                                                                                   "rnn, 3, true"}
+    # a run that has the layer and lacks its curves is still named: here a one-layer record stripped of them
+    from dataclasses import replace
+
+    stripped = [replace(run, record={**run.record, "gradients": None}) if run.settings.get("model.num_layers") == 1
+                and run.settings.get("model.cell") == "gru" and run.settings.get("model.bidirectional") is False
+                else run for run in runs]
+    first = build_figure(stripped, "gradient-flow", by, 0, "forward")
+    assert "not drawn (only completed runs' curves are drawn): gru, 1, false: 5 with none recorded" in first.notes
+
+
+def test_coinciding_lines_are_told_briefly(gradient_flow, clipping):
+    """Many coinciding lines are counted in one short note, not listed pair by pair ('and 88 more pair(s)')."""
+    gates = build_figure(gradient_flow.runs, "gates", ["model"])
+    (saturation,) = [note for note in gates.notes if note.startswith("saturation:")]
+    assert saturation == "saturation: 11 of the 13 lines coincide, in 2 groups (one line lies on the other; the " \
+                         "markers tell them apart)"
+    flow = build_figure(clipping.runs, "gradient-flow", ["model.cell", "trainer.gradient_clip_val"])
+    assert "first probe: initialisation (step 0): all 12 lines coincide, in 4 groups (one line lies on the other; " \
+           "the markers tell them apart)" in flow.notes
+    curves = build_figure(clipping.runs, "curves", ["model.cell", "trainer.gradient_clip_val"])
+    assert "validation loss (val/loss): gru, 0.1, lstm, 0.1 and rnn, 0.1 coincide (one line lies on the other; the " \
+           "markers tell them apart)" in curves.notes
+    for figure in (gates, flow, curves):
+        assert not any("pair(s)" in note for note in figure.notes)

@@ -71,10 +71,13 @@ def by_cell(rows: list[dict]) -> dict[str, dict]:
 
 
 def default_metrics(records: list[dict]) -> list[str]:
-    """The default columns: test metric and loss, plus the gradient summaries that the records carry."""
+    """The default columns: the test metric (the loss too where it differs: not for MSE), plus the gradient
+    summaries that the records carry (at initialisation and after training)."""
     gradients = [r.get("gradients") or {} for r in records]
-    return ["test/mse", "test/loss"] + \
-        ["gradients.vanishing_log10"] * any(g.get("layers") for g in gradients) + \
+    differs = any(r["metrics"].get("test/loss") != r["metrics"].get("test/mse") for r in records)
+    layers = any(g.get("layers") for g in gradients)
+    return ["test/mse"] + ["test/loss"] * differs + \
+        ["gradients.vanishing_log10_first", "gradients.vanishing_log10"] * layers + \
         ["gradients.clip_rate"] * any(g.get("clip_rate") is not None for g in gradients)
 
 
@@ -108,7 +111,7 @@ def test_table_groups_by_the_varying_keys_with_mean_std_n(sweep, capsys):
     assert [row["model.cell"] for row in rows] == ["gru", "rnn"]
     assert list(rows[0]) == ["model.cell", *default_metrics(records), "completed", "diverged", "failed"]
     for cell, row in by_cell(rows).items():
-        for metric in ("test/mse", "test/loss"):
+        for metric in ("test/mse", *(m for m in default_metrics(records) if m == "test/loss")):
             values = [r["metrics"][metric] for r in records if r["config"]["model"]["cell"] == cell]
             assert row[metric]["n"] == 2
             assert row[metric]["mean"] == pytest.approx(statistics.mean(values), rel=1e-12)
@@ -137,8 +140,9 @@ def test_steps_to_a_threshold_from_each_runs_learning_curve(sweep, capsys):
     curves = {}
     for record in load(sweep):
         with open(Path(record["output_dir"]) / "csv" / "metrics.csv", newline="") as f:
-            curve = [(int(row["step"]) + 1, float(row["val/mse"])) for row in csv.DictReader(f) if row["val/mse"]]
-        assert [step for step, _ in curve] == [15, 30]
+            curve = [(int(row["step"]), float(row["val/mse"])) for row in csv.DictReader(f) if row["val/mse"]]
+        assert [step for step, _ in curve] == [15, 30]  # optimizer steps done (the record's history_steps)
+        assert record["history_steps"] == "completed"
         curves.setdefault(record["config"]["model"]["cell"], []).append(curve)
     values = sorted(v for runs in curves.values() for curve in runs for _, v in curve)
     thresholds = [values[0] / 2, *((a + b) / 2 for a, b in zip(values, values[1:])), values[-1] * 2]
@@ -192,7 +196,8 @@ def test_every_format_parses(sweep, capsys, tmp_path):
     _, latex, _ = table(capsys, sweep, "--format", "latex")
     assert latex.startswith("\\begin{tabular}{l" + "r" * (columns - 1) + "}")
     assert latex.count(r"$\pm$") == 2 * (columns - 4)
-    assert "model.cell & test/mse & test/loss & " in latex and "completed & diverged & failed \\\\" in latex
+    assert "model.cell & test/mse & gradients.vanishing\\_log10\\_first & " in latex
+    assert "completed & diverged & failed \\\\" in latex
 
     output = tmp_path / "table.md"
     code, out, _ = table(capsys, sweep, "--output", output)

@@ -76,9 +76,9 @@ def test_page_is_one_self_contained_file(page, sweep):
     table = data["groupings"][0]["table"]
     assert table["columns"][:3] == ["model.cell", "trainer.gradient_clip_val", "test/mse"]
     rows = {(row[0]["t"], row[1]["t"]): row for row in table["rows"]}
-    assert list(rows) == [("gru", "none"), ("gru", "0.5"), ("rnn", "none"), ("rnn", "0.5")]
+    assert list(rows) == [("gru", "null"), ("gru", "0.5"), ("rnn", "null"), ("rnn", "0.5")]
     for (cell, clip), row in rows.items():
-        expected = mean_of(sweep, "test/mse", cell=cell, clip=None if clip == "none" else 0.5)
+        expected = mean_of(sweep, "test/mse", cell=cell, clip=None if clip == "null" else 0.5)
         assert row[2]["v"] == pytest.approx(expected, rel=1e-12) and row[2]["t"].endswith("(2)")
         assert [c["t"] for c in row[-3:]] == ["2/2", "0/2", "0/2"]
     _, markdown = table_text(sweep)
@@ -171,9 +171,9 @@ def test_the_page_renders_offline_in_chromium(browser, page, sweep, tmp_path):
         return tab.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => Array.from(r.cells, "
                                         "c => c.dataset.sort))")
     rows = table_rows()
-    assert [row[:2] for row in rows] == [["gru", "none"], ["gru", "0.5"], ["rnn", "none"], ["rnn", "0.5"]]
+    assert [row[:2] for row in rows] == [["gru", "null"], ["gru", "0.5"], ["rnn", "null"], ["rnn", "0.5"]]
     for row in rows:
-        clip = None if row[1] == "none" else 0.5
+        clip = None if row[1] == "null" else 0.5
         assert float(row[2]) == pytest.approx(mean_of(sweep, "test/mse", cell=row[0], clip=clip), rel=1e-12)
     # sorting by test/mse orders the rows by their means
     tab.click("#results thead th:nth-child(3)")
@@ -185,12 +185,12 @@ def test_the_page_renders_offline_in_chromium(browser, page, sweep, tmp_path):
     assert set(kinds) == KINDS
     labels = "f => Array.from(f.querySelectorAll('path.series'), p => p.dataset.label)"
     curves = tab.eval_on_selector("figure[data-kind=curves]", labels)
-    assert {label.split(" (n=")[0] for label in curves} == {"gru, none", "gru, 0.5", "rnn, none", "rnn, 0.5"}
+    assert {label.split(" (n=")[0] for label in curves} == {"gru, null", "gru, 0.5", "rnn, null", "rnn, 0.5"}
 
     # hiding a row removes its lines; showing it brings them back
     legend = "figure[data-kind=curves] .legend button[data-row='0']"
     tab.click(legend)
-    assert not any(label.startswith("gru, none") for label in tab.eval_on_selector("figure[data-kind=curves]", labels))
+    assert not any(label.startswith("gru, null") for label in tab.eval_on_selector("figure[data-kind=curves]", labels))
     tab.click(legend)
     assert len(tab.eval_on_selector("figure[data-kind=curves]", labels)) == len(curves)
     tab.click("figure[data-kind=curves] .legend button.all >> text=hide all")
@@ -300,3 +300,76 @@ def test_a_csv_table_defuses_spreadsheet_formulas():
     assert _spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
     assert [_spreadsheet_safe(v) for v in ("+1+1", "@SUM(A1)", "-x", "\tcmd")] == ["'+1+1", "'@SUM(A1)", "'-x", "'\tcmd"]
     assert [_spreadsheet_safe(v) for v in ("-1.5", "+3", "gru", 0.25, None)] == ["-1.5", "+3", "gru", 0.25, None]
+
+
+def lstm_variants_page(tmp_path: Path) -> Path:
+    """results/lstm_variants' page, as its README makes it: 122 runs of three code versions, 32 one-run search rows,
+    a wide table, a comparison."""
+    import shlex
+
+    from conftest import REPO
+
+    readme = (REPO / "results" / "lstm_variants" / "README.md").read_text()
+    (line,) = re.findall(r"^rnnbench report .* -o \S+$", readme, flags=re.MULTILINE)
+    arguments = [a if not a.startswith("results/") else str(REPO / a) for a in shlex.split(line)[1:]]
+    arguments[arguments.index("-o") + 1] = str(tmp_path / "report.html")
+    assert main(arguments) == 0
+    return tmp_path / "report.html"
+
+
+def test_the_page_opens_on_its_answer(browser, tmp_path):
+    """At 1400 px: the table and the comparisons first, then figures, runs, provenance; a wide table scrolls in its
+    own box whose scroll bar is in the window, its long texts wrapped; the code versions a folded grey note, not a
+    red warning; the one-run search rows and the 122 runs folded."""
+    page = lstm_variants_page(tmp_path)
+    context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.goto(page.as_uri())
+    tab.wait_for_selector("#report[data-ready=true]", timeout=PATIENCE * 1000)
+    assert tab.eval_on_selector_all("main > section", "s => s.map(x => x.id)") == [
+        "results", "comparisons", "figures", "runs", "provenance"]
+    assert tab.evaluate("document.documentElement.scrollWidth") <= 1400  # the page itself never scrolls sideways
+    boxes = tab.eval_on_selector_all("table.sortable", """tables => tables.map(t => {
+        const box = t.parentElement, r = box.getBoundingClientRect();
+        return {id: t.id, overflow: getComputedStyle(box).overflowX, wide: box.scrollWidth > box.clientWidth,
+                height: r.height, width: r.width}; })""")
+    assert {b["id"] for b in boxes} >= {"results", "results-one-run", "comparison-0", "runs-table"}
+    for box in boxes:
+        assert box["overflow"] == "auto" and box["width"] <= 1400 - 2 * 24, box
+    shown = [b for b in boxes if b["id"] in ("results", "comparison-0")]
+    assert all(b["wide"] and 0 < b["height"] <= 0.85 * 1000 + 1 for b in shown), shown  # its scroll bar in view
+    verdicts = tab.eval_on_selector_all("#comparison-0 td div.prose", """cells => cells.map(c => ({
+        text: c.textContent, width: c.getBoundingClientRect().width, height: c.getBoundingClientRect().height,
+        fits: c.scrollWidth <= c.clientWidth + 1}))""")
+    long = [v for v in verdicts if len(v["text"]) > 100]
+    assert long and all(v["fits"] and v["width"] <= 32 * 13 + 1 and v["height"] > 20 for v in long)  # wrapped
+    # code versions: no red line says so; a closed grey note does
+    assert not any("code version" in w for w in tab.eval_on_selector_all(
+        "li.warning", "items => items.map(i => i.textContent)"))
+    notes = tab.eval_on_selector_all("#results details.versions", "d => d.map(x => [x.open, x.textContent])")
+    assert notes and not notes[0][0] and "runs differ in code version: git commit" in notes[0][1]
+    assert tab.eval_on_selector("#results details.versions", "d => getComputedStyle(d).color") != "rgb(160, 64, 11)"
+    # the first table's rows have seeds to average; the one-run rows and the long list of runs wait folded
+    assert "1/1" not in tab.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.textContent)")[0]
+    assert tab.eval_on_selector("table#results", "t => t.tBodies[0].rows.length") == 18
+    assert tab.eval_on_selector("details.folded", "d => d.open") is False
+    assert tab.eval_on_selector("details.runs", "d => d.open") is False
+    assert tab.eval_on_selector_all("#runs tbody tr", "rows => rows.length") == 122
+    provenance = tab.inner_text("dl.provenance")
+    assert "torch: " in provenance and "numpy: " in provenance  # the package versions, beside the folded note
+    # figures: log axes at round decades; the rows in as many colours as the palette has
+    from rnnbench.report.plot import DECADE_STEPS
+
+    panels = tab.eval_on_selector_all("figure[data-kind=gradient-flow] svg", "svgs => svgs.map(s => Array.from("
+                                      "s.querySelectorAll('text'), t => t.textContent).filter(t => /^1e-?\\d+$/.test(t)))")
+    assert len(panels) >= 2
+    for labels in panels:  # 1e-20, 1e-15, ...: every k-th decade at multiples of k
+        exponents = [int(label[2:]) for label in labels]
+        step = abs(exponents[1] - exponents[0])
+        assert step in DECADE_STEPS and all(e % step == 0 for e in exponents), labels
+    tab.select_option("#grouping", label="data, data.seq_len, lstm_variant")
+    colours = tab.eval_on_selector("figure[data-kind=curves]", "f => Array.from(f.querySelectorAll("
+                                   "'path.series'), p => [p.dataset.row, p.getAttribute('stroke')])")
+    rows = {row for row, _ in colours}
+    assert len(rows) == 19 and len({colour for _, colour in colours}) == 19
+    context.close()

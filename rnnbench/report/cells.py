@@ -3,20 +3,21 @@
 ``Key`` (a grouping value), ``Text``, ``Number``, ``Stat`` (``mean ± std (n)`` over seeds, each seed's value
 kept), ``Censored`` (a ``steps_to:`` median with how many runs reached the threshold), ``Fraction`` (``k/n``
 runs), ``Interval`` and ``Verdict`` (a ``--compare`` row's interval and its reading). ``sort_value`` is what a
-page sorts the column by.
+page sorts the column by. :func:`align_notation` gives each column of numbers one notation.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnbench.report.formatting import csv_number, format_number, format_summary, json_number
+from rnnbench.report.formatting import csv_number, format_number, format_summary, has_exponent, json_number
 from rnnbench.report.records import display
 from rnnbench.report.statistics import Difference, Summary
 
-__all__ = ["Cell", "Key", "Text", "Number", "Stat", "Censored", "Fraction", "Interval", "Verdict"]
+__all__ = ["Cell", "Key", "Text", "Number", "Stat", "Censored", "Fraction", "Interval", "Verdict", "align_notation"]
 
 
 class Cell:
@@ -65,13 +66,14 @@ class Text(Cell):
 @dataclass
 class Number(Cell):
     value: float | None
+    scientific: bool = False  # the column's notation (align_notation)
     numeric = True
 
     def sort_value(self) -> Any:
         return json_number(self.value)
 
     def text(self) -> str:
-        return format_number(self.value)
+        return format_number(self.value, scientific=self.scientific)
 
     def fields(self, column: str) -> list[tuple[str, str]]:
         return [(column, csv_number(self.value))]
@@ -90,13 +92,14 @@ class Stat(Cell):
 
     summary: Summary
     values: list[tuple[Any, float]] = field(default_factory=list)
+    scientific: bool = False  # the column's notation (align_notation)
     numeric = True
 
     def sort_value(self) -> Any:
         return json_number(self.summary.mean)
 
     def text(self) -> str:
-        return format_summary(self.summary)
+        return format_summary(self.summary, scientific=self.scientific)
 
     def fields(self, column: str) -> list[tuple[str, str]]:
         s = self.summary
@@ -210,3 +213,14 @@ class Verdict(Cell):
 
     def text(self) -> str:
         return self.difference.verdict()
+
+
+def align_notation(rows: Sequence[Sequence[Cell]]) -> None:
+    """One notation per column: where a number of the column shows an exponent, the column's other large numbers
+    (from :data:`rnnbench.report.formatting.SCIENTIFIC_FROM` up) show one too, so that ``5.8e+09`` never stands
+    beside ``868214``."""
+    for column in zip(*rows):
+        numbers = [cell for cell in column if isinstance(cell, (Number, Stat))]
+        scientific = any(has_exponent(cell.text()) for cell in numbers)
+        for cell in numbers:
+            cell.scientific = scientific

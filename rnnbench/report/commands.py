@@ -12,6 +12,13 @@ def _warn(lines: list[str]) -> None:
         print(f"rnnbench: warning: {line}", file=sys.stderr)
 
 
+def beside_records(dirs: list[str]) -> Path:
+    """Where a command writes by default: inside the first dir (the dir of the first record, where a file is
+    given), beside the records it reads, not the current dir."""
+    first = Path(dirs[0])
+    return first if first.is_dir() else first.parent
+
+
 def _report_error(error: Exception) -> int:
     from rnnbench.report.plot import NoData
 
@@ -89,14 +96,16 @@ def plot_command(arguments: list[str]) -> int:
     parser.add_argument("--kind", required=True, choices=KINDS, help="which figure")
     parser.add_argument("--by", action="append", metavar="KEY",
                         help=f"one line per value of this setting (repeatable; default: {', '.join(DEFAULT_BY)})")
-    parser.add_argument("--output", metavar="DIR", default=".", help="dir for KIND.png and KIND.svg (default: .)")
+    parser.add_argument("--output", metavar="DIR",
+                        help="dir for KIND.png and KIND.svg (default: the first SWEEP_DIR, beside the records)")
     options = parser.parse_args(arguments)
     try:
         from rnnbench.report.plot import plot as draw
 
         runs = load_runs(options.dirs)
         _warn(code_differences(runs.runs) + runs.warnings())
-        for path in draw(runs, options.kind, by=options.by, output=options.output,
+        output = options.output if options.output is not None else beside_records(options.dirs)
+        for path in draw(runs, options.kind, by=options.by, output=output,
                          skipped=lambda line: print(f"rnnbench: note: {line}", file=sys.stderr)):
             print(path)
     except (ReportError, OSError) as error:
@@ -133,8 +142,7 @@ def report_command(arguments: list[str]) -> int:
     try:
         runs = load_runs(options.dirs)
         _warn(runs.warnings())
-        first = Path(options.dirs[0])
-        output = options.output or (first if first.is_dir() else first.parent) / "report.html"
+        output = options.output or beside_records(options.dirs) / "report.html"
         path = write_report(runs, options.dirs, output, by=options.by, compare=options.compare or (),
                             metrics=options.metric, interval=options.interval,
                             published=read_published(options.published) if options.published else None)

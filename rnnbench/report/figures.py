@@ -6,18 +6,19 @@ Kinds:
 
 - ``gradient-flow``: ``‖∂ℓ_T/∂h_t‖`` of one layer-direction against the distance from the loss (log scale), one
   panel at the first probe (initialisation) and one at the last (after training); line: geometric mean over the
-  completed seeds, band: min–max; dashed: the LSTM cell state.
+  completed seeds, band: min–max; dashed: a cell state (LSTM), where one is drawn.
 - ``curves`` / ``curves-time``: ``train/loss``, ``val/loss`` and the task metric ``val/<metric>`` against the
   optimizer step (or the wall time of training, step × the run's mean time per step: the CSV history has no
   clock), from each run's ``csv/metrics.csv``; line: mean over completed seeds, band: min–max; a diverged run is
   drawn on its own, dotted, up to its last finite value.
 - ``clip-rate``: the fraction of steps clipped and the fraction of runs that diverged against
-  ``trainer.gradient_clip_val`` ("none": no clipping); needs at least one run that clips.
+  ``trainer.gradient_clip_val`` ("null": no clipping); needs at least one run that clips.
 - ``gates``: each gate's mean and fraction saturated (below 0.05 or above 0.95; ``h``: |h| ≥ 0.95) over training,
   from the histories' ``gates/...`` columns.
 
-Each figure's ``notes`` say what its lines and bands are, what the rows pool, which runs are not drawn and why,
-and which lines coincide (they would hide one another; each row also has its own marker).
+Each figure's ``notes`` say what its lines and bands are, what the rows pool, which runs are not drawn and why
+(a run without the figure's layer or direction is not missing from it), and which lines coincide (they would hide
+one another; each row also has its own colour of :data:`PALETTE` and its own marker).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from typing import Any
 import numpy as np
 
 from rnnbench.record.schema import COMPLETED, DIVERGED, FINISHED
-from rnnbench.report.records import ReportError, Run, display, history_path, layer_entry, read_history, sort_key
+from rnnbench.report.records import (ReportError, Run, display, history_offset, history_path, layer_entry, read_history,
+                                     sort_key)
 from rnnbench.report.rows import Grouping, Row, grouping, pooled_keys
 
-__all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "build_figure", "layer_directions",
-           "figure_views", "view_name", "run_history"]
+__all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "PALETTE", "build_figure", "layer_directions",
+           "figure_views", "view_name", "run_history", "has_layer"]
 
 KINDS = ("gradient-flow", "curves", "curves-time", "clip-rate", "gates")
 CLIP_KEY = "trainer.gradient_clip_val"
@@ -48,6 +50,12 @@ DISTANCE_LABEL = "distance from the loss (time steps)"
 STEP_LABEL = "optimizer step"
 TIME_LABEL = "training wall time (s)"
 COINCIDE = 0.01  # lines whose gap stays within this fraction of the panel's range coincide
+NAMED_COINCIDING = 6  # more coinciding lines than this are counted, not named
+# Row i's colour is PALETTE[i % 20] (matplotlib's tab10, then ten more that differ from it), its marker the i-th of
+# 12: no two of the first 60 rows share both. The page draws with the same colours.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#b8860b", "#1b9e77", "#843c39", "#7b4173", "#e7298a", "#66a61e", "#6baed6",
+           "#525252", "#f4a582")
 _GATE_COLUMN = re.compile(r"gates/layer(\d+)/(\w+)/(\w+?)_(mean|saturated)$")
 
 
@@ -138,10 +146,14 @@ def _pooled_note(runs: Sequence[Run], rows: Grouping, excluded: Sequence[str] = 
         if pooled else None
 
 
-def _left_out(rows: Sequence[Row], drawn: Mapping[int, int], why: str) -> str | None:
-    """``not drawn (...): rnn: 1 diverged; gru: 1 failed`` for the runs of each row that are not drawn."""
+def _left_out(rows: Sequence[Row], drawn: Mapping[int, int], why: str,
+              applies: Callable[[Run], bool] | None = None) -> str | None:
+    """``not drawn (...): rnn: 1 diverged; gru: 1 failed`` for the runs of each row that are not drawn; only runs
+    for which ``applies`` holds count (a one-layer run is not missing from layer 1's figure)."""
     parts = []
     for index, row in enumerate(rows):
+        if applies is not None:
+            row = Row(row.keys, row.values, [run for run in row.runs if applies(run)])
         missing = len(row.runs) - drawn.get(index, 0)
         if missing <= 0:
             continue
@@ -155,8 +167,8 @@ def _left_out(rows: Sequence[Row], drawn: Mapping[int, int], why: str) -> str | 
 
 
 def _coinciding(panel: Panel) -> list[str]:
-    """Pairs of lines of a panel that stay within :data:`COINCIDE` of the panel's range of each other wherever
-    both are drawn: one hides the other."""
+    """The lines of a panel that stay within :data:`COINCIDE` of the panel's range of one another wherever both are
+    drawn (one hides the other), in groups: named where they are few, counted where most lines coincide."""
     def values(series: Series) -> dict[float, float]:
         out = {}
         for x, y in zip(series.x, series.y):
@@ -169,18 +181,41 @@ def _coinciding(panel: Panel) -> list[str]:
     if len(drawn) < 2 or not everything:
         return []
     span = (max(everything) - min(everything)) or 1.0
-    pairs = []
-    for i, (a, va) in enumerate(drawn):
-        for b, vb in drawn[i + 1:]:
+    group = list(range(len(drawn)))  # union-find: each line's group
+
+    def find(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, (_, va) in enumerate(drawn):
+        for j in range(i + 1, len(drawn)):
+            vb = drawn[j][1]
             shared = set(va) & set(vb)
             if len(shared) >= 2 and max(abs(va[x] - vb[x]) for x in shared) <= COINCIDE * span:
-                pairs.append(f"{a.name} and {b.name}")
-    if not pairs:
+                group[find(j)] = find(i)
+    members: dict[int, list[str]] = {}
+    for i, (series, _) in enumerate(drawn):
+        members.setdefault(find(i), []).append(series.name)
+    groups = [names for names in members.values() if len(names) > 1]
+    if not groups:
         return []
-    named = ", ".join(pairs[:3]) + (f" and {len(pairs) - 3} more pair(s)" if len(pairs) > 3 else "")
-    how = "drawn side by side at each value" if panel.categories else "one line lies on the other; the markers tell " \
-        "them apart"
-    return [f"{panel.title}: {named} coincide ({how})"]
+    together = sum(len(names) for names in groups)
+    how = "drawn side by side at each value" if panel.categories else \
+        "one line lies on the other; the markers tell them apart"
+    if together > NAMED_COINCIDING or (together == len(drawn) and together > 2):
+        named = (f"all {together} lines" if together == len(drawn) else f"{together} of the {len(drawn)} lines") \
+            + " coincide" + (f", in {len(groups)} groups" if len(groups) > 1 else "")
+    else:
+        named = ", as do ".join(_and(names) for names in groups)
+        named = named.replace(", as do ", " coincide, as do ", 1) if len(groups) > 1 else f"{named} coincide"
+    return [f"{panel.title}: {named} ({how})"]
+
+
+def _and(names: Sequence[str]) -> str:
+    """``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _figure(kind: str, title: str, notes: Sequence[str | None], panels: list[Panel], rows: Grouping) -> Figure:
@@ -219,7 +254,8 @@ def _step_seconds(run: Run) -> float | None:
 def _history_series(rows: Sequence[Row], column: str, against: str,
                     label: Callable[[Row], str] | None = None) -> tuple[list[Series], dict[int, int]]:
     """Per row: the mean and min–max over its completed runs of ``column`` at each logged step, against the step
-    (Lightning counts from 0: step + 1 optimizer steps done) or the training time; each diverged run on its own.
+    (optimizer steps done: :func:`rnnbench.report.records.history_offset`) or the training time; each diverged run
+    on its own.
     Returns the series and how many runs of each row were drawn."""
     series, drawn = [], {}
     for index, row in enumerate(rows):
@@ -233,7 +269,7 @@ def _history_series(rows: Sequence[Row], column: str, against: str,
             used += 1
             seconds.append(_step_seconds(run))
             for step, value in history:
-                points.setdefault(step + 1, []).append(value)
+                points.setdefault(step + history_offset(run.record), []).append(value)
         name = row.label if label is None else label(row)
         if points:
             steps = sorted(points)
@@ -246,7 +282,7 @@ def _history_series(rows: Sequence[Row], column: str, against: str,
             history = run_history(run).get(column)
             scale = _step_seconds(run) if against == "time" else 1.0
             if history and scale is not None:
-                finite = [(s + 1, v) for s, v in history if math.isfinite(v)]
+                finite = [(s + history_offset(run.record), v) for s, v in history if math.isfinite(v)]
                 if finite:
                     series.append(Series(f"{name}: seed {display(run.seed)} diverged at step "
                                          f"{run.record.get('diverged_at_step')}", None, [s * scale for s, _ in finite],
@@ -311,6 +347,19 @@ def view_name(kind: str, layer: int, direction: str) -> str:
     return kind if (layer, direction) == (0, "forward") else f"{kind}-layer{layer}-{direction}"
 
 
+def has_layer(run: Run, layer: int, direction: str) -> bool:
+    """Whether the run's network has this layer and direction: as its gradient records list them, else as its
+    config says (``model.num_layers``, ``model.bidirectional``); a run that says neither may have it."""
+    recorded = {(entry.get("layer"), entry.get("direction"))
+                for entry in (run.gradients or {}).get("layers") or [] if isinstance(entry, Mapping)}
+    if recorded:
+        return (layer, direction) in recorded
+    layers, bidirectional = run.settings.get("model.num_layers"), run.settings.get("model.bidirectional")
+    if isinstance(layers, int) and not isinstance(layers, bool) and layer >= layers:
+        return False
+    return direction == "forward" or bidirectional is not False
+
+
 def _has_curves(run: Run, layer: int, direction: str) -> bool:
     entry = layer_entry(run.gradients, layer, direction)
     return gradient_curve(entry, "curve_first") is not None or gradient_curve(entry, "curve_last") is not None
@@ -351,8 +400,11 @@ def gradient_flow_figure(runs: Sequence[Run], by: Sequence[str] | None, layer: i
                 if style == "solid":
                     drawn[index] = max(drawn.get(index, 0), len(curves))
         panels.append(panel)
-    notes = ["line: geometric mean over seeds; band: min–max; dashed: the LSTM cell state",
-             _pooled_note(runs, rows), _left_out(rows.rows, drawn, "only completed runs' curves are drawn")]
+    dashed = any(series.style == "dashed" for panel in panels for series in panel.series)
+    notes = ["line: geometric mean over seeds; band: min–max" + ("; dashed: the cell state (LSTM)" if dashed else ""),
+             _pooled_note(runs, rows),
+             _left_out(rows.rows, drawn, "only completed runs' curves are drawn",
+                       lambda run: has_layer(run, layer, direction))]
     return _figure("gradient-flow", f"Gradient flow through time: layer {layer}, {direction} direction", notes,
                    panels, rows)
 
@@ -448,12 +500,12 @@ def clip_rate_figure(runs: Sequence[Run], by: Sequence[str] | None) -> Figure:
     if not finished:
         raise NoData("no run completed or diverged: nothing to draw for --kind clip-rate")
     if all(run.settings.get(CLIP_KEY) is None for run in finished):
-        raise NoData(f"no run clips its gradients ({CLIP_KEY} is none in every run): nothing to draw for "
+        raise NoData(f"no run clips its gradients ({CLIP_KEY} is null in every run): nothing to draw for "
                      "--kind clip-rate")
     clip_values = sorted({run.settings.get(CLIP_KEY) for run in finished}, key=sort_key)
     categories = [display(v) for v in clip_values]
     rows = grouping(finished, [k for k in by if k != CLIP_KEY] if by else None, excluded=[CLIP_KEY])
-    xlabel = f"{CLIP_KEY} (max gradient norm; none: no clipping)"
+    xlabel = f"{CLIP_KEY} (max gradient norm; {display(None)}: no clipping)"
     rate_panel = Panel("clip rate", xlabel, "fraction of optimizer steps clipped", categories=categories,
                        y_range=(-0.05, 1.05))
     diverged_panel = Panel("divergence", xlabel, "diverged runs (fraction of finished runs)",
@@ -509,7 +561,8 @@ def gates_figure(runs: Sequence[Run], by: Sequence[str] | None, layer: int = 0, 
     notes = [f"layer {layer}, {direction}: one line per row (colour) and gate (marker), mean over completed seeds, "
              "band: min–max "
              "(gates as the cell's step reports them; h_saturated: tanh units in their saturating regime)",
-             _pooled_note(runs, rows), _left_out(rows.rows, drawn_any, "no gate history")]
+             _pooled_note(runs, rows),
+             _left_out(rows.rows, drawn_any, "no gate history", lambda run: has_layer(run, layer, direction))]
     return _figure("gates", f"Gates over training: layer {layer}, {direction} direction", notes, panels, rows)
 
 

@@ -1,9 +1,14 @@
 """``rnnbench report``: one self-contained HTML page of the runs below some dirs.
 
 The page is one more view over the shared rows (:mod:`rnnbench.report.rows`): for each grouping a reader can
-choose, the table exactly as ``rnnbench table`` builds it and the figures of :mod:`rnnbench.report.figures`, as
-data; the ``--compare`` tables; the list of runs; the provenance (training commands, commits, package versions,
-machine, dates, warnings). Everything is inline: the data as JSON in the page, its style, and a short script
+choose (distinct groupings only: two settings that split the runs alike are one choice), the table exactly as
+``rnnbench table`` builds it and the figures of :mod:`rnnbench.report.figures`, as data; the ``--compare`` tables;
+the list of runs; the provenance (training commands, commits, package versions, machine, dates, warnings).
+
+The answer comes first: the table and the comparisons' verdicts, then the figures, then the runs and their
+provenance. A long table shows its rows of one run each (a search, a pilot) folded below the others, a long list
+of runs starts folded, and code versions that differ between runs are a folded note, not a warning (they are
+provenance to check, not a fault of the runs). Everything is inline: the data as JSON in the page, its style, and a short script
 (``report.js``, this package's own) that draws the figures as SVG, sorts the tables, switches the grouping, toggles
 rows and shows values on hover. No network, no server: the page opens from disk or an e-mail attachment.
 
@@ -28,17 +33,19 @@ from typing import Any
 
 from rnnbench.record.keys import LAUNCHER_ADDED
 from rnnbench.report.compare import build_comparison
+from rnnbench.report.cells import Fraction
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
-from rnnbench.report.figures import NoData, build_figure, figure_views
+from rnnbench.report.figures import PALETTE, NoData, build_figure, figure_views
 from rnnbench.report.published import PUBLISHED, Published
 from rnnbench.report.records import (VERSION_KEYS, ReportError, Run, RunSet, code_differences, display,
-                                     value_counts, varying_keys)
+                                     is_code_difference, value_counts, varying_keys)
 from rnnbench.report.rows import grouping
 from rnnbench.report.table import Table, build_table
 
 __all__ = ["build_page", "page_data", "write_report", "embedded_data", "MAX_GROUPINGS"]
 
 MAX_GROUPINGS = 8  # grouping choices on the page: the default, then one per varying setting
+FOLD_FROM = 15  # a table of more rows than this shows its rows of one run each folded below the others
 DATA_ID = "report-data"
 LOG_NAME = "rnnbench.log"
 
@@ -55,12 +62,34 @@ def _finite(value: Any) -> Any:
 
 
 def table_data(table: Table) -> dict[str, Any]:
-    """A table as the page shows it: column names, which are numeric, each cell's text and sort value, and the
-    table's warnings and notes."""
+    """A table as the page shows it: column names, which are numeric, each cell's text and sort value, the rows
+    to fold (:func:`one_run_rows`), and the table's warnings, notes and code-version differences
+    (:func:`versions_note`)."""
     numeric = [any(row[i].numeric for row in table.rows) for i in range(len(table.columns))]
     return {"columns": table.columns, "numeric": numeric,
             "rows": [[{"t": cell.text(), "v": _finite(cell.sort_value())} for cell in row] for row in table.rows],
-            "warnings": table.warnings, "notes": table.notes}
+            "folded": one_run_rows(table),
+            "warnings": [w for w in table.warnings if not is_code_difference(w)], "notes": table.notes,
+            "code_versions": versions_note([w for w in table.warnings if is_code_difference(w)])}
+
+
+def one_run_rows(table: Table) -> list[int]:
+    """The rows of a long table (more than :data:`FOLD_FROM`) that hold one run each, where others hold more: a
+    search's or a pilot's rows, which the page folds below the rows with seeds to average."""
+    runs = [max((cell.total for cell in row if isinstance(cell, Fraction)), default=None) for row in table.rows]
+    single = [i for i, n in enumerate(runs) if n == 1]
+    if len(table.rows) <= FOLD_FROM or not any(n is not None and n > 1 for n in runs):
+        return []
+    return single
+
+
+def versions_note(lines: Sequence[str]) -> dict[str, Any] | None:
+    """Code-version differences as the page's folded note: a one-line summary and the lines (None: none)."""
+    if not lines:
+        return None
+    items = [line.removeprefix("runs differ in ").split(" version: ")[0] for line in lines]
+    what = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return {"summary": f"the runs ran different {what} versions (see which)", "lines": list(lines)}
 
 
 def _figures(runs: Sequence[Run], by: Sequence[str] | None) -> list[dict[str, Any]]:
@@ -76,14 +105,24 @@ def _figures(runs: Sequence[Run], by: Sequence[str] | None) -> list[dict[str, An
     return figures
 
 
+def _partition(runs: Sequence[Run], by: Sequence[str] | None) -> frozenset[frozenset[int]]:
+    """Which runs the grouping by ``by`` puts together (the rows as sets of runs, in no order)."""
+    return frozenset(frozenset(id(run) for run in row.runs) for row in grouping(runs, by).rows)
+
+
 def _grouping_choices(runs: Sequence[Run], by: Sequence[str] | None) -> list[list[str] | None]:
-    """The groupings the page offers: ``by`` (default: every varying setting), then each varying setting alone."""
+    """The groupings the page offers: ``by`` (default: every varying setting), then each varying setting alone,
+    each distinct grouping once: a setting that splits the runs as an earlier choice does (``data.name`` beside
+    ``data``; ``model.cell`` where the default is ``model.cell, data.seq_len`` and every cell ran one length) would
+    only repeat that choice's table and figures under other labels."""
     choices: list[list[str] | None] = [list(by) if by else None]
-    seen = [tuple(grouping(runs, by).keys)]
+    seen = {_partition(runs, by)}
     for key in varying_keys(runs):
-        keys = tuple(grouping(runs, [key]).keys)
-        if keys not in seen and len(choices) < MAX_GROUPINGS:
-            seen.append(keys)
+        if len(choices) == MAX_GROUPINGS:
+            break
+        partition = _partition(runs, [key])
+        if partition not in seen:
+            seen.add(partition)
             choices.append([key])
     return choices
 
@@ -186,7 +225,7 @@ def provenance_data(dirs: Sequence[str | Path], runset: RunSet) -> dict[str, Any
                         "threads": _counts(runs, lambda run: run.record.get("threads"))},
             "dates": {"first start": started[0] if started else None,
                       "last finish": finished[-1] if finished else None},
-            "warnings": code_differences(runs) + runset.warnings()}
+            "warnings": runset.warnings(), "code_versions": versions_note(code_differences(runs))}
 
 
 def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequence[str] | None = None,
@@ -210,7 +249,7 @@ def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequ
         raise ReportError(f"--published {published.path}: no table of the page has its columns "
                           f"({', '.join(published.keys)})")
     return {"title": "rnnbench report: " + " ".join(str(d) for d in dirs),
-            "summary": {"runs": len(runs), "statuses": statuses},
+            "summary": {"runs": len(runs), "statuses": statuses}, "palette": list(PALETTE),
             "groupings": groupings, "comparisons": comparisons, "runs": runs_data(runs, root),
             "link_base": link(_relative(root, output.resolve().parent)),
             "provenance": provenance_data(dirs, runset)}

@@ -1,9 +1,12 @@
 """``rnnbench plot``: the figures of :mod:`rnnbench.report.figures` drawn as PNG and SVG with matplotlib's Agg backend.
 
-Each row of the grouping has its colour and its marker (lines that coincide stay visible), a dashed line is a second
-state (the LSTM cell state), a dotted one a single run's (a diverged run, up to its last finite value). The figure's
-notes, wrapped to its width, run below the panels: what the lines and bands are, what a line pools, which runs are
-not drawn and why, which lines coincide. ``--kind all`` draws every kind the records have data for.
+Each row of the grouping has its colour (of :data:`rnnbench.report.figures.PALETTE`) and its marker (lines that
+coincide stay visible), a dashed line is a second state (the LSTM cell state), a dotted one a single run's (a
+diverged run, up to its last finite value). The figure's notes, wrapped to its width, run below the panels: what
+the lines and bands are, what a line pools, which runs are not drawn and why, which lines coincide. A log axis
+spanning many decades is labelled at round powers of ten (1e-20, 1e-40, ...). ``--kind all`` draws every kind the
+records have data for. ``rnnbench plot`` writes beside the records (inside the first dir) unless ``--output`` says
+where.
 
 matplotlib is imported only when a figure is drawn.
 """
@@ -19,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
-from rnnbench.report.figures import Figure, NoData, Panel, build_figure, figure_views, gradient_curve, view_name
+from rnnbench.report.figures import (PALETTE, Figure, NoData, Panel, build_figure, figure_views, gradient_curve,
+                                      view_name)
 from rnnbench.report.records import ReportError, RunSet
 
-__all__ = ["KINDS", "DPI", "FIGSIZE", "NoData", "plot", "draw", "DEFAULT_BY"]
+__all__ = ["KINDS", "DPI", "FIGSIZE", "NoData", "plot", "draw", "DEFAULT_BY", "decade_ticks"]
 
 KINDS = (*FIGURE_KINDS, "all")
 DPI = 100
@@ -32,6 +36,8 @@ MARKERS = "osD^vP*Xph<>"
 LINESTYLES = {"solid": "-", "dashed": "--", "dotted": ":"}
 NOTE_CHARACTERS = 190  # characters of an 8-point note line across the figure's width
 LEGEND_ROWS = 24  # legend entries per column: more than fit the height at 7 points start another column
+DECADE_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500)  # decades between two labelled ticks of a log axis
+MOST_TICKS = 7  # labelled ticks on a log axis at most
 _curve = gradient_curve  # the record's curve indexed by distance from the loss (kept for callers of the old name)
 
 
@@ -66,6 +72,29 @@ def _markevery(points: int, row: int) -> Any:
     return (row * max(1, step // 5) % step, step)
 
 
+def decade_ticks(low: float, high: float, most: int = MOST_TICKS) -> list[int]:
+    """The exponents to label on a log axis from 10**low to 10**high: every k-th decade for the smallest k of
+    :data:`DECADE_STEPS` that gives at most ``most`` ticks, at multiples of k (1e-20, 1e-40, ..., never 1e-31)."""
+    first, last = math.ceil(low), math.floor(high)
+    for step in DECADE_STEPS:
+        ticks = list(range(math.ceil(first / step) * step, last + 1, step))
+        if len(ticks) <= most:
+            return ticks
+    return ticks
+
+
+def _log_ticks(ax: Any) -> None:
+    """Round powers of ten on the y axis of a log panel that spans more decades than :data:`MOST_TICKS`."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    bottom, top = sorted(ax.get_ylim())
+    if bottom <= 0 or math.log10(top) - math.log10(bottom) <= MOST_TICKS:
+        return  # matplotlib's own decades, with their minor ticks
+    exponents = decade_ticks(math.log10(bottom), math.log10(top))
+    ax.yaxis.set_major_locator(FixedLocator([10.0 ** e for e in exponents if 10.0 ** e > 0]))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
 def _draw_panel(ax: Any, panel: Panel) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -74,7 +103,7 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
     dodge = {row: (i - (len(rows) - 1) / 2) * min(0.08, 0.6 / max(1, len(rows))) for i, row in enumerate(rows)}
 
     for series in panel.series:
-        color = f"C{series.row % 10}"
+        color = PALETTE[series.row % len(PALETTE)]
         marker = MARKERS[(series.row if series.marker is None else series.marker) % len(MARKERS)]
         hollow = {"markerfacecolor": "white"} if series.row % 2 else {}
         x, y = np.asarray(series.x, dtype=float), _values(series.y)
@@ -99,6 +128,8 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
         ax.set_yscale("log")
     if panel.y_range:
         ax.set_ylim(*panel.y_range)
+    if panel.log_y and panel.series:
+        _log_ticks(ax)
     if panel.categories is not None:
         ax.set_xticks(range(len(panel.categories)), panel.categories)
         ax.set_xlim(-0.5, len(panel.categories) - 0.5)

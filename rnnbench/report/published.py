@@ -3,8 +3,9 @@
 The file is a CSV whose header names some of the table's columns (grouping keys such as ``model.cell``, or
 ``metric`` in a ``--compare`` table) and a ``published`` column (free text: the number or verdict and where it was
 published). A table row takes the ``published`` text of the file's row whose named columns all read as the table
-row's cells do (``lstm``, ``200``, ``none``); rows the file does not cover get an empty cell. Every file row must
-match some table row, so a typo in the file cannot silently drop a published number.
+row's cells do (``lstm``, ``200``, ``null``; ``none``, as older tables showed null, reads as ``null`` too); rows
+the file does not cover get an empty cell. Every file row must match some table row, so a typo in the file cannot
+silently drop a published number.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnbench.report.cells import Text
-from rnnbench.report.records import ReportError
+from rnnbench.report.records import NULL, ReportError
 from rnnbench.report.table import Table
 
 __all__ = ["PUBLISHED", "Published", "read_published"]
@@ -45,7 +46,7 @@ class Published:
         texts, used = [], set()
         for row in table.rows:
             found = [i for i, entry in enumerate(self.entries)
-                     if all(row[p].text() == entry[name] for p, name in zip(positions, self.keys))]
+                     if all(row[p].text() == _cell(entry[name]) for p, name in zip(positions, self.keys))]
             used.update(found)
             texts.append("; ".join(self.entries[i][PUBLISHED] for i in found))
         unmatched = [i for i in range(len(self.entries)) if i not in used]
@@ -56,6 +57,11 @@ class Published:
                               + ") matches no row of the table")
         rows = [[*row, Text(text)] for row, text in zip(table.rows, texts)]
         return Table([*table.columns, PUBLISHED], rows, list(table.warnings), list(table.notes))
+
+
+def _cell(text: str) -> str:
+    """A file's value as the table's cell reads: ``none`` (the tables' old word for null) as ``null``."""
+    return NULL if text == "none" else text
 
 
 def read_published(path: str | Path) -> Published:

@@ -32,11 +32,11 @@ from typing import Any
 
 from rnnbench.errors import RnnbenchError
 from rnnbench.record import keys
-from rnnbench.record.schema import RECORD_NAME, RecordError, find_records, flatten, read_record
+from rnnbench.record.schema import HISTORY_STEPS, RECORD_NAME, RecordError, find_records, flatten, read_record
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_sections", "varying_keys", "display",
-           "sort_key", "parse_value", "matches", "value_counts", "code_differences", "history_path", "read_history",
-           "hashable"]
+           "sort_key", "parse_value", "matches", "value_counts", "code_differences", "is_code_difference",
+           "history_path", "read_history", "hashable", "NULL"]
 
 # Leaf names of path-like settings (where data or logs live, not what they are).
 PATH_LEAVES = frozenset({"path", "cache_dir", "save_dir", "dir", "url", "default_root_dir", "output_dir"})
@@ -158,7 +158,7 @@ class Run:
             return None
         for step, value in history:
             if value < limit if op == "<" else value > limit:
-                return float(step + 1)  # Lightning's CSV counts steps from 0
+                return float(step + history_offset(self.record))
         return math.inf if history else None  # censored: never reached within the run
 
     def _gradient_value(self, name: str) -> float | None:
@@ -382,10 +382,14 @@ def varying_keys(runs: Sequence[Run], include_bookkeeping: bool = False) -> list
             and len({hashable(run.settings.get(key)) for run in runs}) > 1]
 
 
+NULL = "null"  # how a null setting is shown: Hydra reads ``key=null`` as null, and ``key=none`` as the text "none"
+
+
 def display(value: Any) -> str:
-    """A setting's value as a table shows it: ``none`` for null, ``true``/``false``, compact numbers."""
+    """A setting's value as a table shows it, spelt as a Hydra override takes it back (``key=VALUE``): ``null``
+    for a missing or null value, ``true``/``false``, compact numbers."""
     if value is None:
-        return "none"
+        return NULL
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -396,7 +400,7 @@ def display(value: Any) -> str:
 
 
 def sort_key(value: Any) -> tuple:
-    """Order for grouped rows: none first, then booleans, numbers (numeric order), text (natural order)."""
+    """Order for grouped rows: null first, then booleans, numbers (numeric order), text (natural order)."""
     if value is None:
         return (0,)
     if isinstance(value, bool):
@@ -424,7 +428,7 @@ def parse_value(text: str) -> Any:
 
 
 def matches(value: Any, wanted: Any) -> bool:
-    """Whether a setting's value equals a parsed command-line value (1 == 1.0; 'none' == null)."""
+    """Whether a setting's value equals a parsed command-line value (1 == 1.0; 'null' and 'none' == null)."""
     if wanted is None or value is None:
         return value is None and wanted is None
     if isinstance(value, bool) or isinstance(wanted, bool):
@@ -452,17 +456,26 @@ def _code_version(run: Run) -> str:
     return str(git["commit"])[:10] + ("+dirty" if git.get("dirty") else "")
 
 
+_CODE_DIFFERENCE = "runs differ in {} version: {}"
+
+
 def code_differences(runs: Sequence[Run]) -> list[str]:
     """One line per code-version item (git commit, package versions) that differs between runs."""
     lines = []
     commits = [_code_version(run) for run in runs]
     if len(set(commits)) > 1:
-        lines.append(f"runs differ in code version: git commit {value_counts(commits)}")
+        lines.append(_CODE_DIFFERENCE.format("code", f"git commit {value_counts(commits)}"))
     for package in VERSION_KEYS:
         found = [str((run.record.get("versions") or {}).get(package)) for run in runs]
         if len(set(found)) > 1:
-            lines.append(f"runs differ in {package} version: {value_counts(found)}")
+            lines.append(_CODE_DIFFERENCE.format(package, value_counts(found)))
     return lines
+
+
+def is_code_difference(line: str) -> bool:
+    """Whether a warning is one of :func:`code_differences`' lines (provenance to check, not a fault of the runs)."""
+    prefix, _, rest = _CODE_DIFFERENCE.partition("{}")
+    return line.startswith(prefix) and rest.split("{}")[0] in line
 
 
 def history_path(run: Run) -> Path | None:
@@ -479,6 +492,13 @@ def history_path(run: Run) -> Path | None:
             return candidate
     found = sorted(run.directory.rglob("metrics.csv"))
     return found[0] if found else None
+
+
+def history_offset(record: Mapping[str, Any]) -> int:
+    """What to add to a step of the run's CSV history to count optimizer steps done: 0 for a record whose
+    ``history_steps`` is ``completed``; 1 for an older one, logged by Lightning itself, whose training and validation
+    rows sit one step lower."""
+    return 0 if record.get("history_steps") == HISTORY_STEPS else 1
 
 
 def read_history(path: Path, columns: Sequence[str]) -> dict[str, list[tuple[int, float]]]:

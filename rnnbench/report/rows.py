@@ -3,7 +3,7 @@
 A row is the runs that agree on the grouping keys: ``--by`` keys, or by default every setting that varies
 between the runs (seed and bookkeeping excluded: seeds are the samples). Runs of different tasks, sequence
 lengths or input layouts (:data:`TASK_KEYS`) are never pooled in one row: those settings join the grouping
-whenever they vary. Rows are ordered by their values (none first, numbers numerically, text naturally).
+whenever they vary. Rows are ordered by their values (null first, numbers numerically, text naturally).
 """
 
 from __future__ import annotations

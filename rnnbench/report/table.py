@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
-from rnnbench.report.cells import Cell, Censored, Fraction, Key, Stat
+from rnnbench.report.cells import Cell, Censored, Fraction, Key, Stat, align_notation
 from rnnbench.report.formatting import format_number, format_summary
 from rnnbench.report.notes import table_context
 from rnnbench.report.records import ReportError, Run, RunSet, is_bookkeeping
@@ -56,6 +56,9 @@ class Table:
     rows: list[list[Cell]]
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        align_notation(self.rows)
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt not in FORMATS:
@@ -112,15 +115,17 @@ class Table:
 # --- building ------------------------------------------------------------------------------------------------
 
 def default_metrics(runs: Sequence[Run]) -> list[str]:
-    """The task's test metric(s) and test loss, plus gradient summaries where some run has them."""
+    """The task's test metric(s); the test loss where some run's differs from its metric (not on MSE tasks, where
+    they are one number); the gradient through time at initialisation and after training, and the clip rate,
+    where some run has them."""
     names: list[str] = []
     for run in runs:
         metric = run.task.get("metric")
         if metric and f"test/{metric}" not in names:
             names.append(f"test/{metric}")
-    if "test/loss" not in names:
+    if any(run.value("test/loss") != run.value(f"test/{run.task.get('metric')}") for run in runs):
         names.append("test/loss")
-    for name in ("gradients.vanishing_log10", "gradients.clip_rate"):
+    for name in ("gradients.vanishing_log10_first", "gradients.vanishing_log10", "gradients.clip_rate"):
         if any(run.value(name) is not None for run in runs):
             names.append(name)
     return names

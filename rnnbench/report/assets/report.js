@@ -2,12 +2,13 @@
 "use strict";
 (function () {
   var SVG_NS = "http://www.w3.org/2000/svg";
-  var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf"];
   var DASHES = { solid: null, dashed: "6,4", dotted: "2,3" };
   var PANEL = { width: 430, height: 300, left: 70, right: 14, top: 26, bottom: 46 };
   var PROSE_CHARACTERS = 40;  // a text cell longer than this (a published verdict, an error) keeps a readable width
+  var DECADE_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500];  // decades between labelled log ticks
+  var RUNS_SHOWN = 25;  // a longer list of runs starts folded
   var data = JSON.parse(document.getElementById("report-data").textContent);
+  var COLORS = data.palette;  // rnnbench.report.figures.PALETTE: the figures' colours, as rnnbench plot draws them
   var root = document.getElementById("report");
   var tooltip;
 
@@ -39,10 +40,21 @@
       node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
     });
   }
-  function notes(warnings, lines) {
+  // Warnings (red), notes, and differing code versions as a folded neutral note (provenance, not a fault).
+  function notes(warnings, lines, versions) {
     var items = (warnings || []).map(function (w) { return el("li", { "class": "warning", text: "Warning: " + w }); })
       .concat((lines || []).map(function (n) { return el("li", { text: n }); }));
-    return items.length ? el("ul", { "class": "notes" }, items) : null;
+    var list = items.length ? el("ul", { "class": "notes" }, items) : null;
+    if (!versions) return list;
+    return el("div", {}, [list, el("details", { "class": "versions" }, [
+      el("summary", { text: "Note: " + versions.summary }),
+      el("ul", { "class": "notes" }, versions.lines.map(function (n) { return el("li", { text: n }); }))])]);
+  }
+  // A column name that may break after its dots, slashes and underscores (gradients.vanishing_log10_first).
+  function breakable(name) {
+    var parts = String(name).split(/(?<=[./_])/), nodes = [];
+    parts.forEach(function (part, i) { nodes.push(part); if (i < parts.length - 1) nodes.push(el("wbr")); });
+    return nodes;
   }
 
   // --- numbers --------------------------------------------------------------------------------------------------
@@ -59,7 +71,8 @@
   function sortableTable(columns, numeric, rows, id) {
     var body = el("tbody");
     var headers = columns.map(function (name, index) {
-      return el("th", { scope: "col", text: name, title: "sort by " + name, onclick: function () { sortBy(index); } });
+      return el("th", { scope: "col", title: "sort by " + name, onclick: function () { sortBy(index); } },
+                [el("div", { "class": "head" }, breakable(name))]);
     });
     var table = el("table", { "class": "sortable", id: id }, [el("thead", {}, [el("tr", {}, headers)]), body]);
     var order = rows.slice();
@@ -69,10 +82,10 @@
       order.forEach(function (row) {
         body.appendChild(el("tr", {}, row.map(function (cell, index) {
           var content = cell.href ? el("a", { href: cell.href, text: cell.t }) : cell.t;
-          var prose = !numeric[index] && String(cell.t).length > PROSE_CHARACTERS;  // a published verdict: give it room
+          var prose = !numeric[index] && String(cell.t).length > PROSE_CHARACTERS;  // a published verdict: wrap it
           return el("td", { "class": (numeric[index] ? "num " : "") + (prose ? "prose " : "") + (cell.cls || ""),
-                            title: cell.title,
-                            "data-sort": cell.v === null ? "" : String(cell.v) }, [content]);
+                            title: cell.title, "data-sort": cell.v === null ? "" : String(cell.v) },
+                    [prose ? el("div", { "class": "prose" }, [content]) : content]);
         })));
       });
     }
@@ -249,9 +262,16 @@
   function fitting(text, room, largest) {
     return Math.max(7, Math.min(largest, room / (0.58 * Math.max(1, String(text).length)))).toFixed(1);
   }
+  // Exponents to label: every k-th decade at multiples of k, the smallest k of DECADE_STEPS giving at most 7 ticks
+  // (1e-20, 1e-40, ..., never 1e-31); as rnnbench.report.plot.decade_ticks.
   function logTicks(low, high) {
-    var first = Math.ceil(low), last = Math.floor(high), step = Math.max(1, Math.ceil((last - first + 1) / 7)), ticks = [];
-    for (var t = first; t <= last; t += step) ticks.push(t);
+    var first = Math.ceil(low), last = Math.floor(high), ticks = [];
+    for (var k = 0; k < DECADE_STEPS.length; k++) {
+      var step = DECADE_STEPS[k];
+      ticks = [];
+      for (var t = Math.ceil(first / step) * step; t <= last; t += step) ticks.push(t === 0 ? 0 : t);
+      if (ticks.length <= 7) break;
+    }
     if (!ticks.length) ticks.push(Math.round((low + high) / 2));
     return ticks;
   }
@@ -313,9 +333,17 @@
   function slug(text) { return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, ""); }
 
   // --- sections -------------------------------------------------------------------------------------------------
+  // The table; its rows of one run each (a search, a pilot) folded below the others; its notes.
   function tableOf(table, id) {
-    return el("div", {}, [sortableTable(table.columns, table.numeric, table.rows, id),
-                          notes(table.warnings, table.notes)]);
+    var folded = table.folded || [];
+    var kept = table.rows.filter(function (_, i) { return folded.indexOf(i) < 0; });
+    var rest = folded.map(function (i) { return table.rows[i]; });
+    return el("div", {}, [
+      sortableTable(table.columns, table.numeric, kept, id),
+      rest.length ? el("details", { "class": "folded" }, [
+        el("summary", { text: rest.length + " more row(s) of one run each (a search or a pilot: no seeds to average)" }),
+        sortableTable(table.columns, table.numeric, rest, id + "-one-run")]) : null,
+      notes(table.warnings, table.notes, table.code_versions)]);
   }
   function renderGrouping(index) {
     var grouping = data.groupings[index];
@@ -343,7 +371,9 @@
       rows[i].push({ t: "result.json", v: null, href: base + run.record });
       rows[i].push(run.log ? { t: "log", v: null, href: base + run.log } : { t: "", v: null });
     });
-    return sortableTable(runs.columns.concat(["record", "log"]), numeric.concat([false, false]), rows, "runs-table");
+    var table = sortableTable(runs.columns.concat(["record", "log"]), numeric.concat([false, false]), rows, "runs-table");
+    if (rows.length <= RUNS_SHOWN) return table;
+    return el("details", { "class": "runs" }, [el("summary", { text: "show the " + rows.length + " runs" }), table]);
   }
   function provenance() {
     var p = data.provenance, items = [];
@@ -357,31 +387,43 @@
     entry("machine", ["device: " + p.machine.device, "torch threads: " + p.machine.threads]);
     entry("dates (UTC)", ["first start: " + p.dates["first start"], "last finish: " + p.dates["last finish"]]);
     return el("div", {}, [el("dl", { "class": "provenance" }, items),
-                          p.warnings.length ? notes(p.warnings, []) : el("p", { text: "No warnings: every run ran the same code and package versions." })]);
+                          p.warnings.length || p.code_versions ? notes(p.warnings, [], p.code_versions)
+                            : el("p", { text: "Every run ran the same code and package versions." })]);
   }
+  function statusLine() {
+    var statuses = Object.keys(data.summary.statuses);
+    return el("p", { "class": "summary" }, [data.summary.runs + " run(s): "].concat(statuses.map(function (s, i) {
+      return el("span", { "class": "status-" + s, text: data.summary.statuses[s] + " " + s +
+                                                          (i < statuses.length - 1 ? ", " : "") });
+    })));
+  }
+  // The answer first: the table and the comparisons' verdicts; then the figures; then the runs and provenance.
   function render() {
     tooltip = el("div", { "class": "tooltip", role: "tooltip" });
     document.body.appendChild(tooltip);
-    var statuses = Object.keys(data.summary.statuses).map(function (s) { return data.summary.statuses[s] + " " + s; });
     var select = el("select", { id: "grouping", onchange: function () { renderGrouping(Number(select.value)); } },
                     data.groupings.map(function (g, i) { return el("option", { value: i, text: g.name }); }));
+    var compared = data.comparisons.length > 0;
+    var links = [["results", "table"]].concat(compared ? [["comparisons", "comparisons"]] : [],
+                                              [["figures", "figures"], ["runs", "runs"], ["provenance", "provenance"]]);
     append(root, [
       el("h1", { text: data.title }),
-      el("p", { "class": "summary", text: data.summary.runs + " run(s): " + statuses.join(", ") }),
-      el("nav", {}, [["results", "table"], ["figures", "figures"], ["comparisons", "comparisons"], ["runs", "runs"],
-                     ["provenance", "provenance"]].map(function (a) { return el("a", { href: "#" + a[0], text: a[1] }); })),
+      statusLine(),
+      el("nav", {}, links.map(function (a) { return el("a", { href: "#" + a[0], text: a[1] }); })),
       el("section", { id: "results" }, [el("h2", { text: "Results" }),
         el("div", { "class": "controls" }, [el("label", { "for": "grouping", text: "Group rows and lines by: " }), select]),
         el("p", { "class": "summary", text: "Each cell: mean ± std (n) over the completed seeds; completed, diverged " +
                   "and failed: fractions of the row's runs. Click a column to sort." }),
-        el("div", { id: "results-table" })]),
+        el("div", { id: "results-table" }),
+        compared ? null : el("p", { "class": "hint", text: "No comparison asked for: rnnbench report DIR --compare " +
+                                                           "KEY=A KEY=B adds one, with its interval and verdict." })]),
+      compared ? el("section", { id: "comparisons" }, [el("h2", { text: "Comparisons" })].concat(
+        data.comparisons.map(function (c, i) {
+          return el("div", {}, [el("h3", { text: c.title }), tableOf(c.table, "comparison-" + i)]);
+        }))) : null,
       el("section", { id: "figures" }, [el("h2", { text: "Figures" }),
         el("p", { "class": "summary", text: "Click a legend entry to hide or show its lines; hover for values." }),
         el("div", { id: "figure-list" })]),
-      el("section", { id: "comparisons" }, [el("h2", { text: "Comparisons" })].concat(
-        data.comparisons.length ? data.comparisons.map(function (c, i) {
-          return el("div", {}, [el("h3", { text: c.title }), tableOf(c.table, "comparison-" + i)]);
-        }) : [el("p", { text: "None asked for: rnnbench report DIR --compare KEY=A KEY=B adds one." })])),
       el("section", { id: "runs" }, [el("h2", { text: "Runs" }), runsTable()]),
       el("section", { id: "provenance" }, [el("h2", { text: "Provenance" }), provenance()])]);
     renderGrouping(0);
