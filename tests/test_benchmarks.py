@@ -4,6 +4,7 @@ measure is printed by ``python -m benchmarks.throughput`` and ``python -m benchm
 from __future__ import annotations
 
 import pytest
+from rnnbench.record.schema import find_records
 
 from benchmarks.throughput import Case, compare, startup, sweep_speed, write_table
 
@@ -31,7 +32,7 @@ def test_sweep_speed_times_both_launchers_and_keeps_their_records(tmp_path):
     assert rows[0]["jobs"] == 2 and rows[0]["speed-up"] > 0
     assert rows[0]["speed-up"] == pytest.approx(rows[0]["basic launcher s"] / rows[0]["joblib launcher s"], rel=0.05)
     for launcher in ("basic", "joblib"):
-        assert len(list((tmp_path / "kept" / launcher).rglob("result.json"))) == 2
+        assert len(list(find_records(tmp_path / "kept" / launcher))) == 2
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rnnbench.models.cells.registry import CELLS
-from rnnbench.record.schema import Record
+from rnnbench.record.schema import Record, find_records
 
 from rnnbench.job.wandb_offline import read_offline_run
 
@@ -20,7 +20,7 @@ RECORD_KEYS = {field.name for field in dataclasses.fields(Record)}  # the schema
 
 
 def records(root: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+    return [json.loads(p.read_text()) for p in sorted(find_records(root))]
 
 
 def test_help_lists_every_config_group(rnnbench_cli):
@@ -68,14 +68,17 @@ def test_multirun_makes_separate_wandb_runs_and_records(rnnbench_cli, tmp_path):
         assert record["throughput"]["tokens_per_second"] == pytest.approx(
             record["throughput"]["samples_per_second"] * 10)
         assert record["versions"]["torch"] and record["versions"]["wandb"]
-        assert record["wandb"]["mode"] == "offline" and record["wandb"]["group"] == "seed=0,0"  # what varies
+        # only the seed varies (seed=0,0: one configuration): the sweep invocation is the group
+        assert record["wandb"]["mode"] == "offline" and record["wandb"]["group"] == f"sweep@{sweep_dirs[0].name}"
+        assert record["wandb"]["job_type"] == "sweep"
         output_dir = Path(record["output_dir"])
         assert output_dir.parent == sweep_dirs[0]
         run = read_offline_run(next((output_dir / "wandb").glob("offline-run-*")))
         losses = [row["train/loss"] for row in run["history"] if "train/loss" in row]
         assert len(losses) == 4 and losses[-1] < losses[0]  # logged every 10 of 40 steps
-        assert run["config"]["model.cell"] == "gru" and run["summary"]["parameters"] == record["parameters"]
-        assert run["summary"]["test/mse"]["last"] == pytest.approx(record["metrics"]["test/mse"])
+        assert run["config"]["model.cell"] == "gru" and run["summary"]["model/parameters"] == record["parameters"]
+        assert run["summary"]["test/mse"] == pytest.approx(record["metrics"]["test/mse"])
+        assert run["summary"]["grad_flow/table/_type"] == "table-file"  # the chart's panel keeps its table
         # the gradient-through-time table goes to W&B once, at the end, with every probe (steps 0 and 40)
         assert len([row for row in run["history"] if "grad_flow/table/_type" in row]) == 1
         table_file = next((output_dir / "wandb").glob("offline-run-*/files/media/table/grad_flow/table_*.table.json"))

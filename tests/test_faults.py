@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rnnbench.record.schema import find_records
 
 from conftest import PATIENCE, cli_env, wait_until
 
@@ -109,7 +110,7 @@ def test_no_secret_from_the_environment_or_the_command_line_lands_anywhere(tmp_p
         data = path.read_bytes()
         found += [(s, str(path.relative_to(tmp_path))) for s in secrets if s.encode() in data]
     assert found == []
-    notes = [record(p.parent)["config"]["extra"] for p in tmp_path.rglob("result.json")]
+    notes = [record(p.parent)["config"]["extra"] for p in find_records(tmp_path)]
     assert notes and all(n == {"note": "<redacted>", "api_key": "<redacted>", "password": "<redacted>", "<redacted>": 1}
                          for n in notes)
 

@@ -14,6 +14,7 @@ from rnnbench.cli import main
 from rnnbench.report import plot as plot_module
 from rnnbench.report.figures import NoData, build_figure
 from rnnbench.report.records import load_runs
+from rnnbench.record.schema import find_records
 
 from conftest import REPO
 
@@ -42,7 +43,7 @@ def test_gradient_flow_lines_are_geometric_means_and_the_notes_are_true(gradient
     assert set(first) == {"gru (n=5)", "lstm_forget_bias0 (n=5)", "lstm_forget_bias0, cell state (n=5)",
                           "lstm_forget_bias1 (n=5)", "lstm_forget_bias1, cell state (n=5)", "rnn (n=5)",
                           "rnn_orthogonal (n=5)"}
-    records = [json.loads(p.read_text()) for p in sorted((RESULTS / "gradient_flow" / "runs").rglob("result.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(find_records(RESULTS / "gradient_flow" / "runs"))]
     rnn = [r["gradients"]["layers"][0]["log10_curve_first"] for r in records if r["choices"]["model"] == "rnn"]
     series = first["rnn (n=5)"]
     for distance in (0, 10, 99):  # the curve runs from the first processed step: distance 0 is its last element

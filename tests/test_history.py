@@ -123,3 +123,11 @@ def test_a_resumed_offline_wandb_run_is_one_run_with_the_whole_history(tmp_path,
         expected, resumed = ([(row["trainer/global_step"], row[key]) for row in h if key in row] for h in histories)
         assert resumed == expected and expected, key
     assert [row["_step"] for row in histories[1]] == list(range(len(histories[1])))  # one run, steps increasing
+
+
+def test_gradient_accumulation_logs_each_steps_loss_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert train([*RUN, "+trainer.accumulate_grad_batches=2", "trainer.max_steps=30", "hydra.run.dir=acc"]) == 0
+    with open(tmp_path / "acc" / "csv" / "metrics.csv", newline="") as file:
+        steps = [int(row["step"]) for row in csv.DictReader(file) if row["train/loss"]]
+    assert steps == [5, 10, 15, 20, 25, 30]  # every log_every_n_steps optimizer steps, once each

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rnnbench.cli import main
+from rnnbench.record.schema import find_records
 
 DIVERGES = ["optim=sgd", "optim.lr=1", "model.cell=rnn", "model.hidden_size=32", "trainer.max_steps=100",
             "trainer.log_every_n_steps=1",
@@ -75,7 +76,7 @@ def test_no_file_in_place_of_a_record_crashes_or_hangs_a_reader(tmp_path, monkey
     for name in ("deep", "list", "fifo", "latin1"):
         with pytest.raises(RecordError, match=f"{name}/result.json: (unreadable|not an rnnbench record)"):
             read_record(dirs[name] / "result.json")
-    records, skipped, duplicates = read_records(sorted((tmp_path / "sweep").rglob("result.json")))
+    records, skipped, duplicates = read_records(sorted(find_records(tmp_path / "sweep")))
     assert (len(records), duplicates, len(skipped)) == (1, 2, 4)  # the two copies are the same run
     for command in (["table", "sweep"], ["status", "sweep"], ["report", "sweep", "-o", "page.html"]):
         assert main(command) == 0, command

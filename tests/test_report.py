@@ -17,6 +17,7 @@ import pytest
 
 from rnnbench.cli import main
 from rnnbench.report import plot as plot_module
+from rnnbench.record.schema import find_records
 from scipy import stats as scipy_stats
 
 
@@ -35,12 +36,12 @@ def sweep(tmp_path_factory) -> Path:
                             capture_output=True, text=True, timeout=PATIENCE)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (cwd / "multirun").iterdir()
-    assert len(list(sweep_dir.rglob("result.json"))) == 4
+    assert len(list(find_records(sweep_dir))) == 4
     return sweep_dir
 
 
 def load(root: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+    return [json.loads(p.read_text()) for p in sorted(find_records(root))]
 
 
 def save(record: dict) -> None:
@@ -52,7 +53,7 @@ def copy_sweep(sweep: Path, destination: Path) -> list[dict]:
     """A copy of the sweep whose records point at their new dirs (the tests edit these copies only)."""
     shutil.copytree(sweep, destination)
     records = []
-    for path in sorted(destination.rglob("result.json")):
+    for path in sorted(find_records(destination)):
         record = json.loads(path.read_text())
         record["output_dir"] = str(path.parent)
         save(record)
@@ -262,7 +263,7 @@ def constructed_sweep(sweep: Path, destination: Path, values: dict[str, list[flo
 def choose_per_cell(destination: Path, choice: str, rates: dict[str, float]) -> None:
     """Make each constructed record's cell a config-group choice (``choices[choice]``) that also sets its
     learning rate, as ``d2l=lstm`` or ``lstm_variant=v`` do."""
-    for path in destination.rglob("result.json"):
+    for path in find_records(destination):
         record = json.loads(path.read_text())
         cell = record["config"]["model"]["cell"]
         record["config"]["optim"]["lr"] = rates[cell]
@@ -384,7 +385,7 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     # rate: the rate is still what the choice sets on the first task, and each task's rows hold its own metric.
     constructed_sweep(sweep, tmp_path / "task2", {cell: [v + 1 for v in vs] for cell, vs in values.items()})
     choose_per_cell(tmp_path / "task2", "variant", {"lstm": 3.0, "gru": 3.0, "rnn": 3.0})
-    for path in (tmp_path / "task2").rglob("result.json"):
+    for path in find_records(tmp_path / "task2"):
         record = json.loads(path.read_text())
         record["config"]["data"]["seq_len"] = 99
         record["metrics"]["test/accuracy"] = record["metrics"].pop("test/mse") / 10
@@ -400,10 +401,10 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
                     ("rnn", 10, "test/mse", pytest.approx(tests["rnn"].pvalue, rel=1e-12)),
                     ("rnn", 99, "test/accuracy", pytest.approx(second["rnn"].pvalue, rel=1e-9))]
     # steps_to of the first task's curve metric: the second task's curves do not log it, so it has no rows there.
-    for path in (tmp_path / "v").rglob("result.json"):
+    for path in find_records(tmp_path / "v"):
         (path.parent / "csv").mkdir()
         (path.parent / "csv" / "metrics.csv").write_text("step,val/mse\n9,0.9\n19,0.4\n")
-    for path in (tmp_path / "task2").rglob("result.json"):
+    for path in find_records(tmp_path / "task2"):
         (path.parent / "csv").mkdir()
         (path.parent / "csv" / "metrics.csv").write_text("step,val/accuracy\n9,0.5\n19,0.6\n")
     code, with_steps, err = table(capsys, tmp_path / "v", tmp_path / "task2", "--compare", "variant=*",

@@ -17,6 +17,7 @@ import pytest
 from rnnbench.cli import main
 from rnnbench.report.html import MAX_GROUPINGS, embedded_data
 from rnnbench.report.figures import KINDS as FIGURE_KINDS
+from rnnbench.record.schema import find_records
 
 from conftest import PATIENCE, cli_env
 
@@ -35,7 +36,7 @@ def sweep(tmp_path_factory) -> Path:
                             capture_output=True, text=True, timeout=PATIENCE)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (cwd / "multirun").iterdir()
-    assert len(list(sweep_dir.rglob("result.json"))) == 8
+    assert len(list(find_records(sweep_dir))) == 8
     return sweep_dir
 
 
@@ -47,7 +48,7 @@ def page(sweep) -> Path:
 
 
 def records(sweep: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(sweep.rglob("result.json"))]
+    return [json.loads(p.read_text()) for p in sorted(find_records(sweep))]
 
 
 def mean_of(sweep: Path, metric: str, **settings) -> float:
@@ -268,7 +269,7 @@ def test_the_page_data_cannot_become_markup_or_script(browser, sweep, tmp_path):
     and the CSV export defuses the formula."""
     hostile = tmp_path / "hostile"
     shutil.copytree(sweep, hostile)
-    job = next(p.parent for p in sorted(hostile.rglob("result.json")))
+    job = next(p.parent for p in sorted(find_records(hostile)))
     record = json.loads((job / "result.json").read_text())
     record["error"] = "<!--<script>window.pwned = 1</script>"
     (job / "result.json").write_text(json.dumps(record))

@@ -21,6 +21,7 @@ from rnnbench.launch.validate import preflight
 from rnnbench.job.progress import Heartbeat, StepProgressBar
 from rnnbench.record.lines import status_line
 from rnnbench.report.status import describe
+from rnnbench.record.schema import find_records
 
 from conftest import FAST, PATIENCE, choices, cli_env, wait_until
 
@@ -33,7 +34,7 @@ def test_a_single_run_without_a_terminal_prints_a_few_lines_ending_with_its_numb
     assert result.returncode == 0, result.stderr[-2000:]
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) <= LINE_BUDGET, lines
-    record = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
+    record = json.loads(find_records(tmp_path / "outputs")[0].read_text())
     mse = record["metrics"]["test/mse"]
     assert re.fullmatch(rf"rnnbench: completed, 40 steps in \d+ s, val/mse [0-9.e-]+ \(best [0-9.e-]+ at step \d+\), "
                         rf"test/mse {mse:.4g} \(input-blind baseline 0\.1667\); record: .*result\.json", lines[-1]), \
@@ -171,7 +172,7 @@ def test_status_of_a_sweep_killed_mid_way(tmp_path):
                                start_new_session=True, text=True)
 
     def second_job_trains() -> bool:
-        records = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json") if p.stat().st_size]
+        records = [json.loads(p.read_text()) for p in find_records(tmp_path) if p.stat().st_size]
         statuses = sorted(r["status"] for r in records)
         return statuses == ["completed", "running"] and any((r.get("progress") or {}).get("updated_at")
                                                              for r in records)

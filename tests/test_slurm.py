@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rnnbench.record.schema import find_records
 
 from conftest import FAST, PATIENCE, cli_env
 from slurm_cluster import Cluster, missing, start_cluster
@@ -60,7 +61,7 @@ def finish(process: subprocess.Popen, tmp_path: Path, log: str, timeout: float =
 
 def records(root: Path) -> dict[str, dict]:
     """The records below ``root`` by job dir name."""
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))}
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(find_records(root))}
 
 
 def only_sweep_dir(parent: Path) -> Path:
@@ -242,7 +243,10 @@ def test_slurm_sweep_gives_every_job_its_records_and_isolates_failures(slurm_clu
         assert record["threads"] == 1 and "threads=1" in record["overrides"]  # threads = cpus_per_task
         run = read_offline_run(next((job_dir / "wandb").glob("offline-run-*")))
         assert run["config"]["optim.lr"] == record["config"]["optim"]["lr"]
-        assert record["wandb"]["group"] == f"model.cell=rnn,{failing_cell} optim.lr=0.01,1e12"  # what varies
+        # one group per configuration of this invocation: what varies, the seed aside
+        cell, lr = record["config"]["model"]["cell"], record["config"]["optim"]["lr"]
+        assert record["wandb"]["group"] == f"sweep@{Path(record['output_dir']).parent.name}/model.cell={cell}," \
+                                           f"optim.lr={lr:g}" and record["wandb"]["job_type"] == "sweep"
         run_ids.add(record["wandb"]["run_id"])
         if record["status"] != "failed":
             history = (job_dir / "csv" / "metrics.csv").read_text().splitlines()

@@ -30,6 +30,7 @@ from rnnbench.launch import summary
 
 from rnnbench.job.wandb_offline import read_offline_run
 from rnnbench.job.checkpoints import checkpoint_step
+from rnnbench.record.schema import find_records
 
 from conftest import FAST, PATIENCE, choice_names, cli_env, wait_until
 
@@ -48,7 +49,7 @@ QUIET = ("diagnostics=none",)  # the slow tests below are about sweeps, not abou
 
 
 def records(root: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+    return [json.loads(p.read_text()) for p in sorted(find_records(root))]
 
 
 def compose_all(*overrides: str):
@@ -72,7 +73,7 @@ def kill_while_the_second_job_trains(tmp_path: Path, command: list[str]) -> dict
 
     def second_job_trains() -> bool:
         found.clear()
-        found.update({p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("result.json")})
+        found.update({p.parent.name: json.loads(p.read_text()) for p in find_records(tmp_path / "multirun")})
         return found.get("0", {}).get("status") == "completed" and found.get("1", {}).get("status") == "running"
 
     try:
@@ -279,7 +280,10 @@ def test_joblib_sweep_isolates_failures_and_gives_each_job_its_own_wandb_run(rnn
         assert record["config"]["threads"] == share and f"threads={share}" in record["overrides"]
         run = read_offline_run(next((Path(record["output_dir"]) / "wandb").glob("offline-run-*")))
         assert run["config"]["optim.lr"] == record["config"]["optim"]["lr"]
-        assert record["wandb"]["group"] == f"model.cell=rnn,{failing_cell} optim.lr=0.01,1e12"  # what varies
+        # one group per configuration of this invocation: what varies, the seed aside
+        cell, lr = record["config"]["model"]["cell"], record["config"]["optim"]["lr"]
+        assert record["wandb"]["group"] == f"sweep@{Path(record['output_dir']).parent.name}/model.cell={cell}," \
+                                           f"optim.lr={lr:g}" and record["wandb"]["job_type"] == "sweep"
         run_ids.add(record["wandb"]["run_id"])
     assert len(run_ids) == 4
     history = read_offline_run(next((Path(found[(0.01, "rnn")]["output_dir"]) / "wandb").glob("offline-run-*")))

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from rnnbench.record.schema import find_records
 
 from conftest import FAST
 from cells_under_test import readme_example_source
@@ -34,7 +35,7 @@ def test_readme_cell_trains_in_a_sweep_beside_the_built_ins(rnnbench_cli, tmp_pa
                           "model.num_layers=2", "model.bidirectional=true", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     records = {json.loads(p.read_text())["config"]["model"]["cell"]: (p.parent, json.loads(p.read_text()))
-               for p in (tmp_path / "multirun").rglob("result.json")}
+               for p in find_records(tmp_path / "multirun")}
     assert set(records) == {"lstm", "lstm_cifg", "my_cells.PeepholeLSTM"}
     for cell, (run_dir, record) in records.items():
         assert record["status"] == "completed" and record["steps"] == 40

@@ -89,6 +89,7 @@ def test_the_summary_is_the_headline_without_duplicates(sweep):
         assert summary["val/mse"] == record["metrics"]["val/mse"] and summary["test/mse"] == record["metrics"]["test/mse"]
         assert not {"status", "steps", "parameters", "test/loss", "grad/norm_preclip"} & set(summary)
         assert not any(isinstance(v, dict) and "min" in v for v in summary.values())  # no val/loss.min beside best
+        assert summary["grad_flow/table/_type"] == "table-file"  # a chart's table stays: its panel shows
 
 
 def test_the_sweeps_table_is_a_wandb_table_in_a_run_of_its_own(sweep):
@@ -100,3 +101,14 @@ def test_the_sweeps_table_is_a_wandb_table_in_a_run_of_its_own(sweep):
     saved = json.loads((segment / "files" / table["table/path"]).read_text())
     assert saved["columns"][0] == "model.cell" and sorted(r[0] for r in saved["data"]) == ["gru", "rnn"]
     assert not any((sweep / "wandb").rglob("result.json"))  # the readers' records stay the jobs' own
+
+
+def test_a_run_file_cut_short_in_its_last_record_reads_up_to_it(sweep, tmp_path):
+    """A job killed while W&B wrote its last record: the rows before it are still read (and a resume replays them)."""
+    (segment,) = (sweep / "0" / "wandb").glob("offline-run-*")
+    (whole,) = segment.glob("run-*.wandb")
+    cut = tmp_path / "offline-run-cut" / whole.name
+    cut.parent.mkdir()
+    cut.write_bytes(whole.read_bytes()[:-20])
+    rows, complete = read_offline_run(cut)["history"], read_offline_run(segment)["history"]
+    assert 0 < len(rows) <= len(complete) and rows == complete[:len(rows)]

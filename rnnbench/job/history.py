@@ -64,18 +64,25 @@ class StepAlignedLogging(pl.Callback):
     last, so the validation after step k is in the log before the checkpoint of step k counts the log's rows
     (:class:`HistoryMark`), and a run resumed from that checkpoint keeps it."""
 
+    def __init__(self) -> None:
+        self.logged_step = -1  # the last step whose training loss went out (gradient accumulation: once per step)
+        self.tested_step: int | None = None  # the step of the weights the test measures, if not the last (early stop)
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        step = trainer.global_step  # this batch's optimizer step is done
-        if step % trainer.log_every_n_steps == 0 and isinstance(outputs, dict) and "loss" in outputs:
-            _to_loggers(trainer, {"train/loss": float(outputs["loss"])}, step)
+        step = trainer.global_step  # this batch's optimizer step is done (or, accumulating, the last one)
+        loss = trainer.callback_metrics.get("train/loss")  # as logged: not divided by the accumulation count
+        if step > 0 and step != self.logged_step and step % trainer.log_every_n_steps == 0 and loss is not None:
+            self.logged_step = step
+            _to_loggers(trainer, {"train/loss": float(loss)}, step)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             _to_loggers(trainer, _split_values(trainer, "val"), trainer.global_step)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        _to_loggers(trainer, _split_values(trainer, "test"), trainer.global_step)
+        step = trainer.global_step if self.tested_step is None else self.tested_step
+        _to_loggers(trainer, _split_values(trainer, "test"), step)
 
 
 def _split_values(trainer: pl.Trainer, split: str) -> dict[str, float]:

@@ -44,8 +44,9 @@ def build_loggers(logger_configs: DictConfig | None, *, save_dir: str, identity:
             continue
         defaults: dict[str, Any] = {"save_dir": save_dir}
         if is_wandb(node):
+            # console="off" whatever verbose says: the job's log is the run's output.log (attach_run_files)
             defaults.update(name=identity.name, group=identity.group, job_type=identity.job_type,
-                            tags=[*tags, *identity.tags])
+                            tags=[*tags, *identity.tags], settings={"console": "off"})
             if wandb_id is not None:
                 defaults.update(id=wandb_id, resume="allow")
         logger = instantiate(node, **{k: v for k, v in defaults.items() if node.get(k) is None})
@@ -263,8 +264,9 @@ def summarise_run(loggers: list[Logger], record: Mapping[str, Any]) -> None:
 
 def _replaced(key: str, value: Any) -> bool:
     """Whether :func:`summarise_run` drops a summary key W&B kept: every number but W&B's own (``_step``) and the
-    step axis (``trainer/global_step``); a table or chart (a dict with ``_type``) stays, so that its panel shows."""
-    return not key.startswith("_") and key != "trainer/global_step" and not isinstance(value, Mapping)
+    step axis (``trainer/global_step``); a table or chart (a nested value: wandb's summary dict of a ``_type``)
+    stays, so that its panel shows."""
+    return not key.startswith("_") and key != "trainer/global_step" and not hasattr(value, "keys")
 
 
 # A job's own files that W&B keeps with its run (``wandb sync`` uploads them): the record, Hydra's config and
@@ -308,18 +310,22 @@ def finish_wandb(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
-def log_sweep_table(sweep_dir: Path, wandb_settings: Mapping[str, Any], invocation: str, columns: Sequence[str],
-                    rows: Sequence[Sequence[str]]) -> str | None:
+def log_sweep_table(sweep_dir: Path, wandb_settings: Mapping[str, Any], offline: bool, invocation: str,
+                    columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str | None:
     """The sweep's table (what ``rnnbench table`` prints at its end) as a ``wandb.Table`` in a run of its own,
-    ``job_type="table"``, grouped as ``invocation`` (``<preset or sweep>@<sweep dir>``, the prefix of its jobs'
-    groups), written under ``<sweep_dir>/wandb`` with the sweep's W&B settings (``logger.wandb``: project,
-    entity, offline). Returns the run's id; None when W&B could not make it (the sweep's result is on disk)."""
+    ``job_type="table"``, grouped as ``<invocation>/table`` (``invocation``: ``<preset or sweep>@<sweep dir>``,
+    the prefix of its jobs' groups, never one of them), written under ``<sweep_dir>/wandb`` with the sweep's W&B
+    project and entity (``logger.wandb``), offline when its jobs ran offline. Returns the run's id; None when W&B
+    could not make it (the sweep's result is on disk)."""
     import wandb
 
-    offline = bool(wandb_settings.get("offline", True))
+    from rnnbench.record.secrets import Secrets
+
+    saved_argv = sys.argv[:]
+    sys.argv[:] = Secrets.from_environment(sys.argv).scrub_overrides(sys.argv)  # W&B records the command line
     try:
         run = wandb.init(project=wandb_settings.get("project"), entity=wandb_settings.get("entity"),
-                         dir=str(sweep_dir), group=invocation, job_type="table", name=f"{invocation} table",
+                         dir=str(sweep_dir), group=f"{invocation}/table", job_type="table", name=f"{invocation} table",
                          mode="offline" if offline else "online", config={"sweep_dir": str(sweep_dir)},
                          reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"))
         run.log({"table": wandb.Table(columns=list(columns), data=[list(row) for row in rows])})
@@ -328,3 +334,5 @@ def log_sweep_table(sweep_dir: Path, wandb_settings: Mapping[str, Any], invocati
     except Exception as error:  # W&B's own failure (no network, a bad setting) must not fail a finished sweep
         log.info("no W&B table for %s: %s", sweep_dir, error)
         return None
+    finally:
+        sys.argv[:] = saved_argv

@@ -38,7 +38,7 @@ from rnnbench.job.progress import Heartbeat, StepProgressBar
 from rnnbench.job.quiet import route_library_output
 from rnnbench.job.run_statistics import RunStatistics
 from rnnbench.job.threads import auto_threads
-from rnnbench.job.wandb_offline import continue_offline_run
+from rnnbench.job.wandb_offline import continue_offline_run, supersede_segments
 from rnnbench.job.weight_noise import WeightNoise
 from rnnbench.record.interrupts import LAUNCHER_PID, Interrupted, ParentWatch, interrupt_on_signals
 from rnnbench.record.locks import JOB_LOCK, DirLock
@@ -168,8 +168,12 @@ class Job:
         # what follows is optional: a failure here must not change the result already on disk
         with interrupt_on_signals():  # a second Ctrl-C during clean-up is answered once the files are closed
             self.secrets.scrub_files(self.output_dir)  # before W&B takes copies of the job's files
-            summarise_run(training.loggers, record.to_json())
-            attach_run_files(training.loggers, self.output_dir)
+            try:  # only into a W&B run that started: W&B's own failure (online, no network) must not end the job
+                if record.wandb:
+                    summarise_run(training.loggers, record.to_json())
+                    attach_run_files(training.loggers, self.output_dir)
+            except Exception as error:
+                log.warning("rnnbench: warning: W&B's summary and files of this run: %s", root_cause_line(error))
             finish_wandb(0 if record.status in FINISHED else 1)
             if record.status in FINISHED and self.checkpoint.parent.exists() and cfg.get("checkpoint") != "keep":
                 shutil.rmtree(self.checkpoint.parent, ignore_errors=True)
@@ -301,11 +305,13 @@ class Training:
         self.loggers = build_loggers(
             logger_configs, save_dir=str(output_dir), identity=identity, tags=tags,
             wandb_id=previous_wandb.get("run_id") if self.resume_step is not None else None)
+        if self.resume_step is None and previous_wandb:  # started again from step 0: a new W&B run
+            supersede_segments(output_dir / "wandb")
         if self.resume_step is not None:  # before anything opens the CSV log, which Lightning would start afresh
             keep_history(self.loggers, checkpoint_path(output_dir), self.resume_step)
             for run in (logger.experiment for logger in wandb_loggers(self.loggers)):
                 if run.offline:  # an online run continues on the server (resume="allow")
-                    continue_offline_run(run, previous_wandb.get("dir"), self.resume_step)
+                    continue_offline_run(run, self.resume_step)
         describe_run(self.loggers, flatten(record.config), choices=record.choices, config_hash=record.config_hash,
                      overrides=record.overrides)
         record.wandb = wandb_record(self.loggers)
@@ -397,6 +403,9 @@ def tested_best(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.
     stopped_at = trainer.global_step if stopping.wait_count >= stopping.patience else None
     if best.best_model_path:
         tested_step = checkpoint_step(Path(best.best_model_path))
+        for callback in trainer.callbacks:  # the history's test row at the step of the weights it measures
+            if isinstance(callback, StepAlignedLogging):
+                callback.tested_step = tested_step
         trainer.test(module, datamodule=datamodule, verbose=False, ckpt_path=best.best_model_path, weights_only=True)
     else:
         tested_step = trainer.global_step

@@ -46,6 +46,8 @@ def read_chunks(data: bytes) -> Iterator[bytes]:
             position += room
             continue
         start = position + HEADER.size
+        if start + length > len(data):  # the last record of a run killed while writing it: keep what came before
+            return
         chunk = data[start:start + length]
         if zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != checksum:
             raise ValueError(f"corrupt W&B record at byte {position}")
@@ -103,24 +105,24 @@ def _replayable(key: str, value: Any) -> bool:
     return not key.startswith("_") and not (isinstance(value, dict) and "_type" in value)
 
 
-def continue_offline_run(run: Any, previous_dir: str | Path | None, resume_step: int) -> int:
-    """Start ``run`` (the resumed job's new offline segment) with the history of the earlier segment whose files
-    are in ``previous_dir`` (the record's ``wandb.dir``), every row at ``trainer/global_step`` <= ``resume_step``
-    (what the checkpoint had seen; the rows after it the job logs again), in order; then move that segment into
+def continue_offline_run(run: Any, resume_step: int) -> int:
+    """Start ``run`` (the resumed job's new offline segment) with the history of the job's earlier segments of the
+    same run id (``<job>/wandb/offline-run-*-<id>`` other than ``run``'s own): the rows of the newest one (which, if
+    itself resumed, holds the ones before it) at ``trainer/global_step`` <= ``resume_step`` (what the checkpoint had
+    seen; the rows after it the job logs again), in order; then move every earlier segment into
     ``wandb/superseded/``. Returns the rows replayed (0 when there is no readable earlier segment)."""
     import shutil
 
-    if previous_dir is None:
-        return 0
-    segment = Path(previous_dir).parent  # <job>/wandb/offline-run-<time>-<id>
-    if segment == Path(run.dir).parent or not segment.is_dir() or not any(segment.glob("run-*.wandb")):
+    current = Path(run.dir).parent  # <job>/wandb/offline-run-<time>-<id>
+    earlier = sorted(d for d in current.parent.glob(f"offline-run-*-{run.id}") if d != current and d.is_dir())
+    if not earlier:
         return 0
     try:
-        history = read_offline_run(segment)["history"]
-    except (OSError, ValueError) as error:
+        history = read_offline_run(earlier[-1])["history"]
+    except (OSError, ValueError, StopIteration) as error:
         log.warning("rnnbench: warning: the earlier W&B segment %s is unreadable (%s); the resumed run's W&B history "
-                    "starts at step %d", segment, error, resume_step)
-        return 0
+                    "starts at step %d", earlier[-1], error, resume_step)
+        history = []
     replayed = 0
     for row in history:
         step = row.get("trainer/global_step")
@@ -128,7 +130,22 @@ def continue_offline_run(run: Any, previous_dir: str | Path | None, resume_step:
         if isinstance(step, (int, float)) and step <= resume_step and len(values) > 1:
             run.log(values)
             replayed += 1
-    superseded = segment.parent / SUPERSEDED
+    superseded = current.parent / SUPERSEDED
     superseded.mkdir(exist_ok=True)
-    shutil.move(str(segment), str(superseded / segment.name))
+    for segment in earlier:
+        shutil.move(str(segment), str(superseded / segment.name))
     return replayed
+
+
+def supersede_segments(wandb_dir: Path) -> int:
+    """Move every offline segment in ``wandb_dir`` into ``superseded/``: a job that starts again from step 0 (killed
+    before its first checkpoint) is a new run, and its earlier segment must not be synced beside it as another
+    seed. Returns how many were moved."""
+    import shutil
+
+    segments = sorted(d for d in wandb_dir.glob("offline-run-*") if d.is_dir()) if wandb_dir.is_dir() else []
+    if segments:
+        (wandb_dir / SUPERSEDED).mkdir(exist_ok=True)
+    for segment in segments:
+        shutil.move(str(segment), str(wandb_dir / SUPERSEDED / segment.name))
+    return len(segments)

@@ -119,8 +119,9 @@ def _table_to_wandb(sweep_dir: Path, records: list[dict[str, Any]], table: Any) 
     choices = logged[0].get("choices") or {}
     preset = choices.get("experiment") or choices.get("hparams_search")
     rows = [[cell.text() for cell in row] for row in table.rows]
-    log_sweep_table(sweep_dir.resolve(), logged[0]["config"]["logger"]["wandb"], invocation_label(preset, sweep_dir),
-                    table.columns, rows)
+    offline = all((r.get("wandb") or {}).get("mode") == "offline" for r in logged)  # as its jobs ran
+    log_sweep_table(sweep_dir.resolve(), logged[0]["config"]["logger"]["wandb"], offline,
+                    invocation_label(preset, sweep_dir), table.columns, rows)
 
 
 def run_line(record: dict[str, Any], where: Path) -> str:

@@ -394,8 +394,12 @@ def refuse_a_shared_wandb_id(root: DictConfig, axes: list[Axis], jobs: int) -> N
     """A W&B run id given to a sweep's every job would make W&B resume one run from all of them (their histories
     interleaved, one summary): each job is its own run, named by rnnbench, unless the id is swept itself."""
     wandb = OmegaConf.select(root, "logger.wandb", default=None)
-    run_id = wandb.get("id") if isinstance(wandb, DictConfig) else None
-    if run_id is not None and jobs != 1 and not any(axis.key.lstrip("+~") == "logger.wandb.id" for axis in axes):
+    if not isinstance(wandb, DictConfig) or "id" not in wandb or OmegaConf.is_interpolation(wandb, "id"):
+        return  # no id, or one per job (``r${seed}``)
+    run_id = wandb.get("id")
+    searched = "optuna" in str(root.hydra.sweeper.get("_target_", "")).lower()  # its trials are jobs too
+    if run_id is not None and (jobs != 1 or searched) and \
+            not any(axis.key.lstrip("+~") == "logger.wandb.id" for axis in axes):
         raise ConfigError("logger.wandb.id", run_id, "unset in a sweep: every job would log into this one W&B run "
                                                      "(each job is its own run, grouped by its configuration)")
 

@@ -337,18 +337,21 @@ def _measured_int(text: str) -> int | float:
     return int(text) if len(text) <= 18 else float(text)
 
 
-# Folders below a job's dir that hold copies of its files, not other runs: W&B's run dirs keep the record as one of
-# the run's files (rnnbench.job.loggers.attach_run_files), in ``wandb/offline-run-*/files/`` or ``wandb/run-*/``.
-NOT_RUN_DIRS = frozenset({"wandb"})
+def _in_a_wandb_run(parts: tuple[str, ...]) -> bool:
+    """Whether a path below a root lies in a W&B run dir (``wandb/offline-run-*``, ``wandb/run-*``,
+    ``wandb/superseded``), which keeps a copy of the job's record among the run's files
+    (:func:`rnnbench.job.loggers.attach_run_files`): a copy, not another run."""
+    return any(folder == "wandb" and (inner.startswith(("offline-run-", "run-")) or inner == "superseded")
+               for folder, inner in zip(parts, parts[1:]))
 
 
 def find_records(*roots: Path) -> list[Path]:
-    """Every ``result.json`` below ``roots`` but those inside a W&B run dir (:data:`NOT_RUN_DIRS`), sorted by
-    path; every reader of records (tables, status, the sweep's lines, its summary, resume) finds them here."""
+    """Every ``result.json`` below ``roots`` but the copies inside W&B run dirs, sorted by path; every reader of
+    records (tables, status, the sweep's lines, its summary) finds them here."""
     found = set()
     for root in roots:
         for path in Path(root).rglob(RECORD_NAME):
-            if not NOT_RUN_DIRS & set(path.relative_to(root).parts[:-1]):
+            if not _in_a_wandb_run(path.relative_to(root).parts[:-1]):
                 found.add(path)
     return sorted(found)
 
