@@ -137,6 +137,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     *each("model.hidden_size", 64, prefix=("model.param_budget=5000",)),
     *each("model.hidden_size", "32,64", prefix=("-m", "model.param_budget=5000")),
     *each("model.hidden_size", 16, prefix=("experiment=chung_polyphonic",)),
+    *each("model.param_budget", 20000, prefix=("-m", "hparams_search=adding_lr_hidden"), key="model.hidden_size"),
     # a group whose choices only experiments make: d2l's models without d2l's task
     *each("d2l", "lstm"), *each("d2l", "gru", add=True), *each("lstm_variant", "nig", add=True),
     *each("d2l", "lstm", prefix=("experiment=quickstart",)),

@@ -210,3 +210,13 @@ def test_reference_models_on_the_same_splits_are_computed_once_and_cached(tmp_pa
     log_p = torch.log((counts + 1) / (counts.sum() + 28))
     expected = math.exp(-log_p[targets.flatten()].mean().item())
     assert ngram_perplexities(data.splits, 28, 1)["val/perplexity"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_empty_cache_variable_means_the_default_cache(monkeypatch, timemachine_text):
+    """RNNBENCH_CACHE set but empty: the configs' ${oc.env:RNNBENCH_CACHE,...} give '', which is the default cache."""
+    from rnnbench.data.files import default_cache_dir
+
+    monkeypatch.setenv("RNNBENCH_CACHE", "")
+    assert default_cache_dir() == "~/.cache/rnnbench"
+    module = TimeMachine(cache_dir="", num_train=100, num_val=50, num_test=50)  # the suite seeded the default cache
+    assert module.cache_file == Path("~/.cache/rnnbench/timemachine.txt").expanduser()

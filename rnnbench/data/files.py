@@ -18,8 +18,9 @@ CACHE_VARIABLE = "RNNBENCH_CACHE"
 
 
 def default_cache_dir() -> str:
-    """Where downloads and reference results are kept unless ``data.cache_dir`` says otherwise: ``$RNNBENCH_CACHE``,
-    else ``~/.cache/rnnbench`` (the data configs read the same variable)."""
+    """Where downloads and reference results are kept unless ``data.cache_dir`` says otherwise: ``$RNNBENCH_CACHE``
+    (unless empty), else ``~/.cache/rnnbench`` (the data configs read the same variable; an empty ``cache_dir`` means
+    this default too)."""
     return os.environ.get(CACHE_VARIABLE) or "~/.cache/rnnbench"
 
 

@@ -84,8 +84,9 @@ class PolyphonicMusic(InMemoryDataModule):
         super().__init__(batch_size, seed)
         for key, value in (("name", name), ("file", file)):
             require(isinstance(value, str) and value != "", key, value, "a non-empty string")
-        require(cache_dir is None or isinstance(cache_dir, str) and cache_dir != "", "cache_dir", cache_dir,
-                "null ($RNNBENCH_CACHE, else ~/.cache/rnnbench) or a directory")
+        require(cache_dir is None or isinstance(cache_dir, str), "cache_dir", cache_dir,
+                "null or empty ($RNNBENCH_CACHE, else ~/.cache/rnnbench; the configs read RNNBENCH_CACHE, which may be "
+                "set empty) or a directory")
         require(url is None or isinstance(url, str), "url", url, "null or a URL")
         require(sha256 is None or isinstance(sha256, str) and len(sha256) == 64
                 and all(c in string.hexdigits for c in sha256), "sha256", sha256,

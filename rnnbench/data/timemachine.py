@@ -72,8 +72,9 @@ class TimeMachine(InMemoryDataModule):
         self.sizes = split_sizes(num_train, num_val, num_test)
         require(path is None or isinstance(path, str), "path", path, "null (the cache, else a download) or the "
                                                                      "path of a local text file")
-        require(cache_dir is None or isinstance(cache_dir, str) and cache_dir != "", "cache_dir", cache_dir,
-                "null ($RNNBENCH_CACHE, else ~/.cache/rnnbench) or a directory")
+        require(cache_dir is None or isinstance(cache_dir, str), "cache_dir", cache_dir,
+                "null or empty ($RNNBENCH_CACHE, else ~/.cache/rnnbench; the configs read RNNBENCH_CACHE, which may be "
+                "set empty) or a directory")
         require(isinstance(url, str) and url != "", "url", url, "a non-empty string")
         require(isinstance(sha256, str) and len(sha256) == 64 and all(c in string.hexdigits for c in sha256),
                 "sha256", sha256, "64 hexadecimal digits (the SHA-256 of the file at url)")

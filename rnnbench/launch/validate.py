@@ -314,7 +314,9 @@ def check_every_job(arguments: list[str], announce: Callable[[int, DictConfig], 
             jobs = math.prod(len(axis.lines) for axis in axes)
             if multirun:
                 refuse_a_shared_wandb_id(hydra_root, axes, jobs)
-            refuse_a_size_a_budget_overrides(everything, hydra_root)
+            refuse_a_size_a_budget_overrides(
+                everything + OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
+                hydra_root)
             per_combination = jobs // max(1, math.prod(len(axis.lines) for axis in dependent))
             if announce is not None:
                 announce(jobs, hydra_root)
@@ -405,8 +407,9 @@ def refuse_a_shared_wandb_id(root: DictConfig, axes: list[Axis], jobs: int) -> N
 
 
 def refuse_a_size_a_budget_overrides(parsed: list[Override], root: DictConfig) -> None:
-    """``model.hidden_size`` given beside a parameter budget would be recorded but not trained (the budget chooses
-    the size): refused, so that no record's config names a size that never ran."""
+    """``model.hidden_size`` given beside a parameter budget (on the command line or in a sweeper's params) would be
+    recorded but not trained (the budget chooses the size): refused, so that no record's config names a size that
+    never ran."""
     def given(key: str) -> Override | None:
         return next((o for o in parsed if o.key_or_group.lstrip("+") == key and not o.is_delete()), None)
 
