@@ -749,9 +749,15 @@ def validate_hydra(root: DictConfig, multirun: bool) -> None:
         check_objective_for(sweeper, root.objective)
 
 
+def is_optuna_search(sweeper: Any) -> bool:
+    """Whether ``hydra.sweeper`` is an Optuna search (Hydra's sweeper or rnnbench's resumable one): its trials are
+    drawn, each its own configuration, and it optimises the record metric ``objective`` names."""
+    return (sweeper or {}).get("_target_") in (OPTUNA, RESUMABLE_OPTUNA)
+
+
 def check_objective_for(sweeper: DictConfig, objective: Any) -> None:
     """An Optuna sweep optimises the record metric ``objective`` names: it cannot be null."""
-    if sweeper.get("_target_") in (OPTUNA, RESUMABLE_OPTUNA):
+    if is_optuna_search(sweeper):
         require(objective is not None, "objective", objective,
                 "a record metric such as best/val/loss: an Optuna sweep optimises the value it names")
 

@@ -24,10 +24,14 @@ def default_cache_dir() -> str:
     return os.environ.get(CACHE_VARIABLE) or "~/.cache/rnnbench"
 
 
-def cache_path(cache_dir: str, *parts: str) -> Path:
-    """``cache_dir``/``parts``, refusing a ``cache_dir`` (or a folder below it) that exists as a file: it could never
-    hold the cached copy, and the job would fail only when it tried to write one."""
-    path = Path(cache_dir).expanduser()
+def cache_path(cache_dir: str | None, *parts: str) -> Path:
+    """``cache_dir``/``parts`` (``cache_dir`` null or empty: :func:`default_cache_dir`), refusing a ``cache_dir`` (or
+    a folder below it) that exists as a file: it could never hold the cached copy, and the job would fail only when
+    it tried to write one."""
+    require(cache_dir is None or isinstance(cache_dir, str), "cache_dir", cache_dir,
+            "null or empty ($RNNBENCH_CACHE, else ~/.cache/rnnbench; the configs read RNNBENCH_CACHE, which may be "
+            "set empty) or a directory")
+    path = Path(cache_dir or default_cache_dir()).expanduser()
     for folder in [path, *(path.joinpath(*parts[:i]) for i in range(1, len(parts)))]:
         require(not folder.exists() or folder.is_dir(), "cache_dir", cache_dir,
                 f"a directory ({folder} is a file)" if folder != path else "a directory, or where one can be made "

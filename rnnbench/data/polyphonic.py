@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, SequenceSplit
-from rnnbench.data.files import cache_path, cached_or_downloaded, default_cache_dir, sha256_of
+from rnnbench.data.files import cache_path, cached_or_downloaded, sha256_of
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, require
 
@@ -84,9 +84,6 @@ class PolyphonicMusic(InMemoryDataModule):
         super().__init__(batch_size, seed)
         for key, value in (("name", name), ("file", file)):
             require(isinstance(value, str) and value != "", key, value, "a non-empty string")
-        require(cache_dir is None or isinstance(cache_dir, str), "cache_dir", cache_dir,
-                "null or empty ($RNNBENCH_CACHE, else ~/.cache/rnnbench; the configs read RNNBENCH_CACHE, which may be "
-                "set empty) or a directory")
         require(url is None or isinstance(url, str), "url", url, "null or a URL")
         require(sha256 is None or isinstance(sha256, str) and len(sha256) == 64
                 and all(c in string.hexdigits for c in sha256), "sha256", sha256,
@@ -94,7 +91,7 @@ class PolyphonicMusic(InMemoryDataModule):
         require(path is None or isinstance(path, str) and path != "", "path", path,
                 "null (the cache, else a download) or the path of a local .mat file")
         self.name, self.file, self.url, self.sha256 = name, file, url, sha256
-        self.cache_file = cache_path(cache_dir or default_cache_dir(), "polyphonic", file)
+        self.cache_file = cache_path(cache_dir, "polyphonic", file)
         self.path = self.locate(None if path is None else Path(path).expanduser().resolve())
         self.rolls = _read_rolls(str(self.path), self.path.stat().st_mtime)
 

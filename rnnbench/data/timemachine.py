@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from rnnbench.data.base import InMemoryDataModule, Split, split_sizes
-from rnnbench.data.files import cache_path, cached_or_downloaded, default_cache_dir
+from rnnbench.data.files import cache_path, cached_or_downloaded
 from rnnbench.data.task import Task
 from rnnbench.errors import ConfigError, DataError, defaults_of, require, require_int
 
@@ -72,16 +72,13 @@ class TimeMachine(InMemoryDataModule):
         self.sizes = split_sizes(num_train, num_val, num_test)
         require(path is None or isinstance(path, str), "path", path, "null (the cache, else a download) or the "
                                                                      "path of a local text file")
-        require(cache_dir is None or isinstance(cache_dir, str), "cache_dir", cache_dir,
-                "null or empty ($RNNBENCH_CACHE, else ~/.cache/rnnbench; the configs read RNNBENCH_CACHE, which may be "
-                "set empty) or a directory")
         require(isinstance(url, str) and url != "", "url", url, "a non-empty string")
         require(isinstance(sha256, str) and len(sha256) == 64 and all(c in string.hexdigits for c in sha256),
                 "sha256", sha256, "64 hexadecimal digits (the SHA-256 of the file at url)")
         self.path = None if path is None else Path(path).expanduser().resolve()
         if self.path is not None:
             check_text_file(self.path, "path")
-        self.cache_file = cache_path(cache_dir or default_cache_dir(), "timemachine.txt")
+        self.cache_file = cache_path(cache_dir, "timemachine.txt")
         self.url, self.sha256 = url, sha256
         self.require_long_enough()
         self.require_memory(seq_len=self.seq_len, **dict(zip(WINDOW_COUNTS, self.sizes)))

@@ -78,14 +78,15 @@ class StepAlignedLogging(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            _to_loggers(trainer, _split_values(trainer, "val"), trainer.global_step)
+            _to_loggers(trainer, split_values(trainer, "val"), trainer.global_step)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         step = trainer.global_step if self.tested_step is None else self.tested_step
-        _to_loggers(trainer, _split_values(trainer, "test"), step)
+        _to_loggers(trainer, split_values(trainer, "test"), step)
 
 
-def _split_values(trainer: pl.Trainer, split: str) -> dict[str, float]:
+def split_values(trainer: pl.Trainer, split: str) -> dict[str, float]:
+    """What the module logged last under ``<split>/`` (``val/loss``, ``val/mse``, ``train/loss``), as floats."""
     return {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith(f"{split}/")}
 
 

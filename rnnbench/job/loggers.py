@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
+from rnnbench.config import is_optuna_search
 from rnnbench.diagnostics.base import wandb_loggers
 from rnnbench.record.keys import REPLICATE_KEYS, is_run_setting, key_of
 from rnnbench.record.lines import shown_override
@@ -130,12 +131,17 @@ def _shown(override: Any) -> str:
     return override.input_line if override.is_sweep_override() else shown_override(override.input_line)
 
 
+def varying_overrides(job_overrides: Sequence[str], grid: Sequence[str], but: Sequence[str] = ()) -> list[str]:
+    """The job's overrides of the settings that vary in the sweep's ``grid`` but the keys ``but``, in the job's
+    order, as names show them (:func:`_shown`)."""
+    varying = {o.key_or_group.lstrip("+~") for o in _parsed(grid)} - set(but)
+    return [_shown(o) for o in _parsed(job_overrides) if o.key_or_group.lstrip("+~") in varying]
+
+
 def sweep_run_name(job_overrides: Sequence[str], grid: Sequence[str]) -> str | None:
     """A job's W&B run name: its overrides of the settings that vary in the sweep (``model.cell=gru,seed=1``), in
     the job's order; None when nothing varies (W&B then names the run itself)."""
-    varying = {o.key_or_group.lstrip("+~") for o in _parsed(grid)}
-    kept = [_shown(o) for o in _parsed(job_overrides) if o.key_or_group.lstrip("+~") in varying]
-    return ",".join(kept) or None
+    return ",".join(varying_overrides(job_overrides, grid)) or None
 
 
 def _limited(name: str) -> str:
@@ -156,9 +162,16 @@ class WandbIdentity:
 SMOKE, SEARCH, SWEEP, RUN = "smoke", "search", "sweep", "run"
 
 
-def invocation_label(preset: str | None, sweep_dir: str | Path) -> str:
-    """``<preset or sweep>@<sweep dir's name>``: one sweep invocation (its dir's name is its start time)."""
-    return f"{preset or 'sweep'}@{Path(str(sweep_dir)).name}"
+def preset_of(choices: Mapping[str, Any]) -> str | None:
+    """The named preset a job belongs to: its ``experiment``, else its ``hparams_search``; None for neither."""
+    preset = choices.get("experiment") or choices.get("hparams_search")
+    return str(preset) if preset else None
+
+
+def invocation_label(choices: Mapping[str, Any], sweep_dir: str | Path) -> str:
+    """``<preset or sweep>@<sweep dir's name>`` (:func:`preset_of` the config-group ``choices``): one sweep
+    invocation (its dir's name is its start time)."""
+    return f"{preset_of(choices) or 'sweep'}@{Path(str(sweep_dir)).name}"
 
 
 def wandb_identity(hydra: Any, scrub: Callable[[str], str] = lambda text: text) -> WandbIdentity:
@@ -179,21 +192,18 @@ def wandb_identity(hydra: Any, scrub: Callable[[str], str] = lambda text: text) 
     from hydra.types import RunMode
 
     choices = hydra.runtime.choices
-    preset = choices.get("experiment") or choices.get("hparams_search")
-    optuna = "optuna" in str((hydra.get("sweeper") or {}).get("_target_", "")).lower()
     multirun = hydra.mode == RunMode.MULTIRUN
-    job_type = SMOKE if choices.get("debug") else SEARCH if choices.get("hparams_search") or optuna \
-        else SWEEP if multirun else RUN
+    job_type = SMOKE if choices.get("debug") else SEARCH if choices.get("hparams_search") or \
+        is_optuna_search(hydra.get("sweeper")) else SWEEP if multirun else RUN
     tags = (job_type,) if job_type in (SMOKE, SEARCH) else ()
     overrides = [scrub(o) for o in hydra.overrides.task]
     if not multirun:
         shown = [_shown(o) for o in _parsed(overrides) if not is_run_setting(key_of(o.input_line))]
-        return WandbIdentity(",".join(shown) or None, str(preset) if preset else None, job_type, tags)
+        return WandbIdentity(",".join(shown) or None, preset_of(choices), job_type, tags)
     params = hydra.sweeper.get("params")
     grid = [scrub(o) for o in sweep_grid(hydra.sweep.dir, dict(params) if params else None)]
-    invocation = invocation_label(preset, hydra.sweep.dir)
-    varying = {o.key_or_group.lstrip("+~") for o in _parsed(grid)} - set(REPLICATE_KEYS)
-    configuration = [_shown(o) for o in _parsed(overrides) if o.key_or_group.lstrip("+~") in varying]
+    invocation = invocation_label(choices, hydra.sweep.dir)
+    configuration = varying_overrides(overrides, grid, but=REPLICATE_KEYS)
     group = invocation if job_type == SEARCH or not configuration else f"{invocation}/{','.join(configuration)}"
     return WandbIdentity(sweep_run_name(overrides, grid), _limited(group), job_type, tags)
 
@@ -226,7 +236,7 @@ def run_summary(record: Mapping[str, Any]) -> dict[str, Any]:
                                "model/hidden_size": (record.get("model_size") or {}).get("hidden_size")}
     metric = task.get("metric")
     for key, value in metrics.items():
-        if key.startswith(("val/", "test/", "best/")) and key.split("/", 1)[0] in ("val", "test", "best"):
+        if key.split("/", 1)[0] in ("val", "test", "best"):
             summary[key] = value
     if metric and metrics.get("test/loss") is not None and metrics.get("test/loss") == metrics.get(f"test/{metric}"):
         summary.pop("test/loss", None)

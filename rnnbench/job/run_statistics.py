@@ -11,6 +11,7 @@ from torch import Tensor
 
 from rnnbench.data.base import unpack_batch
 from rnnbench.data.task import Task
+from rnnbench.job.history import split_values
 
 Clocks = tuple[float, float]  # (wall seconds, this process's CPU seconds)
 
@@ -121,8 +122,7 @@ class RunStatistics(pl.Callback):
         if trainer.sanity_checking:
             return
         self.last_validation_step = trainer.global_step
-        self.last_validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        self.last_train = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        self.last_validation, self.last_train = split_values(trainer, "val"), split_values(trainer, "train")
         for name in ("loss", self.task.metric):
             value = trainer.callback_metrics.get(f"val/{name}")
             if value is None:

@@ -111,8 +111,6 @@ def continue_offline_run(run: Any, resume_step: int) -> int:
     itself resumed, holds the ones before it) at ``trainer/global_step`` <= ``resume_step`` (what the checkpoint had
     seen; the rows after it the job logs again), in order; then move every earlier segment into
     ``wandb/superseded/``. Returns the rows replayed (0 when there is no readable earlier segment)."""
-    import shutil
-
     current = Path(run.dir).parent  # <job>/wandb/offline-run-<time>-<id>
     earlier = sorted(d for d in current.parent.glob(f"offline-run-*-{run.id}") if d != current and d.is_dir())
     if not earlier:
@@ -130,10 +128,7 @@ def continue_offline_run(run: Any, resume_step: int) -> int:
         if isinstance(step, (int, float)) and step <= resume_step and len(values) > 1:
             run.log(values)
             replayed += 1
-    superseded = current.parent / SUPERSEDED
-    superseded.mkdir(exist_ok=True)
-    for segment in earlier:
-        shutil.move(str(segment), str(superseded / segment.name))
+    _move_aside(earlier)
     return replayed
 
 
@@ -141,11 +136,16 @@ def supersede_segments(wandb_dir: Path) -> int:
     """Move every offline segment in ``wandb_dir`` into ``superseded/``: a job that starts again from step 0 (killed
     before its first checkpoint) is a new run, and its earlier segment must not be synced beside it as another
     seed. Returns how many were moved."""
+    segments = sorted(d for d in wandb_dir.glob("offline-run-*") if d.is_dir()) if wandb_dir.is_dir() else []
+    _move_aside(segments)
+    return len(segments)
+
+
+def _move_aside(segments: list[Path]) -> None:
+    """Move offline segments (``<job>/wandb/offline-run-*``) into their ``wandb/superseded/``."""
     import shutil
 
-    segments = sorted(d for d in wandb_dir.glob("offline-run-*") if d.is_dir()) if wandb_dir.is_dir() else []
-    if segments:
-        (wandb_dir / SUPERSEDED).mkdir(exist_ok=True)
     for segment in segments:
-        shutil.move(str(segment), str(wandb_dir / SUPERSEDED / segment.name))
-    return len(segments)
+        superseded = segment.parent / SUPERSEDED
+        superseded.mkdir(exist_ok=True)
+        shutil.move(str(segment), str(superseded / segment.name))

@@ -116,12 +116,10 @@ def _table_to_wandb(sweep_dir: Path, records: list[dict[str, Any]], table: Any) 
         return
     from rnnbench.job.loggers import invocation_label, log_sweep_table
 
-    choices = logged[0].get("choices") or {}
-    preset = choices.get("experiment") or choices.get("hparams_search")
     rows = [[cell.text() for cell in row] for row in table.rows]
     offline = all((r.get("wandb") or {}).get("mode") == "offline" for r in logged)  # as its jobs ran
     log_sweep_table(sweep_dir.resolve(), logged[0]["config"]["logger"]["wandb"], offline,
-                    invocation_label(preset, sweep_dir), table.columns, rows)
+                    invocation_label(logged[0].get("choices") or {}, sweep_dir), table.columns, rows)
 
 
 def run_line(record: dict[str, Any], where: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 import time
@@ -17,8 +18,8 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 import rnnbench.hydra_setup  # noqa: F401  (the resolvers and sweepers Hydra's settings use, before any compose)
-from rnnbench.config import (ROOT_RULES, SUBMITIT_SLURM, check_objective_for, config_dir, group_choices, validate,
-                             validate_hydra)
+from rnnbench.config import (ROOT_RULES, SUBMITIT_SLURM, check_objective_for, config_dir, group_choices,
+                             is_optuna_search, validate, validate_hydra)
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, jobs_memory, root_cause_line
 from rnnbench.launch import MULTIRUN_FLAGS, split_multirun  # noqa: F401  (split_multirun: also imported from here)
 from rnnbench.launch.value_overrides import with_value_overrides
@@ -38,15 +39,20 @@ class Axis:
     independent: bool  # checked by its own rule alone (rnnbench.record.keys.CHECKED_ALONE)
 
 
+def with_sweeper_params(overrides: list[str], sweeper_params: dict[str, str]) -> list[Override]:
+    """``overrides`` parsed, then each of the config's ``hydra.sweeper.params`` the command line does not set."""
+    parser = OverridesParser.create()
+    parsed: list[Override] = parser.parse_overrides(overrides)
+    given = {o.get_key_element() for o in parsed}
+    return parsed + [o for o in parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()])
+                     if o.get_key_element() not in given]
+
+
 def grid(overrides: list[str], sweeper_params: dict[str, str], multirun: bool) -> tuple[list[str], list[Axis]]:
     """(the fixed overrides, the swept axes) of a sweep over ``overrides`` and the config's ``hydra.sweeper.params``
     (the command line wins); a sweep that is not a discrete list (an Optuna interval, say) is not an axis: its
     sweeper draws the values (:func:`interval_bounds` gives the ones validated)."""
-    parser = OverridesParser.create()
-    parsed: list[Override] = parser.parse_overrides(overrides)
-    given = {o.get_key_element() for o in parsed}
-    parsed += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()])
-               if o.get_key_element() not in given]
+    parsed = with_sweeper_params(overrides, sweeper_params)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     axes = []
     for override in parsed:
@@ -64,13 +70,8 @@ def interval_bounds(overrides: list[str], sweeper_params: dict[str, str]) -> lis
     """For each interval a sweeper draws from (``optim.lr=tag(log, interval(1e-4, 1e-1))``), the ``key=value``
     lines of its two bounds: an Optuna sampler may draw either (``suggest_float`` and ``suggest_int`` include
     them), and a value rule is a range, so a bad bound is the way an interval holds a bad value."""
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
-    given = {o.get_key_element() for o in parsed}
-    parsed += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()])
-               if o.get_key_element() not in given]
     return [[f"{o.get_key_element()}={bound!r}" for bound in (o.value().start, o.value().end)]
-            for o in parsed if o.is_sweep_override() and o.is_interval_sweep()]
+            for o in with_sweeper_params(overrides, sweeper_params) if o.is_sweep_override() and o.is_interval_sweep()]
 
 
 # What each part of rnnbench.config.validate reads, by top-level key: data (with its seed), the model (built for the
@@ -140,13 +141,20 @@ def check_group_choices(parsed: list[Override], groups: set[str]) -> None:
 def experiments_listing(group: str) -> list[str]:
     """The experiments whose defaults list ``group`` (``- /d2l: rnn``): a group that ``train.yaml`` does not
     list sets only what differs between the runs of those experiments, and means nothing without one."""
+    return _groups_of_experiments().get(group, [])
+
+
+@functools.cache
+def _groups_of_experiments() -> dict[str, list[str]]:
+    """Each group that experiments list in their defaults (``/d2l``) -> those experiments, from ``conf/``."""
     import yaml
 
-    found = []
+    found: dict[str, list[str]] = {}
     for path in sorted((config_dir() / "experiment").glob("*.yaml")):
-        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
-        if any(isinstance(entry, dict) and f"/{group}" in entry for entry in defaults):
-            found.append(path.stem)
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults") or []:
+            for key in entry if isinstance(entry, dict) else ():
+                if str(key).startswith("/"):
+                    found.setdefault(str(key)[1:], []).append(path.stem)
     return found
 
 
@@ -163,11 +171,16 @@ def check_part_of_experiment(parsed: list[Override]) -> None:
             continue
         owners = experiments_listing(group)
         if owners and (not experiments or not experiments <= set(owners)):
-            value = override.input_line.split("=", 1)[1] if "=" in override.input_line else None
+            value = written_value(override)
             named = next((o for o in owners if o.startswith(group)), owners[0])
             raise ConfigError(group, value, f"a choice made with experiment={' or experiment='.join(owners)}, whose "
                                             f"runs it sets apart (as in: rnnbench train experiment={named} "
                                             f"{group}={value})")
+
+
+def written_value(override: Override) -> str | None:
+    """The value of an override line as written (``0.01,1e12``, ``choice(16, 32)``); None for ``~key``."""
+    return override.input_line.split("=", 1)[1] if "=" in override.input_line else None
 
 
 def _leaf_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
@@ -202,8 +215,7 @@ def _under_null(parsed: list[Override], root: DictConfig | None) -> RnnbenchErro
         parent = next((a for a in ancestors if root is not None
                        and OmegaConf.select(root, a, default=_ABSENT) is None), None)
         if parent:
-            value = override.input_line.split("=", 1)[1] if "=" in override.input_line else None
-            return ConfigError(override.key_or_group, value, f"a key below {parent}, which is null here"
+            return ConfigError(override.key_or_group, written_value(override), f"a key below {parent}, which is null here"
                                + (" (to sweep a key, give it its values on the command line: KEY=A,B)"
                                   if parent.startswith("hydra.sweeper.params") else ""))
     return RnnbenchError("an override sets a key below a node that is null in the composed config")
@@ -227,7 +239,7 @@ def check_keys_exist(value_overrides: list[Override], cfg: DictConfig) -> None:
         if key.startswith("hydra"):
             continue
         if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is _ABSENT:
-            value = override.value() if not override.is_sweep_override() else override.input_line.split("=", 1)[1]
+            value = override.value() if not override.is_sweep_override() else written_value(override)
             raise unknown_key_error(key, value, cfg)
 
 
@@ -314,9 +326,7 @@ def check_every_job(arguments: list[str], announce: Callable[[int, DictConfig], 
             jobs = math.prod(len(axis.lines) for axis in axes)
             if multirun:
                 refuse_a_shared_wandb_id(hydra_root, axes, jobs)
-            refuse_a_size_a_budget_overrides(
-                everything + OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]),
-                hydra_root)
+            refuse_a_size_a_budget_overrides(with_sweeper_params(overrides, params), hydra_root)
             per_combination = jobs // max(1, math.prod(len(axis.lines) for axis in dependent))
             if announce is not None:
                 announce(jobs, hydra_root)
@@ -335,16 +345,11 @@ def check_every_job(arguments: list[str], announce: Callable[[int, DictConfig], 
                     continue
                 # the first value of each independent axis stands for all of them (each was checked above)
                 job = fixed + [axis.lines[0] for axis in axes if axis.independent] + list(combination)
-                parsed = OverridesParser.create().parse_overrides(job)
-                # Composing is the slow part (~0.5 s): compose once per distinct set of config-group
-                # choices, then set each job's values the way Hydra does after composing.
-                structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
-                if structure not in composed:
-                    composed[structure] = compose("train", overrides=list(structure))
+                structure, values, base = job_composition(job, groups, composed)
                 if structure not in first_checked:
                     first_checked.add(structure)
-                    check_keys_exist([o for o in parsed if not _shapes_composition(o, groups)], composed[structure])
-                cfg = with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)])
+                    check_keys_exist(values, base)
+                cfg = with_value_overrides(base, values)
                 threads.limit()
                 with jobs_memory(memory):
                     validate(cfg, here=memory is None)
@@ -375,16 +380,24 @@ def check_every_job(arguments: list[str], announce: Callable[[int, DictConfig], 
     return Checked(multirun, checked, hydra_root, frozenset(lines), len(composed))
 
 
-def validate_at_bound(job: list[str], bound: str, groups: set[str], composed: dict[tuple[str, ...], DictConfig],
-                      here: bool) -> None:
-    """Validate ``job``, whose ``bound`` line is an interval's bound; a refusal says the sweeper may draw it."""
+def job_composition(job: list[str], groups: set[str], composed: dict[tuple[str, ...], DictConfig]
+                    ) -> tuple[tuple[str, ...], list[Override], DictConfig]:
+    """(the job's config-group choices, its value overrides, the config those choices compose to). Composing is the
+    slow part (~0.5 s): ``composed`` keeps one composition per distinct set of choices, and each job's values are
+    then set on it the way Hydra does after composing (:func:`with_value_overrides`)."""
     parsed = OverridesParser.create().parse_overrides(job)
     structure = tuple(o.input_line for o in parsed if _shapes_composition(o, groups))
     if structure not in composed:
         composed[structure] = compose("train", overrides=list(structure))
+    return structure, [o for o in parsed if not _shapes_composition(o, groups)], composed[structure]
+
+
+def validate_at_bound(job: list[str], bound: str, groups: set[str], composed: dict[tuple[str, ...], DictConfig],
+                      here: bool) -> None:
+    """Validate ``job``, whose ``bound`` line is an interval's bound; a refusal says the sweeper may draw it."""
+    _, values, base = job_composition(job, groups, composed)
     try:
-        validate(with_value_overrides(composed[structure], [o for o in parsed if not _shapes_composition(o, groups)]),
-                 here)
+        validate(with_value_overrides(base, values), here)
     except ConfigError as error:
         if error.setting != bound.split("=", 1)[0]:
             raise
@@ -399,8 +412,7 @@ def refuse_a_shared_wandb_id(root: DictConfig, axes: list[Axis], jobs: int) -> N
     if not isinstance(wandb, DictConfig) or "id" not in wandb or OmegaConf.is_interpolation(wandb, "id"):
         return  # no id, or one per job (``r${seed}``)
     run_id = wandb.get("id")
-    searched = "optuna" in str(root.hydra.sweeper.get("_target_", "")).lower()  # its trials are jobs too
-    if run_id is not None and (jobs != 1 or searched) and \
+    if run_id is not None and (jobs != 1 or is_optuna_search(root.hydra.sweeper)) and \
             not any(axis.key.lstrip("+~") == "logger.wandb.id" for axis in axes):
         raise ConfigError("logger.wandb.id", run_id, "unset in a sweep: every job would log into this one W&B run "
                                                      "(each job is its own run, grouped by its configuration)")
@@ -414,10 +426,10 @@ def refuse_a_size_a_budget_overrides(parsed: list[Override], root: DictConfig) -
         return next((o for o in parsed if o.key_or_group.lstrip("+") == key and not o.is_delete()), None)
 
     size, budget = given("model.hidden_size"), given("model.param_budget")
-    budget_value = budget.input_line.split("=", 1)[1] if budget is not None \
+    budget_value = written_value(budget) if budget is not None \
         else OmegaConf.select(root, "model.param_budget", default=None)
     if size is not None and budget_value not in (None, "null"):
-        raise ConfigError("model.hidden_size", size.input_line.split("=", 1)[1],
+        raise ConfigError("model.hidden_size", written_value(size),
                           f"left unset beside model.param_budget={budget_value}, which chooses the hidden size (the "
                           f"record's model_size.hidden_size says which): give one of the two")
 
