@@ -4,6 +4,7 @@ workspace itself needs a server): groups and job types, the run's own files, ali
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,25 @@ def test_a_run_file_cut_short_in_its_last_record_reads_up_to_it(sweep, tmp_path)
     cut.write_bytes(whole.read_bytes()[:-20])
     rows, complete = read_offline_run(cut)["history"], read_offline_run(segment)["history"]
     assert 0 < len(rows) <= len(complete) and rows == complete[:len(rows)]
+
+
+def test_a_resumed_run_replays_numbers_never_a_charts_file_reference(sweep, tmp_path):
+    """The earlier segment's history holds the gradient-flow table as flat keys (``grad_flow/table/path``, ...)
+    beside ``grad_flow/table/_type``: replayed, they would become text series pointing at another segment's file."""
+    from types import SimpleNamespace
+
+    from rnnbench.job.wandb_offline import continue_offline_run
+
+    (segment,) = (sweep / "0" / "wandb").glob("offline-run-*")
+    wandb_dir = tmp_path / "wandb"
+    shutil.copytree(segment, wandb_dir / "offline-run-20260101_000000-abc123")
+    (wandb_dir / "offline-run-20260101_000100-abc123" / "files").mkdir(parents=True)
+    logged: list[dict] = []
+    run = SimpleNamespace(id="abc123", dir=str(wandb_dir / "offline-run-20260101_000100-abc123" / "files"),
+                          log=logged.append)
+    assert any("grad_flow/table/_type" in row for row in read_offline_run(segment)["history"])
+    assert continue_offline_run(run, resume_step=20) == len(logged) > 0
+    assert not any(key.startswith("grad_flow/table") or key.startswith("_") for row in logged for key in row)
+    assert [row["train/loss"] for row in logged if "train/loss" in row] == \
+        [row["train/loss"] for row in read_offline_run(wandb_dir / "superseded" / "offline-run-20260101_000000-abc123")
+         ["history"] if "train/loss" in row]

@@ -99,10 +99,13 @@ def read_offline_run(path: Path) -> dict[str, Any]:
 SUPERSEDED = "superseded"  # where a resumed job's earlier W&B offline segments are kept
 
 
-def _replayable(key: str, value: Any) -> bool:
-    """A logged value that can be logged again: not W&B's own keys (``_step``, ``_runtime``), not a table or
-    chart (its file belongs to the earlier segment; the job logs its charts again at its end)."""
-    return not key.startswith("_") and not (isinstance(value, dict) and "_type" in value)
+def _replayable(row: dict[str, Any]) -> dict[str, Any]:
+    """The values of a history row that can be logged again: not W&B's own keys (``_step``, ``_runtime``), not a
+    table or chart, which the reader gives as flat keys beside its ``<key>/_type`` (its file belongs to the earlier
+    segment; the job logs its charts again at its end)."""
+    media = tuple(key[:-len("_type")] for key in row if key.endswith("/_type"))
+    return {key: value for key, value in row.items()
+            if not key.startswith("_") and not key.startswith(media) and not isinstance(value, dict)}
 
 
 def continue_offline_run(run: Any, resume_step: int) -> int:
@@ -124,7 +127,7 @@ def continue_offline_run(run: Any, resume_step: int) -> int:
     replayed = 0
     for row in history:
         step = row.get("trainer/global_step")
-        values = {key: value for key, value in row.items() if _replayable(key, value)}
+        values = _replayable(row)
         if isinstance(step, (int, float)) and step <= resume_step and len(values) > 1:
             run.log(values)
             replayed += 1
