@@ -105,7 +105,7 @@ def test_a_resumed_offline_wandb_run_is_one_run_with_the_whole_history(tmp_path,
     """wandb cannot resume an offline run (a second segment restarts at _step 0, and syncing it replaces the first):
     the resumed job's segment starts with the earlier one's history up to the checkpoint, and the earlier segment
     is kept under wandb/superseded/, out of `wandb sync <job>/wandb/offline-run-*`."""
-    from rnnbench.job.wandb_offline import read_offline_run
+    from rnnbench.job.wandb_offline import read_offline_run, segment_run_id
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -117,7 +117,7 @@ def test_a_resumed_offline_wandb_run_is_one_run_with_the_whole_history(tmp_path,
     assert train([*run, "hydra.run.dir=cut", "resume=true"]) == 0
     (whole,), (cut,) = (list((tmp_path / d / "wandb").glob("offline-run-*")) for d in ("whole", "cut"))
     (earlier,) = (tmp_path / "cut" / "wandb" / "superseded").glob("offline-run-*")
-    assert earlier.name.split("-")[-1] == cut.name.split("-")[-1] == record(tmp_path / "cut")["wandb"]["run_id"]
+    assert segment_run_id(earlier) == segment_run_id(cut) == record(tmp_path / "cut")["wandb"]["run_id"]
     histories = [read_offline_run(segment)["history"] for segment in (whole, cut)]
     for key in ("train/loss", "val/mse", "test/mse", "grad_flow/layer0/forward/vanishing_log10"):
         expected, resumed = ([(row["trainer/global_step"], row[key]) for row in h if key in row] for h in histories)

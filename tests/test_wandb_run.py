@@ -135,3 +135,12 @@ def test_a_resumed_run_replays_numbers_never_a_charts_file_reference(sweep, tmp_
     assert [row["train/loss"] for row in logged if "train/loss" in row] == \
         [row["train/loss"] for row in read_offline_run(wandb_dir / "superseded" / "offline-run-20260101_000000-abc123")
          ["history"] if "train/loss" in row]
+
+
+def test_a_segment_started_within_the_same_second_is_still_the_runs():
+    """wandb names a second segment of one run started within a second ``...-<id>-1``: a later resume must find it."""
+    from rnnbench.job.wandb_offline import segment_run_id
+
+    assert segment_run_id(Path("offline-run-20261205_201222-eskvb4m4")) == "eskvb4m4"
+    assert segment_run_id(Path("offline-run-20261205_201222-eskvb4m4-1")) == "eskvb4m4"
+    assert segment_run_id(Path("superseded")) is None and segment_run_id(Path("latest-run")) is None

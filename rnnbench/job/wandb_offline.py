@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -99,6 +100,16 @@ def read_offline_run(path: Path) -> dict[str, Any]:
 SUPERSEDED = "superseded"  # where a resumed job's earlier W&B offline segments are kept
 
 
+SEGMENT = re.compile(r"offline-run-\d{8}_\d{6}-(?P<id>[^-]+)(-\d+)?")  # wandb adds -1, ... within one second
+
+
+def segment_run_id(segment: Path) -> str | None:
+    """The W&B run id of an offline segment dir (``offline-run-<date>_<time>-<id>``, or ``...-<id>-1`` when wandb
+    started two segments of one run within a second); None for another dir."""
+    match = SEGMENT.fullmatch(segment.name)
+    return match.group("id") if match else None
+
+
 def _replayable(row: dict[str, Any]) -> dict[str, Any]:
     """The values of a history row that can be logged again: not W&B's own keys (``_step``, ``_runtime``), not a
     table or chart, which the reader gives as flat keys beside its ``<key>/_type`` (its file belongs to the earlier
@@ -110,12 +121,13 @@ def _replayable(row: dict[str, Any]) -> dict[str, Any]:
 
 def continue_offline_run(run: Any, resume_step: int) -> int:
     """Start ``run`` (the resumed job's new offline segment) with the history of the job's earlier segments of the
-    same run id (``<job>/wandb/offline-run-*-<id>`` other than ``run``'s own): the rows of the newest one (which, if
+    same run id (``<job>/wandb/offline-run-*-<id>`` other than ``run``'s own: :func:`segment_run_id`): the rows of the newest one (which, if
     itself resumed, holds the ones before it) at ``trainer/global_step`` <= ``resume_step`` (what the checkpoint had
     seen; the rows after it the job logs again), in order; then move every earlier segment into
     ``wandb/superseded/``. Returns the rows replayed (0 when there is no readable earlier segment)."""
     current = Path(run.dir).parent  # <job>/wandb/offline-run-<time>-<id>
-    earlier = sorted(d for d in current.parent.glob(f"offline-run-*-{run.id}") if d != current and d.is_dir())
+    earlier = sorted(d for d in current.parent.glob("offline-run-*") if d != current and d.is_dir()
+                     and segment_run_id(d) == run.id)
     if not earlier:
         return 0
     try:
