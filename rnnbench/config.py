@@ -254,6 +254,13 @@ def group_choices(group: str) -> list[str]:
     return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
 
 
+def choices_with_key(group: str, key: str) -> list[str]:
+    """The configs of ``group`` whose own file sets ``key`` (``data``, ``test_seq_len`` -> ``adding``, ``copy``):
+    where a key one choice lacks is found."""
+    return [choice for choice in group_choices(group)
+            if key in (OmegaConf.load(config_dir() / group / f"{choice}.yaml") or {})]
+
+
 # ---------------------------------------------------------------------------------------------- walking
 
 
@@ -573,7 +580,7 @@ def check_memory(cfg: DictConfig, datamodule: Any, task: Any) -> None:
     growing = {f"data.{key}": (getattr(datamodule, key), data_defaults.get(key))
                for key in ("batch_size", "seq_len") if hasattr(datamodule, key)}
     growing.update({f"model.{key}": (settings[key], model_defaults.get(key))
-                    for key in ("hidden_size", "num_layers", "embedding_size", "param_budget")
+                    for key in ("hidden_size", "num_layers", "embedding_size", "param_budget", "state_budget")
                     if settings.get(key) is not None})
     require_fits(needed, f"training (the data, the model and one batch's activations: {format_bytes(needed)})",
                  growing)
@@ -661,7 +668,11 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
             lambda: f"null or a metric of the record: one of {', '.join(names)}"
                     f"{did_you_mean(str(cfg.objective), names)}")
     check_memory(cfg, datamodule, task)
-    build(cfg.model, "model", task=task)
+    model = build(cfg.model, "model", task=task)
+    lengths = getattr(datamodule, "test_lengths", ())
+    require(not lengths or getattr(model, "readout_kind", "last") != "all", "data.test_seq_len",
+            list(lengths), f"null with model.readout=all (its head reads exactly the training length's "
+                           f"{task.seq_len} steps; last or mean read any length)")
     check_diagnostics(cfg.get("diagnostics"))
     build_diagnostics(cfg.get("diagnostics"))
     check_loggers(cfg.logger)

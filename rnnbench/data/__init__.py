@@ -8,8 +8,10 @@ from rnnbench.data.adding import AddingProblem
 from rnnbench.data.base import InMemoryDataModule
 from rnnbench.data.copy_memory import CopyMemory
 from rnnbench.data.digits import Digits
+from rnnbench.data.mnist1d import MNIST1D
 from rnnbench.data.polyphonic import PolyphonicMusic
 from rnnbench.data.task import Task
 from rnnbench.data.timemachine import TimeMachine
 
-__all__ = ["AddingProblem", "CopyMemory", "Digits", "InMemoryDataModule", "PolyphonicMusic", "Task", "TimeMachine"]
+__all__ = ["AddingProblem", "CopyMemory", "Digits", "InMemoryDataModule", "MNIST1D", "PolyphonicMusic", "Task",
+           "TimeMachine"]

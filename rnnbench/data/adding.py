@@ -15,12 +15,20 @@ class AddingProblem(InMemoryDataModule):
     the two marked values. Predicting the constant 1 scores MSE 1/6 (the sum's variance).
     """
 
+    lengths_generated = True  # data.test_seq_len: tested at other lengths too
+
     def __init__(self, seq_len: int = 50, num_train: int = 10_000, num_val: int = 1_000,
-                 num_test: int = 1_000, batch_size: int = 64, seed: int = 0):
+                 num_test: int = 1_000, batch_size: int = 64, seed: int = 0,
+                 test_seq_len: list[int] | None = None):
         super().__init__(batch_size, seed)
         self.seq_len = require_int(seq_len, "seq_len", 2)
         self.sizes = split_sizes(num_train, num_val, num_test)
         self.require_memory(seq_len=self.seq_len, **dict(zip(("num_train", "num_val", "num_test"), self.sizes)))
+        self.set_test_lengths(test_seq_len, shortest=2)
+
+    def at_length(self, length: int) -> AddingProblem:
+        """This data at ``seq_len=length``, its test split as large as this one's (the others of one sample)."""
+        return AddingProblem(length, 1, 1, self.sizes[2], self.batch_size, self.seed)
 
     @property
     def split_samples(self) -> dict[str, int]:

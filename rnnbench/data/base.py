@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rnnbench.data.task import Task
-from rnnbench.errors import SEED_LIMIT, defaults_of, require_fits, require_int
+from rnnbench.errors import SEED_LIMIT, ConfigError, defaults_of, require, require_fits, require_int
 
 Split = tuple[Tensor, Tensor]
 # variable-length data: a list of (T_i, ...) sequences, and per-step target sequences or one tensor of targets
@@ -175,12 +175,48 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
             same batches in the same order.
     """
 
+    lengths_generated: ClassVar[bool] = False  # True: the data can be generated at any length (test_seq_len)
+
     def __init__(self, batch_size: int, seed: int):
         super().__init__()
         self.batch_size = require_int(batch_size, "batch_size", 1)
         self.seed = require_int(seed, "seed", 0, SEED_LIMIT)
         self.splits: dict[str, Split | SequenceSplit] = {}
         self.resume_batches = 0  # training batches a resumed run had served (from its checkpoint)
+        self.test_lengths: tuple[int, ...] = ()  # data.test_seq_len: more lengths the test split is generated at
+        self._length_variants: dict[int, InMemoryDataModule] = {}
+
+    def set_test_lengths(self, test_seq_len: Sequence[int] | None, shortest: int) -> None:
+        """Check and keep ``data.test_seq_len``: None, or a non-empty list of distinct integers >= ``shortest``,
+        each another length (``seq_len``) the trained model is tested at (:meth:`at_length`); each its own
+        test split ``test@<T>``, logged as ``test@<T>/loss`` and ``test@<T>/<metric>``."""
+        if test_seq_len is None:
+            return
+        allowed = f"a non-empty list of distinct integers >= {shortest} (lengths to test at, e.g. [100,200])"
+        values = list(test_seq_len) if isinstance(test_seq_len, Sequence) and not isinstance(test_seq_len, str) \
+            else None
+        require(bool(values), "test_seq_len", test_seq_len, allowed)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int) or value < shortest:
+                raise ConfigError("test_seq_len", values, allowed)
+        require(len(set(values)) == len(values), "test_seq_len", values, allowed)
+        self.test_lengths = tuple(values)
+
+    def at_length(self, length: int) -> InMemoryDataModule:
+        """The same data at another ``seq_len`` (only its test split is read): for data modules that set
+        :attr:`lengths_generated`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot generate other lengths")
+
+    @property
+    def test_tasks(self) -> dict[str, Task]:
+        """Every test split's name and task: ``test``, then ``test@<T>`` for each length of ``data.test_seq_len``
+        (a task of another length: its ``seq_len``, its metric's steps and its baseline are that length's)."""
+        return {"test": self.task, **{f"test@{length}": self._variant(length).task for length in self.test_lengths}}
+
+    def _variant(self, length: int) -> InMemoryDataModule:
+        if length not in self._length_variants:
+            self._length_variants[length] = self.at_length(length)
+        return self._length_variants[length]
 
     @property
     @abstractmethod
@@ -251,8 +287,19 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The test split's loader; with ``data.test_seq_len``, a list: that one, then one per length, in the order
+        of :attr:`test_tasks`."""
+        if not self.test_lengths:
+            return self._loader("test", shuffle=False)
+        return [self._loader("test", shuffle=False),
+                *(self._variant(length)._loader("test", shuffle=False) for length in self.test_lengths)]
+
+
+def step_permutation(steps: int, seed: int) -> Tensor:
+    """(steps,) int64: one fixed permutation of a sequence's steps, the same for every sample and split, drawn
+    from ``seed`` alone (the pMNIST protocol of Le et al. 2015: ``inputs[:, step_permutation(T, seed)]``)."""
+    return torch.randperm(steps, generator=torch.Generator().manual_seed(seed))
 
 
 def split_sizes(num_train: int, num_val: int, num_test: int) -> tuple[int, int, int]:

@@ -31,6 +31,9 @@ class GradientFlowProbe(Probe):
     derivatives through the cell's own ``step``, in float64 by default so that 1e-30 does not underflow).
     The loss is the sequence's for a once-per-sequence head; for a per-step head each direction is
     measured against the loss at the position it reaches last (forward: position T, backward: position 1).
+    A once-per-sequence head that reads every step (``model.readout=all`` or ``mean``) is measured from the same
+    position: the loss's path through the other steps' outputs is cut (:meth:`SequenceModel.probe_output`), so
+    the curve shows what the recurrence carries back, as with ``readout=last``.
     Steps are counted in each direction's processing order, so "distance from the loss" is counted from
     each direction's last processed step. Variable-length data: from each sequence's own loss position, the
     curve at distance d averaging the sequences long enough to have it (see
@@ -56,7 +59,8 @@ class GradientFlowProbe(Probe):
               step: int, lengths: Tensor | None = None) -> None:
         model, stack = pl_module.model, layer_stack(pl_module)
         flow = gradient_through_time(stack, encoded, lambda output, h_n: model.task.probe_loss(
-            model.readout(output, h_n), targets, lengths), dtype=self.dtype, lengths=lengths)
+            model.readout(model.probe_output(output, lengths), h_n, lengths), targets, lengths),
+            dtype=self.dtype, lengths=lengths)
         names = stack.state_names
         parts = [part.flatten() for name in names for part in
                  (flow.vanishing_log10(name), flow.vanishing_log10_min(name), flow.reach(name), flow.log10(name))]

@@ -86,8 +86,10 @@ class StepAlignedLogging(pl.Callback):
 
 
 def split_values(trainer: pl.Trainer, split: str) -> dict[str, float]:
-    """What the module logged last under ``<split>/`` (``val/loss``, ``val/mse``, ``train/loss``), as floats."""
-    return {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith(f"{split}/")}
+    """What the module logged last under ``<split>/`` (``val/loss``, ``val/mse``, ``train/loss``), and under
+    ``<split>@<T>/`` (``test@400/mse``: the test at another length), as floats."""
+    return {name: float(value) for name, value in trainer.callback_metrics.items()
+            if name.startswith((f"{split}/", f"{split}@"))}
 
 
 def _to_loggers(trainer: pl.Trainer, values: dict[str, float], step: int) -> None:

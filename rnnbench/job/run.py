@@ -277,7 +277,7 @@ class Training:
         datamodule = build(cfg.data, "data")
         task = datamodule.task
         model = build(cfg.model, "model", task=task)
-        module = SequenceTaskModule(model, instantiate(cfg.optim))
+        module = SequenceTaskModule(model, instantiate(cfg.optim), datamodule.test_tasks)
         parameters = sum(p.numel() for p in model.parameters())
         threads = cfg.get("threads")
         if threads == "auto":
@@ -289,7 +289,8 @@ class Training:
         record.update(task={**task_summary(task), "reference": cached_reference(datamodule, data_settings)},
                       parameters=parameters, threads=torch.get_num_threads(),
                       model_size={"hidden_size": model.hidden_size, "parameters": parameters,
-                                  "param_budget": model.param_budget})
+                                  "param_budget": model.param_budget, "state_size": model.state_size,
+                                  "state_budget": model.state_budget})
 
         model_setting = {**defaults_of(type(model).__init__), **cfg.model}.get  # ~model.cell: the default cell
         tags = [task.name, str(model_setting("cell")), f"layers={model_setting('num_layers')}",

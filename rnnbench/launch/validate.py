@@ -18,8 +18,8 @@ from hydra.errors import (ConfigCompositionException, InstantiationException, Mi
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 import rnnbench.hydra_setup  # noqa: F401  (the resolvers and sweepers Hydra's settings use, before any compose)
-from rnnbench.config import (ROOT_RULES, SUBMITIT_SLURM, check_objective_for, config_dir, group_choices,
-                             is_optuna_search, validate, validate_hydra)
+from rnnbench.config import (COMPONENTS, ROOT_RULES, SUBMITIT_SLURM, check_objective_for, choices_with_key,
+                             config_dir, group_choices, is_optuna_search, validate, validate_hydra)
 from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, jobs_memory, root_cause_line
 from rnnbench.launch import MULTIRUN_FLAGS, split_multirun  # noqa: F401  (split_multirun: also imported from here)
 from rnnbench.launch.value_overrides import with_value_overrides
@@ -204,6 +204,10 @@ def unknown_key_error(key: str, value: object, cfg: DictConfig) -> ConfigError:
         suggestion = close.replace("did you mean ", f"did you mean {parent}.") if parent and close else close
     else:
         suggestion = did_you_mean(key, [k for k in _leaf_keys(cfg) if not k.startswith("hydra")])
+    if not suggestion and parent in COMPONENTS:  # a key of other choices of the group (data.test_seq_len)
+        owners = choices_with_key(parent, leaf)
+        if owners:
+            suggestion = f" (a setting of {' and '.join(f'{parent}={choice}' for choice in owners)} only)"
     return ConfigError(key, value, f"{where}{suggestion or f' (to add one: +{key}=...)'}")
 
 
@@ -419,19 +423,20 @@ def refuse_a_shared_wandb_id(root: DictConfig, axes: list[Axis], jobs: int) -> N
 
 
 def refuse_a_size_a_budget_overrides(parsed: list[Override], root: DictConfig) -> None:
-    """``model.hidden_size`` given beside a parameter budget (on the command line or in a sweeper's params) would be
+    """``model.hidden_size`` given beside a parameter or state budget (on the command line or in a sweeper's params) would be
     recorded but not trained (the budget chooses the size): refused, so that no record's config names a size that
     never ran."""
     def given(key: str) -> Override | None:
         return next((o for o in parsed if o.key_or_group.lstrip("+") == key and not o.is_delete()), None)
 
-    size, budget = given("model.hidden_size"), given("model.param_budget")
-    budget_value = written_value(budget) if budget is not None \
-        else OmegaConf.select(root, "model.param_budget", default=None)
-    if size is not None and budget_value not in (None, "null"):
-        raise ConfigError("model.hidden_size", written_value(size),
-                          f"left unset beside model.param_budget={budget_value}, which chooses the hidden size (the "
-                          f"record's model_size.hidden_size says which): give one of the two")
+    size = given("model.hidden_size")
+    for key in ("model.param_budget", "model.state_budget"):
+        budget = given(key)
+        budget_value = written_value(budget) if budget is not None else OmegaConf.select(root, key, default=None)
+        if size is not None and budget_value not in (None, "null"):
+            raise ConfigError("model.hidden_size", written_value(size),
+                              f"left unset beside {key}={budget_value}, which chooses the hidden size (the "
+                              f"record's model_size.hidden_size says which): give one of the two")
 
 
 def slurm_memory(launcher: DictConfig) -> tuple[int, str] | None:

@@ -1,5 +1,5 @@
-"""Parameter budgets: the hidden size that gives a whole model (encoder, layer stack, head) a set number of
-parameters, for any cell, found by counting the model's parameters (built on PyTorch's meta device, which
+"""Parameter and state budgets: the hidden size that gives a whole model (encoder, layer stack, head) a set number of
+parameters, or its state a set number of floats per sequence, for any cell, found by counting the model's parameters (built on PyTorch's meta device, which
 allocates nothing; :func:`rnnbench.models.sequence_model.parameter_estimate`) rather than by a formula per cell."""
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ TOLERANCE = 0.05  # the chosen size's count is within 5% of the budget, or the b
 LARGEST = 1 << 16
 
 
-def hidden_size_for_budget(budget: int, count: Callable[[int], int]) -> tuple[int, int]:
-    """``(hidden_size, parameters)`` whose count is nearest ``budget``; ``count(hidden_size)`` is the model's
-    parameter count at that size.
+def hidden_size_for_budget(budget: int, count: Callable[[int], int], setting: str = "param_budget") -> tuple[int, int]:
+    """``(hidden_size, count)`` whose count is nearest ``budget``; ``count(hidden_size)`` is what the budget
+    counts at that size: the model's parameters (``param_budget``) or the floats its state carries per sequence
+    (``state_budget``).
 
     The count grows with the hidden size, so a binary search over 1..65536 finds the first size at or above
-    the budget; that size or the one below, whichever is nearer. Raises ConfigError on ``param_budget`` when
+    the budget; that size or the one below, whichever is nearer. Raises ConfigError on ``setting`` when
     neither is within 5%."""
-    require_int(budget, "param_budget", 1)
+    require_int(budget, setting, 1)
     low, high = 1, LARGEST
     if count(high) < budget:
-        raise ConfigError("param_budget", budget, f"at most {count(high)} for this model (hidden_size={LARGEST})")
+        raise ConfigError(setting, budget, f"at most {count(high)} for this model (hidden_size={LARGEST})")
     while low < high:
         middle = (low + high) // 2
         if count(middle) >= budget:
@@ -34,5 +35,5 @@ def hidden_size_for_budget(budget: int, count: Callable[[int], int]) -> tuple[in
     parameters = count(hidden)
     if abs(parameters - budget) > TOLERANCE * budget:
         nearest = ", ".join(f"hidden_size={h} gives {count(h)}" for _, h in sorted(candidates))
-        raise ConfigError("param_budget", budget, f"a count some hidden size reaches within 5% ({nearest})")
+        raise ConfigError(setting, budget, f"a count some hidden size reaches within 5% ({nearest})")
     return hidden, parameters

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from rnnbench.data.task import Task
+from rnnbench.data.task import Task, valid_steps
 from rnnbench.errors import ConfigError, defaults_of, require, require_fits, require_int
 from rnnbench.models.cells.base import Cell
 from rnnbench.models.cells.registry import accepts_option, cell_options_problem, resolve_cell
@@ -23,6 +24,7 @@ from rnnbench.models.stack import LayerStack
 
 BYTES_PER_PARAMETER = 8  # float32 weights and their gradients: the least training holds per parameter
 BYTES_PER_VALUE = 4      # float32 activations
+READOUTS = ("last", "all", "mean")  # what a once-per-sequence head reads (SequenceModel's readout)
 
 
 class SequenceModel(nn.Module):
@@ -48,6 +50,14 @@ class SequenceModel(nn.Module):
         param_budget: the whole model's parameter count (encoder, stack, head): ``hidden_size`` is then
             chosen to meet it within 5% (:mod:`rnnbench.models.budget`); ``self.hidden_size`` and
             ``self.parameters_count`` say what was chosen.
+        state_budget: the floats the recurrent state carries per sequence, ``len(cell.state_names) * L * D * H``
+            (h for an RNN or GRU; h and c for an LSTM): ``hidden_size`` is then chosen to meet it within 5%, as
+            for ``param_budget`` (one of the two at most); ``self.state_size`` says what was met.
+        readout: what a once-per-sequence head reads: ``last``, the last layer's final ``h`` of every direction;
+            ``all``, the last layer's output at every step, flattened (T * D * H features, T = ``task.seq_len``;
+            steps past a sequence's length read as zeros), as the MNIST-1D GRU of Greydanus and Kobak does;
+            ``mean``, that output averaged over each sequence's own steps. Per-step tasks read every step's
+            output whatever it says, so they take ``last`` only.
         compile: ``torch.compile`` the step-by-step stack for training (one graph for all T steps, the
             batch size dynamic): a cell without a fused twin trains faster after a one-off compilation of
             about a minute on a CPU core (``results/performance/cells.md``); evaluation, the probes and the
@@ -57,19 +67,20 @@ class SequenceModel(nn.Module):
         input: (B, T) int64 token ids, or (B, T, task.input_size) floats.
         lengths (optional): (B,) int64, each sequence's own number of steps (variable-length data).
         output: per-step tasks (B, T, C); once-per-sequence tasks (B, C), or (B,) for regression
-        (C = 1). Once-per-sequence heads read the last layer's final ``h`` of every direction
-        (the forward direction after each sequence's own last step, the backward one after step 1),
-        concatenated.
+        (C = 1). Once-per-sequence heads read what ``readout`` says; ``last``: the last layer's final ``h``
+        of every direction (the forward direction after each sequence's own last step, the backward one after
+        step 1), concatenated.
     """
 
     def __init__(self, task: Task, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str | None = None,
                  embedding_size: int | None = None, forget_bias: float | None = None,
                  recurrent_init: str = "default", cell_options: Mapping[str, Any] | None = None,
-                 compile: bool = False, param_budget: int | None = None):
+                 compile: bool = False, param_budget: int | None = None, state_budget: int | None = None,
+                 readout: str = "last"):
         super().__init__()
         settings = plan(task, cell, hidden_size, num_layers, bidirectional, dropout, nonlinearity, embedding_size,
-                        forget_bias, cell_options, compile, param_budget)
+                        forget_bias, cell_options, compile, param_budget, state_budget, readout)
         hidden_size = settings.hidden_size
         self.task = task
         self.encoder, input_size = build_encoder(task, embedding_size)
@@ -83,8 +94,10 @@ class SequenceModel(nn.Module):
         # kept out of the module tree: the compiled wrapper shares the stack's parameters, not a copy
         self.__dict__["compiled_stack"] = (torch.compile(self.stack, dynamic=True)
                                            if compile and self.stack.fused_kind is None else None)
-        self.head = nn.Linear(hidden_size * self.num_directions, task.output_size)
-        self.hidden_size, self.param_budget = hidden_size, param_budget
+        self.readout_kind = readout
+        self.head = nn.Linear(head_features(task, hidden_size, self.num_directions, readout), task.output_size)
+        self.hidden_size, self.param_budget, self.state_budget = hidden_size, param_budget, state_budget
+        self.state_size = settings.state_size
         self.parameters_count = sum(p.numel() for p in self.parameters())
 
     @classmethod
@@ -108,13 +121,42 @@ class SequenceModel(nn.Module):
         """Raw inputs -> the (B, T, input_size) float sequence the layer stack reads."""
         return self.encoder(inputs)
 
-    def readout(self, output: Tensor, h_n: Tensor) -> Tensor:
-        """Predictions from the stack's ``output`` (B, T, D * H) and final hidden state ``h_n`` (L * D, B, H)."""
+    def readout(self, output: Tensor, h_n: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Predictions from the stack's ``output`` (B, T, D * H) and final hidden state ``h_n`` (L * D, B, H);
+        ``lengths`` (B,) or None as in :meth:`forward`."""
         if self.task.per_step:
             return self.head(output)
-        final = h_n[-self.num_directions:].transpose(0, 1).flatten(1)  # (B, D * H)
-        prediction = self.head(final)
+        if self.readout_kind == "last":
+            features = h_n[-self.num_directions:].transpose(0, 1).flatten(1)  # (B, D * H)
+        else:
+            valid = valid_steps(lengths, output.shape[1], output.device)
+            if valid is not None:
+                output = output * valid[..., None]  # steps past a sequence's end read as zeros
+            if self.readout_kind == "mean":
+                steps = lengths.to(output.device)[:, None] if lengths is not None else output.shape[1]
+                features = output.sum(dim=1) / steps  # (B, D * H)
+            else:  # all: (B, T * D * H), a batch shorter than the task's T padded with zeros
+                features = F.pad(output, (0, 0, 0, self.task.seq_len - output.shape[1])).flatten(1)
+        prediction = self.head(features)
         return prediction.squeeze(-1) if self.task.output_size == 1 and self.task.loss == "mse" else prediction
+
+    def probe_output(self, output: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``output`` (B, T, D * H) with its gradient kept only at the step each direction reaches last in each
+        sequence (forward: its own last step, backward: step 1), the value unchanged: what the gradient probes
+        read under ``readout=all`` or ``mean``, whose loss reads every step's output directly. So the probes
+        measure, for every readout, how the gradient from the loss position fades back through time (as with
+        ``last``, where only the final state reaches the loss), not the head's direct path to each step."""
+        if self.task.per_step or self.readout_kind == "last":
+            return output
+        batch, steps, features = output.shape
+        last = (lengths.to(output.device) - 1 if lengths is not None
+                else torch.full((batch,), steps - 1, device=output.device))
+        keep = torch.zeros(batch, steps, self.num_directions, dtype=torch.bool, device=output.device)
+        keep[torch.arange(batch, device=output.device), last, 0] = True
+        if self.num_directions == 2:
+            keep[:, 0, 1] = True
+        keep = keep.repeat_interleave(features // self.num_directions, dim=2)
+        return torch.where(keep, output, output.detach())
 
     def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``inputs`` as above; ``lengths`` (B,) int64 or None: sequence ``b`` is its first ``lengths[b]`` steps
@@ -122,7 +164,7 @@ class SequenceModel(nn.Module):
         metrics skip)."""
         stack = self.compiled_stack if self.compiled_stack is not None and self.training else self.stack
         output, final = stack(self.encode(inputs), lengths)
-        return self.readout(output, final[0])
+        return self.readout(output, final[0], lengths)
 
 
 @dataclass(frozen=True)
@@ -135,11 +177,13 @@ class Plan:
     input_size: int           # features the layer stack reads
     state_count: int          # state tensors per layer-direction (h; h and c for an LSTM)
     parameters: int
+    state_size: int           # floats the state carries per sequence: state_count * L * D * hidden_size
 
 
 def plan(task: Task, cell: str, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float,
          nonlinearity: str | None, embedding_size: int | None, forget_bias: float | None,
-         cell_options: Mapping[str, Any] | None, compile: bool, param_budget: int | None) -> Plan:
+         cell_options: Mapping[str, Any] | None, compile: bool, param_budget: int | None,
+         state_budget: int | None = None, readout: str = "last") -> Plan:
     """Check a SequenceModel's settings (a ConfigError names the first bad one) and count its parameters.
 
     A model whose weights and gradients alone exceed this machine's memory is refused here, before any
@@ -163,36 +207,53 @@ def plan(task: Task, cell: str, hidden_size: int, num_layers: int, bidirectional
     require(isinstance(bidirectional, bool), "bidirectional", bidirectional, "true or false")
     require(isinstance(compile, bool), "compile", compile, "true or false")
     require_int(num_layers, "num_layers", 1)
+    require(readout in READOUTS, "readout", readout, f"one of {', '.join(READOUTS)}")
+    require(readout == "last" or not task.per_step, "readout", readout,
+            f"last for the per-step task '{task.name}' (its head reads every step's output already)")
+    require(param_budget is None or state_budget is None, "state_budget", state_budget,
+            f"null beside param_budget={param_budget} (each chooses the hidden size: give one of the two)")
     task.validate_model(bidirectional)
+    states_per_unit = len(cell_class.state_names) * num_layers * (2 if bidirectional else 1)
 
     def count(size: int) -> int:
         with cell_option_errors(options, nonlinearity):
             return parameter_estimate(task, cell_class, size, num_layers, bidirectional, dropout, embedding_size,
-                                      options, str(cell))
+                                      options, str(cell), readout)
 
     if param_budget is not None:
         hidden_size, parameters = hidden_size_for_budget(param_budget, count)
     else:
+        if state_budget is not None:
+            hidden_size, _ = hidden_size_for_budget(state_budget, lambda size: states_per_unit * size,
+                                                    "state_budget")
         parameters = count(hidden_size)
     defaults = defaults_of(SequenceModel.__init__)
-    size = ("param_budget", param_budget) if param_budget is not None else ("hidden_size", hidden_size)
+    size = next(((name, value) for name, value in (("param_budget", param_budget), ("state_budget", state_budget))
+                 if value is not None), ("hidden_size", hidden_size))
     growing = {name: (value, defaults[name]) for name, value in
                (size, ("num_layers", num_layers), ("embedding_size", embedding_size)) if value is not None}
     require_fits(BYTES_PER_PARAMETER * parameters, f"the weights and gradients of {parameters:.3g} parameters",
                  growing)
     input_size = embedding_size if embedding_size is not None else task.input_size
-    return Plan(cell_class, options, hidden_size, input_size, len(cell_class.state_names), parameters)
+    return Plan(cell_class, options, hidden_size, input_size, len(cell_class.state_names), parameters,
+                states_per_unit * hidden_size)
+
+
+def head_features(task: Task, hidden_size: int, directions: int, readout: str) -> int:
+    """The features the head reads: D * H per step, times T for a once-per-sequence ``readout=all``."""
+    return hidden_size * directions * (task.seq_len if readout == "all" and not task.per_step else 1)
 
 
 def parameter_estimate(task: Task, cell_class: type[Cell], hidden_size: int, num_layers: int, bidirectional: bool,
-                       dropout: float, embedding_size: int | None, options: Mapping[str, Any], name: str) -> int:
+                       dropout: float, embedding_size: int | None, options: Mapping[str, Any], name: str,
+                       readout: str = "last") -> int:
     """The whole model's parameter count (encoder, stack, head), from its 1- and 2-layer stacks on the meta
     device: every layer above the first reads the same D*H features, so each has the second layer's count."""
     with torch.device("meta"):
         encoder, input_size = build_encoder(task, embedding_size)
         one, two = (LayerStack(cell_class, input_size, hidden_size, layers, bidirectional, dropout, name=name,
                                **options) for layers in (1, 2))
-        head = nn.Linear(hidden_size * one.num_directions, task.output_size)
+        head = nn.Linear(head_features(task, hidden_size, one.num_directions, readout), task.output_size)
     first, second = _count(one), _count(two) - _count(one)
     return _count(encoder) + first + (num_layers - 1) * second + _count(head)
 

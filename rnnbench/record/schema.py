@@ -39,7 +39,9 @@ Schema (``schema`` = 1); every key is always present, ``null`` where it does not
 - ``wall_seconds`` (whole job), ``train_seconds`` (fit minus validation), ``throughput``
   (steady state, every step after the first: ``samples_per_second``, ``tokens_per_second``,
   ``tokens_per_cpu_second``, ``steps_timed``), ``parameters``; ``model_size``: ``hidden_size`` (the one
-  ``model.param_budget`` chose, else the configured one), ``parameters``, ``param_budget``.
+  ``model.param_budget`` or ``model.state_budget`` chose, else the configured one), ``parameters``,
+  ``param_budget``, ``state_size`` (the floats the recurrent state carries per sequence: state tensors x layers x
+  directions x hidden_size), ``state_budget``.
 - ``output_dir``, ``wandb`` (``run_id``, ``mode``, ``dir``) when a W&B logger ran, ``device``,
   ``threads``, ``versions`` (python, torch, pytorch_lightning, hydra, wandb, torchmetrics, numpy),
   ``git`` (``commit``, ``dirty``) when the code runs from a git checkout, ``started_at``,

@@ -15,6 +15,9 @@ Kinds:
   ``trainer.gradient_clip_val`` ("null": no clipping); needs at least one run that clips.
 - ``gates``: each gate's mean and fraction saturated (below 0.05 or above 0.95; ``h``: |h| ≥ 0.95) over training,
   from the histories' ``gates/...`` columns.
+- ``test-length``: the test metric against the length tested at (the training length's ``test/<metric>`` and each
+  ``test@<T>/<metric>`` of ``data.test_seq_len``), beside the gradient's reach at the training length (steps back
+  until ``‖∂ℓ/∂h_t‖`` fell 10x, first layer, forward, at the last probe); needs runs tested at other lengths.
 
 Each figure's ``notes`` say what its lines and bands are, what the rows pool, which runs are not drawn and why
 (a run without the figure's layer or direction is not missing from it), and which lines coincide (they would hide
@@ -43,7 +46,7 @@ from rnnbench.report.rows import Grouping, Row, grouping, pooled_keys
 __all__ = ["Series", "Panel", "Figure", "NoData", "KINDS", "CLIP_KEY", "PALETTE", "build_figure", "layer_directions",
            "figure_views", "view_name", "run_history", "has_layer"]
 
-KINDS = ("gradient-flow", "curves", "curves-time", "clip-rate", "gates")
+KINDS = ("gradient-flow", "curves", "curves-time", "clip-rate", "gates", "test-length")
 CLIP_KEY = "trainer.gradient_clip_val"
 GRADIENT_LABEL = "‖∂ℓ_T/∂h_t‖ (log scale)"
 DISTANCE_LABEL = "distance from the loss (time steps)"
@@ -566,6 +569,69 @@ def gates_figure(runs: Sequence[Run], by: Sequence[str] | None, layer: int = 0, 
     return _figure("gates", f"Gates over training: layer {layer}, {direction} direction", notes, panels, rows)
 
 
+# --- length generalisation -------------------------------------------------------------------------------------
+
+_TEST_AT = re.compile(r"test@(\d+)/(.+)$")
+
+
+def _tested_lengths(run: Run, metric: str) -> dict[int, float]:
+    """Length tested at -> the run's ``metric`` there: its training length (``task.seq_len``, ``test/<metric>``)
+    and every ``test@<T>/<metric>``; the lengths as ``data.seq_len`` counts them (copy: the delay)."""
+    metrics = run.record.get("metrics")
+    values: dict[int, float] = {}
+    if not isinstance(metrics, Mapping):
+        return values
+    trained = run.settings.get("data.seq_len")
+    if isinstance(trained, int) and isinstance(metrics.get(f"test/{metric}"), (int, float)):
+        values[trained] = float(metrics[f"test/{metric}"])
+    for name, value in metrics.items():
+        match = _TEST_AT.match(str(name))
+        if match and match[2] == metric and isinstance(value, (int, float)):
+            values[int(match[1])] = float(value)
+    return values
+
+
+def test_length_figure(runs: Sequence[Run], by: Sequence[str] | None) -> Figure:
+    metric = task_metric(runs)
+    completed = [run for run in runs if run.status == COMPLETED]
+    tested = {id(run): _tested_lengths(run, metric) for run in completed} if metric else {}
+    if not any(len(values) > 1 for values in tested.values()):
+        raise NoData("no completed run was tested at other lengths (data.test_seq_len, on data=adding or copy): "
+                     "nothing to draw for --kind test-length")
+    rows = grouping(completed, by)
+    lengths = sorted({length for values in tested.values() for length in values})
+    metric_panel = Panel(f"test {metric} against the length tested at", "data.seq_len tested at", metric)
+    reach_panel = Panel("gradient reach at the training length", "row", "steps back until ‖∂ℓ/∂h_t‖ fell 10×",
+                        categories=[row.label for row in rows.rows])
+    baselines = {run.task.get("baseline_metric") for run in completed}
+    if metric == "mse" and len(baselines) == 1 and isinstance(next(iter(baselines)), (int, float)):
+        metric_panel.reference_lines.append((float(next(iter(baselines))), "input-blind baseline"))
+    for index, row in enumerate(rows.rows):
+        xs, means, lows, highs = [], [], [], []
+        for length in lengths:
+            values = [tested[id(run)][length] for run in row.runs if length in tested[id(run)]]
+            values = [v for v in values if math.isfinite(v)]
+            if values:
+                xs.append(float(length))
+                means.append(float(np.mean(values)))
+                lows.append(min(values))
+                highs.append(max(values))
+        metric_panel.series.append(Series(row.label, len(row.runs), xs, means, lows, highs, index))
+        reaches = [r for r in (run.value("gradients.reach") for run in row.runs) if r is not None and math.isfinite(r)]
+        if reaches:
+            reach_panel.series.append(Series(row.label, len(reaches), [float(index)], [float(np.mean(reaches))],
+                                             [min(reaches)], [max(reaches)], index))
+    trained = sorted({run.settings.get("data.seq_len") for run in completed}, key=sort_key)
+    notes = [f"left: test {metric} (mean over completed seeds, band: min–max) at the training length "
+             f"(data.seq_len={', '.join(map(display, trained))}) and at each data.test_seq_len; lengths counted as "
+             "data.seq_len counts them (copy: the delay)",
+             "right: the gradient's reach at the last probe (training length, first layer, forward): how many steps "
+             "back the gradient from the loss stays within 10× of its value there; mean, bars min–max",
+             _pooled_note(completed, rows)]
+    return _figure("test-length", "Length generalisation: tested at other lengths", notes,
+                   [metric_panel, reach_panel], rows)
+
+
 def build_figure(runs: Sequence[Run], kind: str, by: Sequence[str] | None = None, layer: int = 0,
                  direction: str = "forward") -> Figure:
     """The figure ``kind`` (one of :data:`KINDS`) of ``runs`` grouped by ``by``; NoData where the records lack what
@@ -580,5 +646,7 @@ def build_figure(runs: Sequence[Run], kind: str, by: Sequence[str] | None = None
             return clip_rate_figure(runs, by)
         if kind == "gates":
             return gates_figure(runs, by, layer, direction)
+        if kind == "test-length":
+            return test_length_figure(runs, by)
     raise ReportError(f"--kind={kind!r} is not allowed: one of {', '.join(KINDS)}")
 

@@ -216,7 +216,8 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, Mapping):
         settings.update(flatten(config, leaf=hashable))
     size = record.get("model_size")
-    if isinstance(size, Mapping) and size.get("param_budget") is not None and "hidden_size" in size:
+    if isinstance(size, Mapping) and "hidden_size" in size and \
+            any(size.get(budget) is not None for budget in ("param_budget", "state_budget")):
         settings["model.hidden_size"] = hashable(size["hidden_size"])  # the size the budget chose, which trained
     return settings
 
