@@ -95,3 +95,34 @@ def test_a_budget_no_hidden_size_meets_is_refused():
     with pytest.raises(ConfigError) as error:
         SequenceModel(TASKS["adding"], cell="lstm", param_budget=10)
     assert error.value.setting == "param_budget" and "hidden_size=1 gives" in error.value.allowed
+
+
+@pytest.mark.parametrize("cell", list(all_cells()))
+@pytest.mark.parametrize("budget,layers,bidirectional", [(256, 1, False), (480, 2, True)])
+def test_a_state_budget_sizes_every_cell_by_the_floats_its_state_carries(cell, budget, layers, bidirectional):
+    model = SequenceModel(TASKS["digits"], cell=cell, state_budget=budget, num_layers=layers,
+                          bidirectional=bidirectional)
+    per_unit = len(model.stack.state_names) * layers * (2 if bidirectional else 1)
+    initial = model.stack.cells[0].initial_state(3, torch.device("cpu"), torch.float32)  # one (B, H) per state name
+    assert all(state.shape == (3, model.hidden_size) for state in initial)
+    assert model.state_size == per_unit * model.hidden_size
+    assert abs(model.state_size - budget) <= 0.05 * budget
+    assert all(abs(per_unit * h - budget) >= abs(model.state_size - budget) for h in (model.hidden_size - 1,
+                                                                                      model.hidden_size + 1))
+
+
+def test_equal_state_gives_an_lstm_half_the_units_of_a_gru():
+    sizes = {cell: SequenceModel(TASKS["adding"], cell=cell, state_budget=256).hidden_size for cell in ("gru", "lstm")}
+    assert sizes == {"gru": 256, "lstm": 128}
+
+
+@pytest.mark.parametrize("settings, setting, allowed", [
+    ({"cell": "lstm", "state_budget": 1}, "state_budget", "a count some hidden size reaches within 5% "
+                                                          "(hidden_size=1 gives 2)"),
+    ({"state_budget": 0}, "state_budget", "an integer >= 1"),
+    ({"state_budget": 64, "param_budget": 5000}, "state_budget", "null beside param_budget=5000"),
+])
+def test_a_state_budget_no_size_meets_or_beside_a_parameter_budget_is_refused(settings, setting, allowed):
+    with pytest.raises(ConfigError) as error:
+        SequenceModel(TASKS["adding"], **settings)
+    assert error.value.setting == setting and error.value.allowed.startswith(allowed)

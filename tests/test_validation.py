@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from omegaconf import OmegaConf
 
+from rnnbench.config import config_dir
 from rnnbench.errors import RnnbenchError
 from rnnbench.launch.validate import preflight
 from rnnbench.models.cells.registry import CELLS
 
-from conftest import SHARED_TEXT, choices
+from conftest import SHARED_TEXT, choice_names, choices
+
+# the data configs that take data.test_seq_len, from conf/ (test_test_lengths checks they are the generators)
+LENGTH_GENERATORS = [c for c in choice_names("data")
+                     if "test_seq_len" in OmegaConf.load(config_dir() / "data" / f"{c}.yaml")]
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -43,6 +49,18 @@ from conftest import SHARED_TEXT, choices
     (["model.cell=lstm_cifg", "model.forget_bias=1.0"], "model.forget_bias=1.0 is not allowed: null for LSTMCoupledGates"),
     (["model.nosuchkey=1"], "model.nosuchkey=1 is not allowed: model has no key 'nosuchkey' "
                             "(to add one: +model.nosuchkey=...)"),
+    (["data=digits", "data.test_seq_len=[100]"], "data.test_seq_len=[100] is not allowed: data has no key "
+     f"'test_seq_len' (a setting of {' and '.join(f'data={c}' for c in LENGTH_GENERATORS)} only)"),
+    (["data.test_seq_len=[100]", "model.readout=all"], "data.test_seq_len=[100] is not allowed: null with "
+                                                       "model.readout=all (its head reads exactly"),
+    (["data=copy", "data.test_seq_len=[0]"], "data.test_seq_len=[0] is not allowed: a non-empty list of distinct "
+                                             "integers >= 1"),
+    (["model.readout=first"], "model.readout='first' is not allowed: one of last, all, mean"),
+    (["data=copy", "model.readout=mean"], "model.readout='mean' is not allowed: last for the per-step task 'copy'"),
+    (["model.state_budget=64", "model.hidden_size=32"],
+     "model.hidden_size='32' is not allowed: left unset beside model.state_budget=64"),
+    (["model.cell=lstm", "model.state_budget=1"], "model.state_budget=1 is not allowed: a count some hidden size "
+                                                  "reaches within 5%"),
 ])
 def test_bad_input_is_refused_in_one_line(overrides, message):
     with pytest.raises(RnnbenchError) as error:

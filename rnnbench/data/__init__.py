@@ -8,10 +8,12 @@ from rnnbench.data.adding import AddingProblem
 from rnnbench.data.base import InMemoryDataModule
 from rnnbench.data.copy_memory import CopyMemory
 from rnnbench.data.digits import Digits
+from rnnbench.data.japanese_vowels import JapaneseVowels
 from rnnbench.data.mnist1d import MNIST1D
 from rnnbench.data.polyphonic import PolyphonicMusic
+from rnnbench.data.sequential_images import SequentialImages
 from rnnbench.data.task import Task
 from rnnbench.data.timemachine import TimeMachine
 
-__all__ = ["AddingProblem", "CopyMemory", "Digits", "InMemoryDataModule", "MNIST1D", "PolyphonicMusic", "Task",
-           "TimeMachine"]
+__all__ = ["AddingProblem", "CopyMemory", "Digits", "InMemoryDataModule", "JapaneseVowels", "MNIST1D",
+           "PolyphonicMusic", "SequentialImages", "Task", "TimeMachine"]

@@ -58,9 +58,8 @@ class GradientFlowProbe(Probe):
     def probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, encoded: Tensor, targets: Tensor,
               step: int, lengths: Tensor | None = None) -> None:
         model, stack = pl_module.model, layer_stack(pl_module)
-        flow = gradient_through_time(stack, encoded, lambda output, h_n: model.task.probe_loss(
-            model.readout(model.probe_output(output, lengths), h_n, lengths), targets, lengths),
-            dtype=self.dtype, lengths=lengths)
+        flow = gradient_through_time(stack, encoded, model.probe_loss(targets, lengths), dtype=self.dtype,
+                                     lengths=lengths)
         names = stack.state_names
         parts = [part.flatten() for name in names for part in
                  (flow.vanishing_log10(name), flow.vanishing_log10_min(name), flow.reach(name), flow.log10(name))]

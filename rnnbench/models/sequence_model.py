@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +157,14 @@ class SequenceModel(nn.Module):
             keep[:, 0, 1] = True
         keep = keep.repeat_interleave(features // self.num_directions, dim=2)
         return torch.where(keep, output, output.detach())
+
+    def probe_loss(self, targets: Tensor, lengths: Tensor | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+        """What the gradient probes differentiate, as ``readout_loss(output, h_n)`` for
+        :func:`~rnnbench.diagnostics.measures.gradient_flow.gradient_through_time`: the task's probe loss of this
+        model's readout of the stack's ``output`` (B, T, D * H) and ``h_n`` (L * D, B, H), the head's direct path
+        to every step but the loss position cut (:meth:`probe_output`)."""
+        return lambda output, h_n: self.task.probe_loss(
+            self.readout(self.probe_output(output, lengths), h_n, lengths), targets, lengths)
 
     def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``inputs`` as above; ``lengths`` (B,) int64 or None: sequence ``b`` is its first ``lengths[b]`` steps
