@@ -63,6 +63,8 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = PATI
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run the end-to-end sweeps marked slow")
+    parser.addoption("--device", default="cpu", help="the torch device of the tests that take the `device` fixture "
+                                                     "(tests/test_gpu_check.py): cpu (default) or cuda")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,6 +74,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """The device of ``--device`` (cpu unless given); ``--device cuda`` on a machine where torch sees no GPU fails."""
+    chosen = torch.device(request.config.getoption("--device"))
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        pytest.fail(f"--device {chosen} asked for, but torch {torch.__version__} sees no CUDA device")
+    return chosen
 
 
 def choice_names(group: str) -> list[str]:
