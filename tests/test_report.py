@@ -25,7 +25,7 @@ from conftest import PATIENCE, cli_env
 
 SWEEP = ("train", "-m", "model.cell=rnn,gru", "seed=0,1", "threads=1", "logger=csv", "trainer.max_steps=30",
          "trainer.val_check_interval=15", "model.hidden_size=8", "data.num_train=256", "data.num_val=64",
-         "data.num_test=64", "data.seq_len=10")
+         "data.num_test=64", "data.seq_len=10", "data.test_seq_len=[20]")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from conftest import PATIENCE, cli_env
 # 2 cells x clipping off/0.5 x 2 seeds: three groupings to choose from (both keys, the cell, the threshold).
 SWEEP = ("train", "-m", "model.cell=rnn,gru", "trainer.gradient_clip_val=null,0.5", "seed=0,1", "threads=1",
          "logger=csv", "trainer.max_steps=30", "trainer.val_check_interval=15", "model.hidden_size=8",
-         "data.num_train=256", "data.num_val=64", "data.num_test=64", "data.seq_len=10")
+         "data.num_train=256", "data.num_val=64", "data.num_test=64", "data.seq_len=10", "data.test_seq_len=[20]")
 MAX_BYTES = 5_000_000
 KINDS = set(FIGURE_KINDS)  # every kind of figure rnnbench draws
 

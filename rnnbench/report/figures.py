@@ -621,6 +621,10 @@ def test_length_figure(runs: Sequence[Run], by: Sequence[str] | None) -> Figure:
         if reaches:
             reach_panel.series.append(Series(row.label, len(reaches), [float(index)], [float(np.mean(reaches))],
                                              [min(reaches)], [max(reaches)], index))
+    values = [v for line in metric_panel.series for v in (line.low or []) + (line.high or []) if v is not None]
+    if values and min(values) > 0 and max(values) / min(values) > 20:  # log where it spans decades
+        metric_panel.log_y = True
+        metric_panel.ylabel += " (log scale)"
     trained = sorted({run.settings.get("data.seq_len") for run in completed}, key=sort_key)
     notes = [f"left: test {metric} (mean over completed seeds, band: min–max) at the training length "
              f"(data.seq_len={', '.join(map(display, trained))}) and at each data.test_seq_len; lengths counted as "
