@@ -13,7 +13,7 @@ from pathlib import Path
 COMMAND_HELP = {
     "train": "[-m] [KEY=VALUE ...]: train one run, or a Hydra multirun sweep with -m (see: rnnbench train --help)",
     "table": "SWEEP_DIR [...]: one table of the runs below the dirs: mean ± std (n) over seeds per group, or "
-             "--compare KEY=A KEY=B: differences with t-intervals, p-values and Holm's correction "
+             "--compare KEY=A KEY=B: A > B, A < B, equivalent or inconclusive, Holm-adjusted over the table "
              "(see: rnnbench table --help)",
     "plot": "SWEEP_DIR [...] --kind gradient-flow|curves|curves-time|clip-rate|gates|all: PNG and SVG figures of "
             "the runs below the dirs (see: rnnbench plot --help)",

@@ -17,6 +17,7 @@ import pytest
 
 from rnnbench.cli import main
 from rnnbench.report import plot as plot_module
+from rnnbench.report.statistics import holm
 from rnnbench.record.schema import find_records
 from scipy import stats as scipy_stats
 
@@ -290,8 +291,10 @@ def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp
     paired = scipy_stats.ttest_rel(lstm, gru)
     interval = paired.confidence_interval(0.95)
     assert row["A - B"] == pytest.approx(statistics.mean(lstm) - statistics.mean(gru))
-    assert row["95% CI"]["method"] == "paired"
-    assert (row["95% CI"]["low"], row["95% CI"]["high"]) == pytest.approx((interval.low, interval.high), rel=1e-12)
+    # one row: its tests of a difference and of equivalence count once, so the interval is the plain 95% one
+    assert row["CI (Holm level)"]["method"] == "paired" and row["CI (Holm level)"]["confidence"] == 0.95
+    assert (row["CI (Holm level)"]["low"], row["CI (Holm level)"]["high"]) == \
+        pytest.approx((interval.low, interval.high), rel=1e-12)
     assert row["p"] == pytest.approx(paired.pvalue, rel=1e-12) and row["p (Holm)"] == pytest.approx(paired.pvalue)
     assert row["verdict"] == "A > B"
 
@@ -299,8 +302,9 @@ def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp
     (row,) = json.loads(out)
     welch = scipy_stats.ttest_ind(lstm, gru, equal_var=False)
     interval = welch.confidence_interval(0.95)
-    assert row["95% CI"]["method"] == "welch" and row["p"] == pytest.approx(welch.pvalue, rel=1e-12)
-    assert (row["95% CI"]["low"], row["95% CI"]["high"]) == pytest.approx((interval.low, interval.high), rel=1e-12)
+    assert row["CI (Holm level)"]["method"] == "welch" and row["p"] == pytest.approx(welch.pvalue, rel=1e-12)
+    assert (row["CI (Holm level)"]["low"], row["CI (Holm level)"]["high"]) == \
+        pytest.approx((interval.low, interval.high), rel=1e-12)
 
     code, markdown, _ = table(capsys, *args, "--interval", "bootstrap")
     assert code == 0 and "10000 resamples" in markdown and " *" not in markdown and "| A > B |" in markdown
@@ -311,7 +315,7 @@ def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp
                          "--metric", "test/mse", "--format", "json")
     (row,) = json.loads(out)
     assert row["A - B"] == pytest.approx(3.0 - statistics.mean(gru))
-    assert row["95% CI"]["low"] is None and row["verdict"] == "undefined: n < 2 on a side"
+    assert row["CI (Holm level)"]["low"] is None and row["verdict"] == "inconclusive (undefined: n < 2 on a side)"
 
     # Holm over the rows of one comparison: two metrics, the larger p adjusted by 1, the smaller by 2.
     code, out, _ = table(capsys, *args[:-2], "--metric", "test/mse", "--metric", "test/loss", "--format", "json")
@@ -325,7 +329,7 @@ def test_compare_gives_calibrated_intervals_p_values_and_holm(sweep, capsys, tmp
     constructed_sweep(sweep, tmp_path / "few", {"lstm": lstm[:3], "gru": gru[:3]})
     _, out, _ = table(capsys, tmp_path / "few", "--compare", "model.cell=lstm", "model.cell=gru", "--metric",
                       "test/mse", "--format", "json")
-    assert json.loads(out)[0]["verdict"].endswith("(n < 5 on a side: indicative only)")
+    assert json.loads(out)[0]["verdict"].endswith("n < 5 on a side: indicative only)")
 
     # Sides that differ in more than the compared setting: refused by name; through a choice that sets
     # them (d2l=lstm sets model.cell and optim.lr), compared and noted.
@@ -361,10 +365,19 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     for row in rows:
         assert row["p"] == pytest.approx(tests[row["model.cell"]].pvalue, rel=1e-12)
         assert row["A"]["n"] == 5 and row["B: model.cell=lstm"]["n"] == 5
-    p = sorted(t.pvalue for t in tests.values())
-    holm = {cell: (min(1, 2 * p[0]) if tests[cell].pvalue == p[0] else max(min(1, 2 * p[0]), p[1])) for cell in tests}
-    assert {row["model.cell"]: row["p (Holm)"] for row in rows} == pytest.approx(holm)
-    assert [row["verdict"] for row in rows] == ["A < B", "no difference shown"]
+    # Holm over both rows' tests of a difference and of equivalence (within 10% of lstm's distance from the
+    # input-blind baseline), a row's two counting once
+    margin = 0.1 * abs(statistics.mean(values["lstm"]) - load(tmp_path / "c")[0]["task"]["baseline_metric"])
+    equivalence = {cell: max(scipy_stats.ttest_rel(values[cell], [v - margin for v in values["lstm"]],
+                                                   alternative="greater").pvalue,
+                             scipy_stats.ttest_rel(values[cell], [v + margin for v in values["lstm"]],
+                                                   alternative="less").pvalue) for cell in ("gru", "rnn")}
+    adjusted = holm([tests["gru"].pvalue, equivalence["gru"], tests["rnn"].pvalue, equivalence["rnn"]],
+                    exclusive=[0, 0, 1, 1])
+    assert {row["model.cell"]: row["p (Holm)"] for row in rows} == pytest.approx({"gru": adjusted[0],
+                                                                                   "rnn": adjusted[2]})
+    assert [row["p equiv. (Holm)"] for row in rows] == pytest.approx([adjusted[1], adjusted[3]])
+    assert [row["verdict"] for row in rows] == ["A < B", f"equivalent within ±{margin:.4g}"]
 
     # Through a choice that sets its own learning rate (lstm_variant=X sets the cell and the rate its search chose),
     # each value of A is its own comparison: gru's rate (1.0) is B's, rnn's (2.0) is not; neither splits the rows.
@@ -410,7 +423,9 @@ def test_compare_every_value_against_one_with_holm_over_all(sweep, capsys, tmp_p
     code, with_steps, err = table(capsys, tmp_path / "v", tmp_path / "task2", "--compare", "variant=*",
                                   "variant=lstm", "--metric", "steps_to:val/mse<0.5", "--format", "json")
     assert code == 0, err
-    assert [(row["variant"], row["data.seq_len"]) for row in json.loads(with_steps)] == [("gru", 10), ("rnn", 10)]
+    assert [(row["variant"], row["data.seq_len"], row["metric"]) for row in json.loads(with_steps)] == [
+        (cell, 10, metric) for cell in ("gru", "rnn")
+        for metric in ("steps_to:val/mse<0.5", "steps_to:val/mse<0.5 (reached)")]
 
     # A published column, joined on the table's own columns; a row of the file that matches nothing is refused.
     published = tmp_path / "published.csv"

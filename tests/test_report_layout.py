@@ -1,6 +1,6 @@
 """What the tables and the report page show, on the committed records of results/: numbers a column shows alike,
 null settings a Hydra override takes back, the answer before the detail (code versions folded, one-run rows
-folded), and each grouping of the page once."""
+folded), each grouping of the page once, and comparisons whose verdicts say what their intervals show."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import json
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from scipy import stats
 
+from rnnbench.cli import main
+from rnnbench.report.compare import build_comparison
 from rnnbench.report.formatting import format_summary
 from rnnbench.report.html import FOLD_FROM, _grouping_choices, build_page, page_data
 from rnnbench.report.published import Published
 from rnnbench.report.records import load_runs
 from rnnbench.report.rows import grouping
-from rnnbench.report.statistics import summarize
+from rnnbench.report.statistics import ALPHA, summarize
 from rnnbench.report.table import build_table
 
 from conftest import REPO
@@ -138,3 +141,109 @@ def test_each_grouping_is_offered_once_and_the_page_shrinks(tmp_path):
     assert choices == [by, ["data"], ["model.hidden_size"], ["optim.lr"]]
     page = build_page(page_data(runs, dirs, tmp_path / "report.html", by=by, metrics=["test/nll"]))
     assert len(page.encode()) < 3_000_000
+
+
+# --- comparisons ----------------------------------------------------------------------------------------------
+
+VERDICTS = ("A > B", "A < B", "equivalent within ±", "inconclusive")
+
+
+@pytest.mark.parametrize("dirs,compare,metrics,by", [
+    (["cells_vs_length/runs"], ["model.cell=gru", "model.cell=lstm"],
+     ["test/mse", "steps_to:val/mse<0.01", "best/val/mse", "gradients.vanishing_log10_first"], None),
+    (["polyphonic/runs/jsb_chorales/seeds-1-5", "polyphonic/runs/nottingham/seeds-1-5"],
+     ["model.cell=*", "model.cell=rnn"], ["test/nll", "test/frame_accuracy"], ["data"]),
+    (["clipping_learning/runs"], ["trainer.gradient_clip_val=0.25", "trainer.gradient_clip_val=none"],
+     ["test/loss", "best/val/perplexity"], None)])
+def test_a_verdict_reads_the_interval_it_shows(dirs, compare, metrics, by):
+    """Each verdict is one of four; A > B and A < B where the interval shown excludes 0 (on that side), and only
+    there; equivalent where it lies inside ±δ; an inconclusive row's interval holds 0 and reaches past ±δ. The
+    interval is at its Holm step's level (no narrower than the unadjusted 95% one), and the family is stated."""
+    table = build_comparison(load_runs([RESULTS / d for d in dirs]), compare, metrics=metrics, by=by)
+    rows = json.loads(table.render("json"))
+    for row in rows:
+        verdict, interval, margin = row["verdict"], row["CI (Holm level)"], row["±δ"]
+        assert verdict.startswith(VERDICTS), verdict
+        if interval["low"] is None:
+            assert verdict.startswith("inconclusive")
+            continue
+        low, high = interval["low"], interval["high"]
+        assert (row["p (Holm)"] < ALPHA) == verdict.startswith(("A > B", "A < B"))
+        if verdict.startswith("A > B"):
+            assert low > 0
+        elif verdict.startswith("A < B"):
+            assert high < 0
+        elif verdict.startswith("equivalent"):
+            assert interval["reads"] == "equivalence" and -margin < low and high < margin
+            assert interval["confidence"] >= 1 - 2 * ALPHA and row["p equiv. (Holm)"] < ALPHA
+        else:
+            assert low <= 0 <= high and (margin is None or low <= -margin or high >= margin)
+            assert "80% power" in verdict or "(undefined" in verdict
+        if interval["reads"] == "difference":
+            assert 1 - ALPHA <= interval["confidence"] <= 1 - ALPHA / len(rows)
+    tested = sum(row["p"] is not None for row in rows)
+    assert any(note.startswith(f"the family: this table's {tested} tested row(s)") for note in table.notes)
+
+
+def test_outcome_rows_compare_who_reached_the_threshold():
+    """long_adding at T=150: irnn reached test/mse < 0.01 in 4 of its 5 runs (its diverged run counts as not
+    reaching it), lstm and rnn in none; Boschloo's exact test, Holm-adjusted with the metric rows; a steps_to:
+    metric has its reached row too. test/loss equals test/mse on every run: one row. The default margin is 10% of
+    B's distance from the input-blind baseline."""
+    runs = load_runs([RESULTS / "long_adding" / "runs" / "T150"])
+    table = build_comparison(runs, ["model=*", "model=irnn"], metrics=["test/mse", "test/loss",
+                                                                         "steps_to:val/mse<0.01"],
+                             success=["test/mse<0.01"])
+    rows = json.loads(table.render("json"))
+    assert [(row["model"], row["metric"]) for row in rows] == [
+        (cell, metric) for cell in ("lstm", "rnn") for metric in
+        ("test/mse (= test/loss)", "steps_to:val/mse<0.01", "steps_to:val/mse<0.01 (reached)",
+         "test/mse<0.01 (reached)")]
+    reached = rows[3]
+    assert (reached["A"]["reached"], reached["A"]["n"], reached["B: model=irnn"]["reached"],
+            reached["B: model=irnn"]["n"]) == (0, 5, 4, 5)
+    assert reached["p"] == pytest.approx(stats.boschloo_exact([[0, 4], [5, 1]]).pvalue, rel=1e-12)
+    assert reached["A - B"] == pytest.approx(-0.8) and reached["CI (Holm level)"]["low"] is None
+    assert reached["verdict"] == "inconclusive (no difference has 80% power at these n)"  # 6 rows' Holm level
+    assert any(note.startswith("(reached) rows: ") and "a diverged run counts as not reaching it" in note
+               for note in table.notes)
+    assert "test/mse (= test/loss): equal on every run, one row" in table.notes
+    irnn = [run.value("test/mse") for run in runs.runs if run.settings.get("model") == "irnn"
+            and run.status == "completed"]
+    assert rows[0]["±δ"] == pytest.approx(0.1 * abs(sum(irnn) / len(irnn) - 1 / 6), rel=1e-3)
+    assert rows[0]["verdict"] == "A > B (n < 5 on a side: indicative only)"
+    # the published file may name the row by either metric
+    published = Published("p.csv", ("model", "metric"), ({"model": "lstm", "metric": "test/loss", "published": "x"},))
+    assert column(published.add_to(table), "published")[0] == "x"
+    # a plain table counts the threshold too
+    plain = build_table(runs, metrics=["test/mse"], success=["test/mse<0.01"])
+    assert column(plain, "test/mse<0.01") == ["4/5", "0/5", "0/5"]
+
+
+@pytest.mark.parametrize("arguments,error", [
+    (["--margin", "test/mse"], "--margin test/mse is not allowed: METRIC=δ, e.g. test/mse=0.01"),
+    (["--margin", "test/mse=-1"], "--margin test/mse=-1 is not allowed: a number > 0"),
+    (["--margin", "test/mse=wide"], "--margin test/mse=wide is not allowed: a number > 0"),
+    (["--margin", "test/accuracy=0.1"],
+     "--margin test/accuracy=0.1 is not allowed: test/accuracy is not a compared metric (compared: test/mse)"),
+    (["--margin", "test/mse=0.1", "--margin", "test/mse=0.2"],
+     "--margin test/mse=0.2 is not allowed: test/mse has a margin already (0.1)"),
+    (["--metric", "test/loss", "--margin", "test/mse=0.03", "--margin", "test/loss=0.02"],
+     "--margin test/loss=0.02 is not allowed: test/loss equals test/mse on every run (one row), whose margin is 0.03"),
+    (["--success", "test/mse"], "--success 'test/mse' is not allowed: METRIC<THRESHOLD or METRIC>THRESHOLD, "
+                                "e.g. 'test/mse<0.01'"),
+    (["--success", "test/mse<low"], "--success 'test/mse<low' is not allowed: the threshold must be a finite "
+                                    "number, e.g. 'test/mse<0.01'"),
+    (["--success", "steps_to:val/mse<0.01"], "--success 'steps_to:val/mse<0.01' is not allowed: a steps_to: metric "
+                                             "is already reached or not: give it as --metric steps_to:val/mse<0.01 "
+                                             "(a comparison shows its reached fraction as a row)"),
+    (["--success", "test/nope<1"], "--success 'test/nope<1' is not allowed: no record holds test/nope (the "
+                                   "records' metrics: ")])
+def test_margins_and_thresholds_are_refused_in_one_line(arguments, error, capsys):
+    runs = str(RESULTS / "long_adding" / "runs" / "T150")
+    assert main(["table", runs, "--metric", "test/mse", "--compare", "model=*", "model=irnn", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"rnnbench: error: {error}"), err
+    if "--margin" in arguments:
+        assert main(["table", runs, *arguments]) == 2
+        assert "is not allowed without --compare" in capsys.readouterr().err

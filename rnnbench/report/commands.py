@@ -44,11 +44,21 @@ def table_command(arguments: list[str]) -> int:
     parser.add_argument("--by", action="append", metavar="KEY",
                         help="group by this setting (repeatable; default: every setting that varies)")
     parser.add_argument("--compare", nargs=2, metavar=("KEY=A", "KEY=B"),
-                        help="difference of means A - B per metric over seeds, within the remaining groups: 95%% "
-                             "interval, p-value, Holm's adjustment over the rows and the verdict")
+                        help="A against B per metric over seeds, within the remaining groups: the difference of "
+                             "means, the interval the verdict reads, p, Holm's p over the table, the margin and "
+                             "Holm's p of equivalence, and the verdict: A > B, A < B, 'equivalent within ±δ' or "
+                             "'inconclusive' (with the smallest |A - B| the design detects with 80%% power)")
     parser.add_argument("--interval", choices=["auto", "welch", "paired", "bootstrap"], default="auto",
-                        help="the --compare interval: auto (paired where both sides ran the same seeds, else "
+                        help="the --compare test: auto (paired where both sides ran the same seeds, else "
                              "Welch's t), welch, paired, or the percentile bootstrap (default: auto)")
+    parser.add_argument("--margin", action="append", metavar="METRIC=δ", default=[],
+                        help="--compare: the equivalence margin of a metric (repeatable), e.g. test/mse=0.01; "
+                             "default: 10%% of |B's mean - the task's input-blind baseline| on the task's metric "
+                             "and loss; a metric with neither gets no equivalence test")
+    parser.add_argument("--success", action="append", metavar="METRIC<X", default=[],
+                        help="a threshold (repeatable), e.g. 'test/mse<0.01' or 'test/accuracy>0.9': a column of "
+                             "how many runs met it (a diverged run counts as not reaching it); with --compare, a row "
+                             "comparing the fractions by Boschloo's exact test, as each steps_to: metric also gets")
     parser.add_argument("--published", metavar="CSV",
                         help="add a 'published' column: a CSV naming some of the table's columns (model.cell, "
                              "metric, ...) and a 'published' column, joined on those columns' values")
@@ -59,9 +69,12 @@ def table_command(arguments: list[str]) -> int:
         runs = load_runs(options.dirs)
         if options.compare:
             result = build_comparison(runs, options.compare, metrics=options.metric, by=options.by,
-                                      interval=options.interval)
+                                      interval=options.interval, margins=options.margin, success=options.success)
+        elif options.margin:
+            raise ReportError(f"--margin {options.margin[0]} is not allowed without --compare: it is the margin of a "
+                              "comparison's equivalence test")
         else:
-            result = build_table(runs, metrics=options.metric, by=options.by)
+            result = build_table(runs, metrics=options.metric, by=options.by, success=options.success)
         if options.published:
             from rnnbench.report.published import read_published
 
@@ -132,9 +145,15 @@ def report_command(arguments: list[str]) -> int:
     parser.add_argument("--metric", action="append", metavar="NAME",
                         help="a table column (repeatable; as rnnbench table --metric)")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("KEY=A", "KEY=B"),
-                        help="a comparison table (repeatable; as rnnbench table --compare)")
+                        help="a comparison table (repeatable; as rnnbench table --compare: verdicts A > B, A < B, "
+                             "'equivalent within ±δ' or 'inconclusive', Holm's adjustment over each table)")
     parser.add_argument("--interval", choices=["auto", "welch", "paired", "bootstrap"], default="auto",
-                        help="the --compare interval (default: auto)")
+                        help="the --compare test (default: auto)")
+    parser.add_argument("--margin", action="append", metavar="METRIC=δ", default=[],
+                        help="--compare: an equivalence margin (repeatable; as rnnbench table --margin)")
+    parser.add_argument("--success", action="append", metavar="METRIC<X", default=[],
+                        help="a threshold (repeatable; as rnnbench table --success): a column of the tables, a row "
+                             "of the comparisons")
     parser.add_argument("--published", metavar="CSV",
                         help="a 'published' column on the tables whose columns the CSV names (as rnnbench table "
                              "--published)")
@@ -143,8 +162,12 @@ def report_command(arguments: list[str]) -> int:
         runs = load_runs(options.dirs)
         _warn(runs.warnings())
         output = options.output or beside_records(options.dirs) / "report.html"
+        if options.margin and not options.compare:
+            raise ReportError(f"--margin {options.margin[0]} is not allowed without --compare: it is the margin of a "
+                              "comparison's equivalence test")
         path = write_report(runs, options.dirs, output, by=options.by, compare=options.compare or (),
-                            metrics=options.metric, interval=options.interval,
+                            metrics=options.metric, interval=options.interval, margins=options.margin,
+                            success=options.success,
                             published=read_published(options.published) if options.published else None)
         print(f"rnnbench: wrote {path}")
     except (ReportError, OSError) as error:

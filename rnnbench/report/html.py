@@ -133,12 +133,12 @@ def _with_published(table: Table, published: Published | None) -> Table:
 
 
 def _grouping_data(runset: RunSet, by: Sequence[str] | None, metrics: Sequence[str] | None,
-                   published: Published | None = None) -> dict[str, Any]:
+                   published: Published | None = None, success: Sequence[str] = ()) -> dict[str, Any]:
     rows = grouping(runset.runs, by)
     name = ", ".join(rows.keys) or "all runs"
     if not by:
         name += " (every setting that varies)"
-    table = _with_published(build_table(runset, metrics=metrics, by=by), published)
+    table = _with_published(build_table(runset, metrics=metrics, by=by, success=success), published)
     return {"name": name, "keys": rows.keys, "table": table_data(table), "figures": _figures(runset.runs, by)}
 
 
@@ -230,19 +230,22 @@ def provenance_data(dirs: Sequence[str | Path], runset: RunSet) -> dict[str, Any
 
 def page_data(runset: RunSet, dirs: Sequence[str | Path], output: Path, by: Sequence[str] | None = None,
               compare: Sequence[Sequence[str]] = (), metrics: Sequence[str] | None = None,
-              interval: str = "auto", published: Published | None = None) -> dict[str, Any]:
+              interval: str = "auto", published: Published | None = None, margins: Sequence[str] = (),
+              success: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (see the module docstring). ``published``: the CSV of
     ``rnnbench table --published``, read once, joined onto every table whose columns it names (ReportError if
-    none)."""
+    none); ``margins`` and ``success``: as ``rnnbench table --margin`` and ``--success``."""
     runs = runset.runs
     root = _common_root(runs)
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.status] = statuses.get(run.status, 0) + 1
-    groupings = [_grouping_data(runset, choice, metrics, published) for choice in _grouping_choices(runs, by)]
+    groupings = [_grouping_data(runset, choice, metrics, published, success)
+                 for choice in _grouping_choices(runs, by)]
     comparisons = []
     for sides in compare:
-        table = _with_published(build_comparison(runset, list(sides), metrics=metrics, interval=interval), published)
+        table = _with_published(build_comparison(runset, list(sides), metrics=metrics, interval=interval,
+                                                 margins=margins, success=success), published)
         comparisons.append({"title": f"{sides[0]} against {sides[1]}", "table": table_data(table)})
     tables = [g["table"] for g in groupings] + [c["table"] for c in comparisons]
     if published is not None and not any(PUBLISHED in t["columns"] for t in tables):

@@ -14,7 +14,7 @@ from rnnbench.report.records import Run, RunSet, code_differences
 from rnnbench.report.rows import distinct_values, pooled_keys
 from rnnbench.report.statistics import summarize
 
-__all__ = ["table_context", "reference_note", "baseline_note"]
+__all__ = ["table_context", "reference_note", "baseline_note", "task_baseline"]
 
 # The metric look-ups of the task that the baseline note covers.
 _TASK_PREFIXES = ("test/", "val/", "best/val/", "train/")
@@ -91,6 +91,20 @@ def reference_note(runs: Sequence[Run]) -> str | None:
     return f"reference on {where}: {distinct[0]['name']}: {', '.join(scores)}"
 
 
+def task_baseline(task: Mapping, column: str) -> float | None:
+    """The input-blind baseline of ``column`` on ``task`` (a record's ``task``): its ``baseline_loss`` for a loss
+    (``test/loss``, ``best/val/loss``), its ``baseline_metric`` for the task's metric (``test/mse``); None for any
+    other column, or where the task gives none."""
+    if not column.startswith(_TASK_PREFIXES) or column.endswith("_step"):
+        return None
+    leaf = column.rsplit("/", 1)[-1]
+    baseline = task.get("baseline_loss") if leaf == "loss" else \
+        task.get("baseline_metric") if leaf == task.get("metric") else None
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not math.isfinite(baseline):
+        return None
+    return float(baseline)
+
+
 def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
     """``input-blind baseline (adding, mse: lower is better): test/mse 0.1667, test/loss 0.1667``,
     where all runs that know their task share one."""
@@ -99,14 +113,9 @@ def baseline_note(runs: Sequence[Run], metrics: Sequence[str]) -> str | None:
     if len(tasks) != 1:
         return None
     name, metric, mode, loss, value = tasks.pop()
-    parts = []
-    for column in metrics:
-        if not column.startswith(_TASK_PREFIXES) or column.endswith("_step"):
-            continue
-        leaf = column.rsplit("/", 1)[-1]
-        baseline = loss if leaf == "loss" else value if leaf == metric else None
-        if isinstance(baseline, (int, float)) and math.isfinite(baseline):
-            parts.append(f"{column} {format_number(float(baseline))}")
+    task = {"metric": metric, "baseline_loss": loss, "baseline_metric": value}
+    parts = [f"{column} {format_number(baseline)}" for column in metrics
+             if (baseline := task_baseline(task, column)) is not None]
     if not parts:
         parts = [f"{label} {format_number(float(b))}" for label, b in (("loss", loss), (metric, value))
                  if isinstance(b, (int, float)) and math.isfinite(b) and label]

@@ -46,7 +46,7 @@ class Published:
         texts, used = [], set()
         for row in table.rows:
             found = [i for i, entry in enumerate(self.entries)
-                     if all(row[p].text() == _cell(entry[name]) for p, name in zip(positions, self.keys))]
+                     if all(row[p].answers_to(_cell(entry[name])) for p, name in zip(positions, self.keys))]
             used.update(found)
             texts.append("; ".join(self.entries[i][PUBLISHED] for i in found))
         unmatched = [i for i in range(len(self.entries)) if i not in used]

@@ -36,7 +36,7 @@ from rnnbench.record.schema import HISTORY_STEPS, RECORD_NAME, RecordError, find
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_sections", "varying_keys", "display",
            "sort_key", "parse_value", "matches", "value_counts", "code_differences", "is_code_difference",
-           "history_path", "read_history", "hashable", "NULL"]
+           "history_path", "read_history", "hashable", "Threshold", "NULL"]
 
 # Leaf names of path-like settings (where data or logs live, not what they are).
 PATH_LEAVES = frozenset({"path", "cache_dir", "save_dir", "dir", "url", "default_root_dir", "output_dir"})
@@ -46,6 +46,20 @@ CHOICE_EXCLUDED = frozenset({"logger"})
 VERSION_KEYS = ("python", "torch", "pytorch_lightning", "torchmetrics", "numpy", "hydra_core")
 _LAYER_METRIC = re.compile(r"layer(\d+)\.(forward|backward)\.(\w+)$")
 _STEPS_TO = re.compile(r"steps_to:(?P<metric>[^<>]+)(?P<op>[<>])(?P<threshold>.+)$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A threshold on a metric, as written (``text``): ``val/mse<0.01`` is met by a value below 0.01,
+    ``val/accuracy>0.9`` by one above 0.9."""
+
+    text: str
+    metric: str
+    op: str
+    limit: float
+
+    def met(self, value: float) -> bool:
+        return value < self.limit if self.op == "<" else value > self.limit
 
 
 class ReportError(RnnbenchError):
@@ -156,8 +170,9 @@ class Run:
             history = read_history(path, [metric])[metric]
         except (OSError, csv.Error, UnicodeDecodeError):
             return None
+        threshold = Threshold(f"{metric}{op}{threshold}", metric, op, limit)
         for step, value in history:
-            if value < limit if op == "<" else value > limit:
+            if threshold.met(value):
                 return float(step + history_offset(self.record))
         return math.inf if history else None  # censored: never reached within the run
 

@@ -3,10 +3,10 @@
 Rows group the runs by the settings that vary between them (seed and bookkeeping excluded) or by
 ``--by`` keys; ``n`` counts the completed runs (seeds) that have the metric. The fractions of the group's runs
 that completed, diverged and failed have their own columns; interrupted, running and killed runs count in
-their totals only (a note says how many). :func:`build_comparison` makes
-the ``--compare`` table instead: the difference of means between two values of one setting, with a Welch (or
-paired, or bootstrap) interval, its p-value and Holm's adjustment over the comparison's rows. Runs of different
-tasks (or sequence lengths, or input layouts) are never pooled in one row: those settings join the grouping.
+their totals only (a note says how many). ``--success METRIC<X`` adds a column of how many runs met a threshold
+(:func:`reached_values`). :func:`rnnbench.report.compare.build_comparison` makes the ``--compare`` table instead.
+Runs of different tasks (or sequence lengths, or input layouts) are never pooled in one row: those settings join
+the grouping.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,16 +24,20 @@ from rnnbench.record.schema import COMPLETED, DIVERGED, FAILED
 from rnnbench.report.cells import Cell, Censored, Fraction, Key, Stat, align_notation
 from rnnbench.report.formatting import format_number, format_summary
 from rnnbench.report.notes import table_context
-from rnnbench.report.records import ReportError, Run, RunSet, is_bookkeeping
+from rnnbench.report.records import ReportError, Run, RunSet, Threshold, is_bookkeeping
 from rnnbench.report.rows import TASK_KEYS, grouping
 from rnnbench.report.statistics import summarize
 
-__all__ = ["Table", "build_table", "default_metrics", "metric_cell", "completed_values",
-           "check_metrics", "FORMATS", "FRACTION_STATUSES", "TASK_KEYS", "format_number", "format_summary"]
+__all__ = ["Table", "build_table", "default_metrics", "metric_cell", "completed_values", "reached_values",
+           "parse_success", "steps_to_reached", "check_metrics", "FORMATS", "FRACTION_STATUSES", "TASK_KEYS",
+           "REACHED_NOTE", "format_number", "format_summary"]
 
 FORMATS = ("markdown", "csv", "latex", "json")
 # The statuses whose fraction of a group's runs has a column (interrupted, running: in the totals only).
 FRACTION_STATUSES = (COMPLETED, DIVERGED, FAILED)
+_SUCCESS = re.compile(r"(?P<metric>[^<>]+)(?P<op>[<>])(?P<limit>[^<>]+)$")
+REACHED_NOTE = ("of the completed runs that have the metric and the diverged runs, how many reached the threshold "
+                "(a diverged run counts as not reaching it; failed, interrupted and running runs are left out)")
 
 
 # --- the table -----------------------------------------------------------------------------------------------
@@ -101,7 +107,10 @@ class Table:
             replaced = "".join({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                                 "^": r"\textasciicircum{}"}.get(ch, ch) for ch in text)
-            return replaced.replace("±", r"$\pm$").replace("‖", r"$\|$")
+            for symbol, command in (("±", r"$\pm$"), ("‖", r"$\|$"), ("Δ", r"$\Delta$"), ("δ", r"$\delta$"),
+                                    ("≥", r"$\geq$"), ("·", r"$\cdot$")):
+                replaced = replaced.replace(symbol, command)
+            return replaced
 
         spec = "".join("r" if any(row[i].numeric for row in self.rows) else "l" for i in range(len(self.columns)))
         lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
@@ -137,6 +146,43 @@ def completed_values(runs: Sequence[Run], metric: str) -> list[tuple[Any, float]
     return [(seed, value) for seed, value in found if value is not None]
 
 
+def parse_success(text: str) -> Threshold:
+    """A ``--success`` threshold, ``test/mse<0.01`` or ``test/accuracy>0.9``; ReportError naming the flag."""
+    if text.startswith("steps_to:"):
+        raise ReportError(f"--success {text!r} is not allowed: a steps_to: metric is already reached or not: give "
+                          f"it as --metric {text} (a comparison shows its reached fraction as a row)")
+    match = _SUCCESS.match(text.strip())
+    if not match or not match["metric"].strip():
+        raise ReportError(f"--success {text!r} is not allowed: METRIC<THRESHOLD or METRIC>THRESHOLD, "
+                          "e.g. 'test/mse<0.01'")
+    try:
+        limit = float(match["limit"])
+    except ValueError:
+        limit = math.nan
+    if not math.isfinite(limit):
+        raise ReportError(f"--success {text!r} is not allowed: the threshold must be a finite number, "
+                          "e.g. 'test/mse<0.01'")
+    return Threshold(text.strip(), match["metric"].strip(), match["op"], limit)
+
+
+def steps_to_reached(metric: str) -> Threshold:
+    """A ``steps_to:`` metric as a threshold: met by a run that got there (a finite number of steps)."""
+    return Threshold(metric, metric, "<", math.inf)
+
+
+def reached_values(runs: Sequence[Run], threshold: Threshold) -> list[tuple[Any, bool]]:
+    """``(seed, reached)`` of every completed run that has the threshold's metric, and of every diverged run
+    (never reached: a run that diverged did not get there to stay); failed, interrupted and running runs are
+    left out (they say nothing of the setting's chances)."""
+    values = []
+    for run in runs:
+        if run.status == DIVERGED:
+            values.append((run.seed, False))
+        elif run.status == COMPLETED and (value := run.value(threshold.metric)) is not None:
+            values.append((run.seed, threshold.met(value)))
+    return values
+
+
 def metric_cell(runs: Sequence[Run], metric: str) -> Cell:
     """The cell of one metric over a row's runs: ``mean ± std (n)``, or a censored median for ``steps_to:``."""
     values = completed_values(runs, metric)
@@ -145,12 +191,15 @@ def metric_cell(runs: Sequence[Run], metric: str) -> Cell:
     return Stat(summarize(v for _, v in values), values)
 
 
-def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
-    """ReportError for a metric that no record holds, listing those the records have."""
-    for metric in metrics:
+def check_metrics(runs: Sequence[Run], metrics: Sequence[str], thresholds: Sequence[Threshold] = ()) -> None:
+    """ReportError for a metric (of ``--metric``, or of a ``--success`` threshold) that no record holds, listing
+    those the records have."""
+    asked = [(f"--metric={m!r}", m, "it") for m in metrics] + [(f"--success {t.text!r}", t.metric, t.metric)
+                                                                for t in thresholds]
+    for given, metric, named in asked:
         if not any(run.value(metric) is not None for run in runs):
             held = sorted({k for run in runs for k in (run.record.get("metrics") or {})})
-            raise ReportError(f"--metric={metric!r} is not allowed: no record holds it (the records' metrics: "
+            raise ReportError(f"{given} is not allowed: no record holds {named} (the records' metrics: "
                               f"{', '.join(held) or 'none'}; also gradients.FIELD, gates.FIELD, record fields such "
                               "as steps, and steps_to:METRIC<X)")
 
@@ -160,9 +209,11 @@ def _status_cells(members: Sequence[Run]) -> list[Cell]:
             for status in FRACTION_STATUSES]
 
 
-def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequence[str] | None = None) -> Table:
+def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequence[str] | None = None,
+                success: Sequence[str] = ()) -> Table:
     """The table of ``runset``: one row per row of :func:`rnnbench.report.rows.grouping` (``by``), a column per
-    metric (default: :func:`default_metrics`) and the completed, diverged and failed fractions."""
+    metric (default: :func:`default_metrics`), one per ``success`` threshold (:func:`reached_values`, as ``k/n``)
+    and the completed, diverged and failed fractions."""
     runs = runset.runs
     rows_of = grouping(runs, by)
     keys, split = rows_of.requested, rows_of.keys
@@ -171,15 +222,21 @@ def build_table(runset: RunSet, metrics: Sequence[str] | None = None, by: Sequen
         check_metrics(runs, metrics)  # a metric asked for by name must exist; the default ones may all be absent
     else:                             # (a sweep whose every run diverged has no test metric, yet a table of fates)
         metrics = default_metrics(runs)
-    columns = [*split, *metrics, *FRACTION_STATUSES]
+    thresholds = [parse_success(text) for text in dict.fromkeys(success)]
+    check_metrics(runs, (), thresholds)
+    columns = [*split, *metrics, *(t.text for t in thresholds), *FRACTION_STATUSES]
     rows: list[list[Cell]] = []
     for row in rows_of.rows:
+        reached = [reached_values(row.runs, t) for t in thresholds]
         rows.append([*(Key(v) for v in row.values), *(metric_cell(row.runs, m) for m in metrics),
+                     *(Fraction(sum(r for _, r in values), len(values)) for values in reached),
                      *_status_cells(row.runs)])
     warnings, notes = table_context(runs, runset, split, metrics)
     if rows_of.added:
         notes.append("split by " + ", ".join(rows_of.added)
                      + ": runs of different tasks, lengths or layouts are never pooled")
+    if thresholds:
+        notes.append(", ".join(t.text for t in thresholds) + ": " + REACHED_NOTE)
     if any(m.startswith("steps_to:") for m in metrics):
         notes.append("steps_to: the median over all completed runs, a run that never met the threshold counting as "
                      "infinity (never), and how many met it")
