@@ -269,6 +269,8 @@ def _power_note(detectable: float | None) -> list[str]:
         return []
     if math.isinf(detectable):
         return [f"no difference has {POWER:.0%} power at these n"]
+    if detectable == 0:
+        return ["no spread: any difference would show"]
     return [f"{POWER:.0%} power for |Δ| ≥ {format_number(detectable, digits=3)}"]
 
 

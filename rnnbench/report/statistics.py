@@ -154,6 +154,7 @@ class OutcomeDifference(_Claims):
     p_holm: float | None = None
     detectable: float | None = None
     reason: str | None = None
+    # what the interval and verdict cells read of a Difference: an exact test of fractions has none of it
     method = "boschloo"
     margin = None
     p_equivalence = None
