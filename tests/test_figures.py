@@ -284,3 +284,22 @@ def test_coinciding_lines_are_told_briefly(gradient_flow, clipping):
            "markers tell them apart)" in curves.notes
     for figure in (gates, flow, curves):
         assert not any("pair(s)" in note for note in figure.notes)
+
+
+def test_the_test_length_figure_is_each_cells_mean_at_each_length_beside_its_reach():
+    runs = load_runs([RESULTS / "length_generalization" / "runs" / "adding"]).runs
+    figure = build_figure(runs, "test-length", ["model.cell"])
+    metric_panel, reach_panel = figure.panels
+    records = [json.loads(p.read_text())
+               for p in sorted(find_records(RESULTS / "length_generalization" / "runs" / "adding"))]
+    for series in metric_panel.series:
+        cell = series.name
+        mine = [r for r in records if r["config"]["model"]["cell"] == cell and r["status"] == "completed"]
+        trained = mine[0]["config"]["data"]["seq_len"]
+        assert series.x == sorted(float(length) for length in (trained, *mine[0]["config"]["data"]["test_seq_len"]))
+        for x, y in zip(series.x, series.y):
+            key = "test/mse" if x == trained else f"test@{int(x)}/mse"
+            assert y == pytest.approx(statistics.mean(r["metrics"][key] for r in mine), rel=1e-12)
+        reach = next(s for s in reach_panel.series if s.name == cell)
+        assert reach.y == [pytest.approx(statistics.mean(r["gradients"]["layers"][0]["reach"] for r in mine))]
+    assert reach_panel.categories == [row for row in figure.rows]

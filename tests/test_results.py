@@ -37,7 +37,7 @@ LINK_BASE = re.compile(r'"link_base":"[^"]*"')
 
 def test_every_results_folder_with_runs_has_a_report_command():
     with_runs = sorted(p.parent.name for p in (REPO / "results").glob("*/runs"))
-    assert sorted(name for name, _ in REPORTS) == with_runs
+    assert sorted({name for name, _ in REPORTS}) == with_runs  # a folder of two tasks may have a page for each
 
 
 @pytest.mark.parametrize("name,command", REPORTS)

@@ -20,6 +20,11 @@ class GRU(Cell):
 
     Gates: ``reset`` (r), ``update`` (z). Parameters: ``weight_ih`` (3H, I), ``weight_hh`` (3H, H),
     ``bias_ih``, ``bias_hh`` (3H,), blocks in the order r, z, n. Fused twin: ``torch.gru``.
+
+    A deviation from Cho et al. (2014), stated: this is PyTorch's variant, whose reset gate is applied *after*
+    the recurrent matrix product, :math:`r_t \odot (W_{hn} h_{t-1} + b_{hn})`; Cho et al.'s GRU applies it to
+    the state *before* the product, :math:`\tanh(W x_t + U (r_t \odot h_{t-1}))`. The two are different
+    functions of the same parameters (no option here gives Cho et al.'s).
     """
 
     def __init__(self, input_size: int, hidden_size: int):

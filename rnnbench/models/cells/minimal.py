@@ -33,6 +33,11 @@ class MinGRU(_InputGated):
         h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
 
     Gates: ``update`` (z). Parameters: ``weight_ih`` (2H, I), ``bias_ih`` (2H,), blocks z, h̃.
+
+    A deviation from Feng et al., stated: the candidate is the plain linear map :math:`\tilde h_t = W_h x_t + b_h`;
+    the paper's log-space version passes it through :math:`g(x) = x + 0.5` for :math:`x \ge 0`,
+    :math:`\sigma(x)` otherwise, which keeps h positive for the log-space parallel scan. This cell omits g
+    (and has no parallel scan): h may be negative.
     """
 
     blocks = 2
@@ -53,6 +58,11 @@ class MinLSTM(_InputGated):
 
     Gates: ``forget`` (f'), ``input`` (i'), the normalised ones. Parameters: ``weight_ih`` (3H, I),
     ``bias_ih`` (3H,), blocks f, i, h̃.
+
+    A deviation from Feng et al., stated: the candidate is the plain linear map :math:`\tilde h_t = W_h x_t + b_h`;
+    the paper's log-space version passes it through :math:`g(x) = x + 0.5` for :math:`x \ge 0`,
+    :math:`\sigma(x)` otherwise, which keeps h positive for the log-space parallel scan. This cell omits g
+    (and has no parallel scan): h may be negative.
     """
 
     blocks = 3

@@ -57,8 +57,13 @@ class IndRNN(Cell):
         nonlinearity: ``relu`` (default, as in the paper) or ``tanh``.
 
     Parameters: ``weight_ih`` (H, I) and ``bias_ih`` (H,) uniform in ±1/sqrt(H); the recurrent
-    weight ``weight_hh`` is a vector u (H,), uniform in [0, 1] (so that |u| <= 1 and no unit explodes
-    at initialisation, the paper's constraint for long sequences).
+    weight ``weight_hh`` is a vector u (H,), initialised uniform in [0, 1] (so that |u| <= 1 and no unit
+    explodes at initialisation); no recurrent bias.
+
+    A deviation from the authors' code, stated: ours initialises u from U(0, 1) whatever the sequence length
+    and does not constrain it during training (no clipping or clamping of u after an update, so the optimizer
+    may take u above 1 or below 0), which differs from how the authors' code initialises and constrains u
+    (their scheme is not restated here). ``model.recurrent_init=identity`` sets u to 1 instead.
     """
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "relu"):
