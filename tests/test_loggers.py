@@ -88,17 +88,19 @@ def test_wandb_groups_a_sweeps_seeds_per_configuration_and_marks_searches_and_sm
 
 
 def test_the_summary_holds_the_headline_once_under_namespaced_keys():
-    record = {"status": "completed", "steps": 300, "parameters": 4417, "model_size": {"hidden_size": 64},
+    record = {"status": "completed", "steps": 300, "parameters": 4417,
+              "model_size": {"hidden_size": 64, "state_size": 128},
               "task": {"metric": "mse", "baseline_metric": 1 / 6, "reference": {"name": "mean", "test/mse": 0.16}},
               "metrics": {"train/loss": 0.2, "val/loss": 0.1, "val/mse": 0.1, "test/loss": 0.12, "test/mse": 0.12,
-                          "best/val/mse": 0.09, "best/val/mse_step": 200},
+                          "test@100/mse": 0.3, "best/val/mse": 0.09, "best/val/mse_step": 200},
               "gradients": {"final_norm": 1.5, "clip_rate": None, "layers": [
                   {"layer": 0, "direction": "forward", "vanishing_log10_first": -12.8, "vanishing_log10": -3.1,
                    "reach_first": 4.0, "reach": 30.0}]},
               "throughput": {"samples_per_second": 100.0}}
     assert run_summary(record) == {
         "run/status": "completed", "run/steps": 300, "model/parameters": 4417, "model/hidden_size": 64,
-        "val/loss": 0.1, "val/mse": 0.1, "test/mse": 0.12, "best/val/mse": 0.09, "best/val/mse_step": 200,
+        "model/state_size": 128, "val/loss": 0.1, "val/mse": 0.1, "test/mse": 0.12, "test@100/mse": 0.3,
+        "best/val/mse": 0.09, "best/val/mse_step": 200,
         "gradients/vanishing_log10_first": -12.8, "gradients/vanishing_log10": -3.1, "gradients/reach_first": 4.0,
         "gradients/reach": 30.0, "gradients/final_norm": 1.5, "baseline/mse": 1 / 6, "reference/test/mse": 0.16,
         "throughput/samples_per_second": 100.0}

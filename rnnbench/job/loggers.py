@@ -224,8 +224,8 @@ GRADIENT_HEADLINE = ("vanishing_log10_first", "vanishing_log10", "reach_first", 
 def run_summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """What a W&B runs table shows of a finished run, from its record, one key per number:
 
-    ``run/status``, ``run/steps``, ``model/parameters``, ``model/hidden_size``; the final ``val/*`` and ``test/*``
-    (``test/loss`` left out where it equals the task's metric, as MSE does) and ``best/val/*``; the gradient
+    ``run/status``, ``run/steps``, ``model/parameters``, ``model/hidden_size``, ``model/state_size``; the final
+    ``val/*``, ``test/*`` and ``test@<T>/*`` (``test/loss`` left out where it equals the task's metric, as MSE does) and ``best/val/*``; the gradient
     headline ``gradients/<key>`` (:data:`GRADIENT_HEADLINE`, and ``gradients/final_norm``, ``clip_rate``); the
     task's input-blind ``baseline/<metric>`` and its reference model's ``reference/<split>/<metric>``;
     ``throughput/*``."""
@@ -233,10 +233,12 @@ def run_summary(record: Mapping[str, Any]) -> dict[str, Any]:
     task = record.get("task") or {}
     summary: dict[str, Any] = {"run/status": record.get("status"), "run/steps": record.get("steps"),
                                "model/parameters": record.get("parameters"),
-                               "model/hidden_size": (record.get("model_size") or {}).get("hidden_size")}
+                               "model/hidden_size": (record.get("model_size") or {}).get("hidden_size"),
+                               "model/state_size": (record.get("model_size") or {}).get("state_size")}
     metric = task.get("metric")
     for key, value in metrics.items():
-        if key.split("/", 1)[0] in ("val", "test", "best"):
+        split = key.split("/", 1)[0]
+        if split in ("val", "test", "best") or split.startswith("test@"):  # test@<T>: tested at another length
             summary[key] = value
     if metric and metrics.get("test/loss") is not None and metrics.get("test/loss") == metrics.get(f"test/{metric}"):
         summary.pop("test/loss", None)
