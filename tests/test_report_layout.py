@@ -247,3 +247,16 @@ def test_margins_and_thresholds_are_refused_in_one_line(arguments, error, capsys
     if "--margin" in arguments:
         assert main(["table", runs, *arguments]) == 2
         assert "is not allowed without --compare" in capsys.readouterr().err
+
+
+def test_a_budget_chooses_each_cells_hidden_size_without_confounding_a_comparison_of_cells():
+    """Under model.param_budget or model.state_budget the cells' hidden sizes differ by design: comparing cells is
+    allowed (and the note names the size each side got); a hidden size that differs without a budget still is not."""
+    budgeted = load_runs([RESULTS / "sequential_images" / "runs" / "rows-state256"])
+    table = build_comparison(budgeted, ["model.cell=*", "model.cell=lstm"], ["test/accuracy"])
+    assert [row[0].text() for row in table.rows] == ["gru", "rnn"]
+    assert any("model.hidden_size (256 against 128)" in note for note in table.notes)
+    unbudgeted = load_runs([RESULTS / "length_generalization" / "runs" / "adding",
+                            RESULTS / "length_generalization" / "runs" / "adding-mingru"])
+    with pytest.raises(Exception, match="the sides differ in more than model.cell: model.recurrent_init"):
+        build_comparison(unbudgeted, ["model.cell=*", "model.cell=lstm"], ["test/mse"])

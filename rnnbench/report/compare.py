@@ -40,6 +40,7 @@ from rnnbench.report.table import (REACHED_NOTE, Table, check_metrics, completed
 __all__ = ["build_comparison", "EVERY", "DEFAULT_MARGIN"]
 
 EVERY = "*"  # --compare KEY=* KEY=B: every other value of KEY against B
+BUDGET_KEYS = ("model.param_budget", "model.state_budget")  # settings that choose model.hidden_size per cell
 # The default equivalence margin: this fraction of |B's mean - the task's input-blind baseline|, on the task's metric
 # and loss (a difference a tenth of what B learned beyond guessing).
 DEFAULT_MARGIN = 0.1
@@ -267,9 +268,14 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     a_sides = {v: [r for r in a_runs if matches(r.settings.get(key), v)] for v in a_values}
     apart = _apart_keys([k for k in varying_keys(both) if k != key], list(a_sides.values()), b_runs)
     is_choice = all(key in (run.record.get("choices") or {}) for run in both)
-    if apart and not is_choice and not by:
+    # under a parameter or state budget the hidden size is what the budget chose for each side's cell: it differs
+    # with the compared setting by design (the budget is what both sides share), so it confounds nothing
+    budgeted = all(any(run.settings.get(k) is not None for k in BUDGET_KEYS) for run in both)
+    confounding = [k for k in apart if not (k == "model.hidden_size" and budgeted)]
+    if confounding and not is_choice and not by:
         raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "
-                          + "; ".join(f"{k} ({distinct_values(a_runs, k)} against {distinct_values(b_runs, k)})" for k in apart)
+                          + "; ".join(f"{k} ({distinct_values(a_runs, k)} against {distinct_values(b_runs, k)})"
+                                      for k in confounding)
                           + ": compare runs that differ only in the compared setting")
     if by:
         keys = [k for k in dict.fromkeys(by) if k != key]
