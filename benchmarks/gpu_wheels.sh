@@ -44,6 +44,8 @@ BINARY=(
   # >= 4.16; googleapis-common-protos: protobuf >= 6.33.5): carried at the versions tested here, newer than the
   # image's or the same, so torch and the rest import them as before
   typing-extensions==4.16.0 protobuf==7.36.2
+  # data=mnist1d regenerates its data set with the mnist1d package (pure Python, 14 kB)
+  mnist1d==0.0.2.post1
 )
 # Published as source only: built here into a pure-Python wheel.
 SOURCE=(antlr4-python3-runtime==4.9.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -59,6 +60,18 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = PATI
         if time.monotonic() > deadline:
             pytest.fail(f"waited {timeout:.0f} s for {what}")
         time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_as_it_was():
+    """A test that launches in-process (Hydra's job logging) leaves handlers on the root logger that write to that
+    test's captured streams, closed once it ends; a later test's log line would then print a logging error instead
+    of its one-line refusal. Every test ends with the root logger's handlers and level as they were."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
