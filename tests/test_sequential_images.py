@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 
 import rnnbench.data.sequential_images as images_module
 from rnnbench.cli import main
@@ -25,10 +23,10 @@ from rnnbench.data.base import step_permutation
 from rnnbench.data.idx import IdxError, read_header, read_idx, write_idx
 from rnnbench.data.sequential_images import DEBIAN_DIR, FASHION_MNIST_CONTENT_SHA256, NAMES, WHAT
 from rnnbench.errors import ConfigError
-from rnnbench.job.module import SequenceTaskModule
 
 import test_bad_input
 from test_bad_input import assert_refused
+from test_training import train_briefly
 
 empty_cwd = test_bad_input.empty_cwd  # the fixture: an empty working dir no job may write to
 
@@ -342,34 +340,10 @@ def test_an_offline_machine_without_fashion_mnist_is_told_what_to_install_or_giv
 
 # --- a short real training run ------------------------------------------------------------------------------------
 
-def mean_loss(module: SequenceTaskModule, loader) -> float:
-    training = module.training
-    with torch.no_grad():
-        losses = [(module.task.compute_loss(module.eval()(x), y, reduction="sum").item(), len(y)) for x, y in loader]
-    module.train(training)
-    return sum(loss for loss, _ in losses) / sum(count for _, count in losses)
-
-
-def fit(cfg, steps: int) -> tuple[float, float, dict[str, float]]:
-    """Fit for ``steps``; the validation loss before and after, and the test metrics on two batches."""
-    pl.seed_everything(cfg.seed, verbose=False)
-    datamodule = build(cfg.data, "data")
-    datamodule.setup()
-    module = SequenceTaskModule(build(cfg.model, "model", task=datamodule.task), instantiate(cfg.optim))
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                         limit_test_batches=2, accelerator="cpu")
-    before = mean_loss(module, datamodule.val_dataloader())
-    trainer.fit(module, datamodule=datamodule)
-    after = mean_loss(module, datamodule.val_dataloader())
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    return before, after, {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-
-
 def test_a_short_training_on_fashion_mnist_rows_lowers_the_loss(fashion_mnist, compose_config):
     cfg = compose_config("data=sequential_images", "data.layout=rows", "data.num_train=512", "data.val_size=256",
                          "data.batch_size=32", "model.cell=gru", "model.hidden_size=32", "optim.lr=0.01", "threads=1")
-    before, after, test = fit(cfg, 40)
+    before, after, test = train_briefly(cfg, 40, limit_test_batches=2)
     assert before == pytest.approx(math.log(10), abs=0.2) and after < 0.75 * before, (before, after)
     assert set(test) == {"test/loss", "test/accuracy"} and test["test/accuracy"] > 0.3
 
@@ -377,5 +351,5 @@ def test_a_short_training_on_fashion_mnist_rows_lowers_the_loss(fashion_mnist, c
 def test_permuted_pixels_train_end_to_end(fashion_mnist, compose_config):
     cfg = compose_config("data=sequential_images", "data.permute=true", "data.num_train=64", "data.val_size=32",
                          "data.batch_size=16", "model.cell=lstm", "model.hidden_size=8", "threads=1")
-    before, after, test = fit(cfg, 3)
+    before, after, test = train_briefly(cfg, 3, limit_test_batches=2)
     assert math.isfinite(after) and after != before and 0 <= test["test/accuracy"] <= 1

@@ -24,15 +24,16 @@ def validation_loss(module: SequenceTaskModule, datamodule) -> float:
     return loss
 
 
-def train_briefly(cfg, steps: int) -> tuple[float, float, dict[str, float]]:
-    """Fit for ``steps`` and return (validation loss before, after, test metrics)."""
+def train_briefly(cfg, steps: int, **trainer_options) -> tuple[float, float, dict[str, float]]:
+    """Fit for ``steps`` and return (validation loss before, after, test metrics); ``trainer_options`` go to the
+    Trainer (``limit_test_batches=2``: a large test split's first batches)."""
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule = build(cfg.data, "data")
     datamodule.setup()
     module = SequenceTaskModule(build(cfg.model, "model", task=datamodule.task), instantiate(cfg.optim))
     trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                         accelerator="cpu")
+                         accelerator="cpu", **trainer_options)
     before = validation_loss(module, datamodule)
     trainer.fit(module, datamodule=datamodule)
     after = validation_loss(module, datamodule)

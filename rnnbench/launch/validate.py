@@ -24,6 +24,7 @@ from rnnbench.errors import ConfigError, RnnbenchError, did_you_mean, jobs_memor
 from rnnbench.launch import MULTIRUN_FLAGS, split_multirun  # noqa: F401  (split_multirun: also imported from here)
 from rnnbench.launch.value_overrides import with_value_overrides
 from rnnbench.record.keys import CHECKED_ALONE
+from rnnbench.record.schema import BUDGETS
 
 
 PROGRESS_EVERY = 2.0  # seconds between the progress lines of a long validation
@@ -430,7 +431,7 @@ def refuse_a_size_a_budget_overrides(parsed: list[Override], root: DictConfig) -
         return next((o for o in parsed if o.key_or_group.lstrip("+") == key and not o.is_delete()), None)
 
     size = given("model.hidden_size")
-    for key in ("model.param_budget", "model.state_budget"):
+    for key in (f"model.{budget}" for budget in BUDGETS):
         budget = given(key)
         budget_value = written_value(budget) if budget is not None else OmegaConf.select(root, key, default=None)
         if size is not None and budget_value not in (None, "null"):

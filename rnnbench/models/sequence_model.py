@@ -112,9 +112,7 @@ class SequenceModel(nn.Module):
         for unused in ("self", "recurrent_init"):  # applied to the built cells; checked by the constructor
             del arguments[unused]
         counted = plan(**arguments)
-        directions = 2 if arguments["bidirectional"] else 1
-        per_step = counted.input_size + arguments["num_layers"] * directions * counted.hidden_size * \
-            counted.state_count + (task.output_size if task.per_step else 0)
+        per_step = counted.input_size + counted.state_size + (task.output_size if task.per_step else 0)
         return BYTES_PER_PARAMETER * counted.parameters + BYTES_PER_VALUE * batch_size * task.seq_len * per_step
 
     def encode(self, inputs: Tensor) -> Tensor:
@@ -183,9 +181,8 @@ class Plan:
     options: dict[str, Any]   # the cell's constructor arguments, nonlinearity included
     hidden_size: int          # as given, or as param_budget chose it
     input_size: int           # features the layer stack reads
-    state_count: int          # state tensors per layer-direction (h; h and c for an LSTM)
     parameters: int
-    state_size: int           # floats the state carries per sequence: state_count * L * D * hidden_size
+    state_size: int           # floats the state carries per sequence: state tensors (h; h, c) * L * D * hidden_size
 
 
 def plan(task: Task, cell: str, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float,
@@ -243,8 +240,7 @@ def plan(task: Task, cell: str, hidden_size: int, num_layers: int, bidirectional
     require_fits(BYTES_PER_PARAMETER * parameters, f"the weights and gradients of {parameters:.3g} parameters",
                  growing)
     input_size = embedding_size if embedding_size is not None else task.input_size
-    return Plan(cell_class, options, hidden_size, input_size, len(cell_class.state_names), parameters,
-                states_per_unit * hidden_size)
+    return Plan(cell_class, options, hidden_size, input_size, parameters, states_per_unit * hidden_size)
 
 
 def head_features(task: Task, hidden_size: int, directions: int, readout: str) -> int:

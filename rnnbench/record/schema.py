@@ -89,6 +89,8 @@ from rnnbench.record.keys import RUN_SETTING_SECTIONS, RUN_SETTINGS
 SCHEMA_VERSION = 1
 HISTORY_STEPS = "completed"  # the record's ``history_steps`` (see the module docstring)
 RECORD_NAME = "result.json"
+# model_size keys of the model settings that choose hidden_size per cell (model.param_budget, model.state_budget)
+BUDGETS = ("param_budget", "state_budget")
 NON_RESULT_KEYS = (*RUN_SETTING_SECTIONS, *RUN_SETTINGS)  # left out of config_hash (rnnbench.record.keys)
 _PACKAGES = ("torch", "pytorch-lightning", "hydra-core", "wandb", "torchmetrics", "numpy")
 

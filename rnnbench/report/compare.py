@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rnnbench.record.keys import REPLICATE_KEYS
-from rnnbench.record.schema import DIVERGED, FAILED, INTERRUPTED
+from rnnbench.record.schema import BUDGETS, DIVERGED, FAILED, INTERRUPTED
 from rnnbench.report.cells import Cell, Interval, Key, MetricName, Number, Reached, Stat, Verdict
 from rnnbench.report.formatting import format_number
 from rnnbench.report.notes import table_context, task_baseline
@@ -40,7 +40,6 @@ from rnnbench.report.table import (REACHED_NOTE, Table, check_metrics, completed
 __all__ = ["build_comparison", "EVERY", "DEFAULT_MARGIN"]
 
 EVERY = "*"  # --compare KEY=* KEY=B: every other value of KEY against B
-BUDGET_KEYS = ("model.param_budget", "model.state_budget")  # settings that choose model.hidden_size per cell
 # The default equivalence margin: this fraction of |B's mean - the task's input-blind baseline|, on the task's metric
 # and loss (a difference a tenth of what B learned beyond guessing).
 DEFAULT_MARGIN = 0.1
@@ -270,7 +269,7 @@ def build_comparison(runset: RunSet, compare: Sequence[str], metrics: Sequence[s
     is_choice = all(key in (run.record.get("choices") or {}) for run in both)
     # under a parameter or state budget the hidden size is what the budget chose for each side's cell: it differs
     # with the compared setting by design (the budget is what both sides share), so it confounds nothing
-    budgeted = all(any(run.settings.get(k) is not None for k in BUDGET_KEYS) for run in both)
+    budgeted = all(any(run.settings.get(f"model.{k}") is not None for k in BUDGETS) for run in both)
     confounding = [k for k in apart if not (k == "model.hidden_size" and budgeted)]
     if confounding and not is_choice and not by:
         raise ReportError(f"--compare {compare[0]} {compare[1]} is not allowed: the sides differ in more than {key}: "

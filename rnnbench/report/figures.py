@@ -421,6 +421,15 @@ def _powers(logs: Sequence[float | None]) -> list[float | None]:
     return out
 
 
+def _log_scale_where_it_spans_decades(panel: Panel) -> None:
+    """A log y axis for a panel whose positive values (lines and bands) span more than a factor 20."""
+    values = [v for line in panel.series for v in (line.low or line.y) + (line.high or line.y)
+              if v is not None and math.isfinite(v)]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        panel.log_y = True
+        panel.ylabel += " (log scale)"
+
+
 # --- learning curves --------------------------------------------------------------------------------------------
 
 def task_metric(runs: Sequence[Run]) -> str | None:
@@ -467,10 +476,7 @@ def curves_figure(runs: Sequence[Run], by: Sequence[str] | None, against: str = 
         reference = _shared_reference(runs, column)
         if reference:
             panel.reference_lines.append(reference)
-        values = [v for s in series for v in (s.low or s.y) + (s.high or s.y) if v is not None and math.isfinite(v)]
-        if values and min(values) > 0 and max(values) / min(values) > 20:  # log where it spans decades
-            panel.log_y = True
-            panel.ylabel += " (log scale)"
+        _log_scale_where_it_spans_decades(panel)
         panels.append(panel)
     if not any(panel.series for panel in panels):
         raise NoData("no completed or diverged run has a learning-curve history (csv/metrics.csv, written by the CSV "
@@ -621,10 +627,7 @@ def test_length_figure(runs: Sequence[Run], by: Sequence[str] | None) -> Figure:
         if reaches:
             reach_panel.series.append(Series(row.label, len(reaches), [float(index)], [float(np.mean(reaches))],
                                              [min(reaches)], [max(reaches)], index))
-    values = [v for line in metric_panel.series for v in (line.low or []) + (line.high or []) if v is not None]
-    if values and min(values) > 0 and max(values) / min(values) > 20:  # log where it spans decades
-        metric_panel.log_y = True
-        metric_panel.ylabel += " (log scale)"
+    _log_scale_where_it_spans_decades(metric_panel)
     trained = sorted({run.settings.get("data.seq_len") for run in completed}, key=sort_key)
     notes = [f"left: test {metric} (mean over completed seeds, band: min–max) at the training length "
              f"(data.seq_len={', '.join(map(display, trained))}) and at each data.test_seq_len; lengths counted as "

@@ -32,7 +32,8 @@ from typing import Any
 
 from rnnbench.errors import RnnbenchError
 from rnnbench.record import keys
-from rnnbench.record.schema import HISTORY_STEPS, RECORD_NAME, RecordError, find_records, flatten, read_record
+from rnnbench.record.schema import (BUDGETS, HISTORY_STEPS, RECORD_NAME, RecordError, find_records, flatten,
+                                    read_record)
 
 __all__ = ["ReportError", "Run", "RunSet", "load_runs", "read_records", "check_sections", "varying_keys", "display",
            "sort_key", "parse_value", "matches", "value_counts", "code_differences", "is_code_difference",
@@ -232,7 +233,7 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
         settings.update(flatten(config, leaf=hashable))
     size = record.get("model_size")
     if isinstance(size, Mapping) and "hidden_size" in size and \
-            any(size.get(budget) is not None for budget in ("param_budget", "state_budget")):
+            any(size.get(budget) is not None for budget in BUDGETS):
         settings["model.hidden_size"] = hashable(size["hidden_size"])  # the size the budget chose, which trained
     return settings
 
